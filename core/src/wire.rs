@@ -1,0 +1,273 @@
+//! The JSON wire form of blocks, used by the mesh endpoints and record reads.
+//!
+//! A block travels as an object whose `data` is the payload's JSON text, byte for byte
+//! (`serde_json::value::RawValue` keeps it exact), so the receiver re-hashes exactly what the
+//! author signed while a human can still read the record:
+//!
+//! ```json
+//! {"version":1,"author":"primary","seq":1,"prev":"00…","ts_ms":1715000000000,
+//!  "collection":"orders","data":{"amount":42},"hash":"9f…","sig":"ab…"}
+//! ```
+//!
+//! An ingest body is either one such object or `{"blocks":[…]}`; an export page is
+//! `{"blocks":[{"offset":1,…}],"next":1,"tip":7}`. Parsing is bounded by the caller's body limit
+//! and by [`MAX_BATCH`]; every field is checked by [`Block::decode`]'s rules.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::block::{check_payload, Block, BlockBody, DecodeError, Hash, Signature, BLOCK_VERSION};
+use crate::id::{AgentId, Collection};
+use crate::time::UnixMillis;
+
+/// The most blocks one ingest body or export page may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// One block as JSON.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireBlock {
+    /// The block's local offset on the exporting node; only set in export pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Format version.
+    pub version: u8,
+    /// Author agent id.
+    pub author: AgentId,
+    /// Position in the author's chain.
+    pub seq: u64,
+    /// Hex hash of the author's previous block.
+    pub prev: String,
+    /// Author's wall clock, ms since the Unix epoch.
+    pub ts_ms: u64,
+    /// Collection name.
+    pub collection: Collection,
+    /// The payload's JSON text, exactly as signed.
+    pub data: Box<RawValue>,
+    /// Hex BLAKE3 hash.
+    pub hash: String,
+    /// Hex Ed25519 signature.
+    pub sig: String,
+}
+
+/// Why a JSON block is not a well-formed block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// A structural problem shared with the binary form.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// `prev` or `hash` is not 64 hex characters.
+    #[error("`{0}` must be 64 hex characters")]
+    BadHash(&'static str),
+    /// `sig` is not 128 hex characters.
+    #[error("`sig` must be 128 hex characters")]
+    BadSignature,
+    /// More blocks than [`MAX_BATCH`].
+    #[error("batch of {len} blocks, the maximum is {max}")]
+    BatchTooLarge {
+        /// Blocks given.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Not JSON of the expected shape.
+    #[error("malformed JSON: {0}")]
+    Json(String),
+}
+
+impl WireBlock {
+    /// The JSON form of `block`, with an export offset if given.
+    pub fn from_block(block: &Block, offset: Option<u64>) -> WireBlock {
+        let text = String::from_utf8_lossy(&block.body.payload).into_owned();
+        // Stored payloads were checked to be JSON on the way in, so this cannot fail; if it
+        // somehow did, `null` keeps the response well-formed and the hash check fails loudly.
+        let data = RawValue::from_string(text)
+            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
+        WireBlock {
+            offset,
+            version: BLOCK_VERSION,
+            author: block.body.author.clone(),
+            seq: block.body.seq,
+            prev: block.body.prev.to_hex(),
+            ts_ms: block.body.ts.0,
+            collection: block.body.collection.clone(),
+            data,
+            hash: block.hash.to_hex(),
+            sig: block.sig.to_hex(),
+        }
+    }
+
+    /// The block this JSON describes, checked like [`Block::decode`] (not yet verified).
+    pub fn into_block(self) -> Result<Block, WireError> {
+        if self.version != BLOCK_VERSION {
+            return Err(DecodeError::Version(self.version).into());
+        }
+        if self.seq == 0 {
+            return Err(DecodeError::ZeroSeq.into());
+        }
+        let prev = Hash::from_hex(&self.prev).ok_or(WireError::BadHash("prev"))?;
+        let hash = Hash::from_hex(&self.hash).ok_or(WireError::BadHash("hash"))?;
+        let sig = Signature::from_hex(&self.sig).ok_or(WireError::BadSignature)?;
+        let payload = self.data.get().as_bytes().to_vec();
+        check_payload(&payload)?;
+        Ok(Block {
+            body: BlockBody {
+                author: self.author,
+                seq: self.seq,
+                prev,
+                ts: UnixMillis(self.ts_ms),
+                collection: self.collection,
+                payload,
+            },
+            hash,
+            sig,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    blocks: Vec<WireBlock>,
+}
+
+/// Parses an ingest body — one block object, or `{"blocks":[…]}` — into blocks, in order.
+/// Bounded by [`MAX_BATCH`].
+pub fn parse_ingest(body: &[u8]) -> Result<Vec<Block>, WireError> {
+    let json = |e: serde_json::Error| WireError::Json(e.to_string());
+    // Serde's untagged enums lose `RawValue`'s exact bytes, so look at the keys first.
+    let keys: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
+        serde_json::from_slice(body).map_err(json)?;
+    let wires = if keys.contains_key("blocks") {
+        serde_json::from_slice::<Batch>(body).map_err(json)?.blocks
+    } else {
+        vec![serde_json::from_slice::<WireBlock>(body).map_err(json)?]
+    };
+    if wires.len() > MAX_BATCH {
+        return Err(WireError::BatchTooLarge {
+            len: wires.len(),
+            max: MAX_BATCH,
+        });
+    }
+    wires.into_iter().map(WireBlock::into_block).collect()
+}
+
+/// A page of a node's strand, as served by `GET /v1/mesh/export`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportPage {
+    /// Blocks with offsets after the request's `after`, in local order.
+    pub blocks: Vec<WireBlock>,
+    /// The cursor to ask for next: the last offset in `blocks`, or `after` if empty.
+    pub next: u64,
+    /// The exporting node's last durable offset when the page was read.
+    pub tip: u64,
+}
+
+impl ExportPage {
+    /// Parses a page as the pulling node receives it, checking every block's structure.
+    pub fn parse(body: &[u8]) -> Result<(Vec<(u64, Block)>, u64, u64), WireError> {
+        let page: ExportPage =
+            serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
+        if page.blocks.len() > MAX_BATCH {
+            return Err(WireError::BatchTooLarge {
+                len: page.blocks.len(),
+                max: MAX_BATCH,
+            });
+        }
+        let mut out = Vec::with_capacity(page.blocks.len());
+        for w in page.blocks {
+            let offset = w.offset.unwrap_or(0);
+            out.push((offset, w.into_block()?));
+        }
+        Ok((out, page.next, page.tip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeySchedule, MasterSeed};
+
+    fn block(payload: &str) -> Block {
+        let ks = KeySchedule::new(MasterSeed::from_bytes([1; 32]));
+        let author = AgentId::new("primary").unwrap();
+        BlockBody {
+            author: author.clone(),
+            seq: 1,
+            prev: Hash::ZERO,
+            ts: UnixMillis(5),
+            collection: Collection::new("c").unwrap(),
+            payload: payload.as_bytes().to_vec(),
+        }
+        .seal(&ks.signing_key(&author))
+    }
+
+    #[test]
+    fn json_round_trip_keeps_payload_bytes_exactly() {
+        // Whitespace and key order must survive, or the hash would not.
+        let b = block(r#"{ "z": 1,  "a": [1.50, "\u00e9"] }"#);
+        let json = serde_json::to_string(&WireBlock::from_block(&b, None)).unwrap();
+        let back = parse_ingest(json.as_bytes()).unwrap();
+        assert_eq!(back, vec![b.clone()]);
+        let ks = KeySchedule::new(MasterSeed::from_bytes([1; 32]));
+        back[0].verify(&ks).unwrap();
+    }
+
+    #[test]
+    fn batch_and_single_shapes_both_parse() {
+        let b = block("1");
+        let one = serde_json::to_string(&WireBlock::from_block(&b, None)).unwrap();
+        let batch = format!(r#"{{"blocks":[{one},{one}]}}"#);
+        assert_eq!(parse_ingest(batch.as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn malformed_fields_are_typed_errors() {
+        let b = block("1");
+        let mut w = serde_json::to_value(WireBlock::from_block(&b, None)).unwrap();
+        w["prev"] = "zz".into();
+        assert_eq!(
+            parse_ingest(w.to_string().as_bytes()),
+            Err(WireError::BadHash("prev"))
+        );
+        let mut w = serde_json::to_value(WireBlock::from_block(&b, None)).unwrap();
+        w["sig"] = "00".into();
+        assert_eq!(
+            parse_ingest(w.to_string().as_bytes()),
+            Err(WireError::BadSignature)
+        );
+        let mut w = serde_json::to_value(WireBlock::from_block(&b, None)).unwrap();
+        w["version"] = 9.into();
+        assert_eq!(
+            parse_ingest(w.to_string().as_bytes()),
+            Err(WireError::Decode(DecodeError::Version(9)))
+        );
+        assert!(matches!(parse_ingest(b"{"), Err(WireError::Json(_))));
+        assert!(matches!(parse_ingest(b"[]"), Err(WireError::Json(_))));
+    }
+
+    #[test]
+    fn oversized_batch_is_refused() {
+        let one = serde_json::to_string(&WireBlock::from_block(&block("1"), None)).unwrap();
+        let many = vec![one; MAX_BATCH + 1].join(",");
+        let body = format!(r#"{{"blocks":[{many}]}}"#);
+        assert!(matches!(
+            parse_ingest(body.as_bytes()),
+            Err(WireError::BatchTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn export_page_round_trips_offsets() {
+        let b = block("[1,2]");
+        let page = ExportPage {
+            blocks: vec![WireBlock::from_block(&b, Some(7))],
+            next: 7,
+            tip: 9,
+        };
+        let (blocks, next, tip) = ExportPage::parse(&serde_json::to_vec(&page).unwrap()).unwrap();
+        assert_eq!((blocks[0].0, next, tip), (7, 7, 9));
+        assert_eq!(blocks[0].1, b);
+    }
+}
