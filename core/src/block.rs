@@ -329,6 +329,12 @@ impl Block {
         Ok(())
     }
 
+    /// Verifies the block and wraps it as [`Verified`], the only form the node will store.
+    pub fn into_verified(self, keys: &KeySchedule) -> Result<Verified, VerifyError> {
+        self.verify(keys)?;
+        Ok(Verified(self))
+    }
+
     /// The author.
     pub fn author(&self) -> &AgentId {
         &self.body.author
@@ -337,6 +343,29 @@ impl Block {
     /// The position in the author's chain.
     pub fn seq(&self) -> u64 {
         self.body.seq
+    }
+}
+
+/// A block whose hash and signature have been checked (or that this node sealed itself).
+/// The node accepts nothing else for storage, so an unverified block cannot be stored by
+/// mistake (DESIGN §6.4).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Verified(Block);
+
+impl Verified {
+    /// Seals `body` with `key`: a block this node authored is authentic by construction.
+    pub fn seal(body: BlockBody, key: &AgentKey) -> Verified {
+        Verified(body.seal(key))
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.0
+    }
+
+    /// The block, giving up the proof.
+    pub fn into_block(self) -> Block {
+        self.0
     }
 }
 

@@ -8,12 +8,17 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod block;
+pub mod chain;
 pub mod id;
 pub mod keys;
+pub mod node;
+pub mod status;
 pub mod time;
 pub mod wire;
 
-pub use block::{Block, BlockBody, Hash, Signature};
+pub use block::{Block, BlockBody, Hash, Signature, Verified};
 pub use id::{AgentId, Collection};
 pub use keys::{KeySchedule, MasterSeed, RootKey};
+pub use node::{Input, Node, NodeConfig, Output, Response};
+pub use status::{ClusterStatus, Consistency, Role};
 pub use time::{Instant, UnixMillis};

@@ -1,0 +1,109 @@
+//! The cluster status answer, in the exact shape of the spec's "Cluster status response".
+//!
+//! Field names and value spellings are part of the public API (operators' cron jobs parse
+//! them): `role` is `"Primary"`/`"Replica"`, `consistency` is lower-case. Extra fields may be
+//! added; none may be renamed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::AgentId;
+
+/// A node's role as reported in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The node the cluster was started from.
+    Primary,
+    /// A node added by `POST /v1/cluster/divide`.
+    Replica,
+}
+
+/// The write gating mode (DESIGN §4). Accepted as `"Cp"`/`"Ap"` (any case), shown lower-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Writes are refused while any peer is unreachable, and acknowledged once every peer has
+    /// the block.
+    #[default]
+    Cp,
+    /// Writes are acknowledged after the local fsync; divergence reconciles on heal.
+    Ap,
+}
+
+impl<'de> Deserialize<'de> for Consistency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "cp" => Ok(Consistency::Cp),
+            "ap" => Ok(Consistency::Ap),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown consistency mode {s:?}: expected \"Cp\" or \"Ap\""
+            ))),
+        }
+    }
+}
+
+/// One node's line in the status answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's agent id.
+    pub agent_id: AgentId,
+    /// Its base URL.
+    pub endpoint: String,
+    /// Its role.
+    pub role: Role,
+    /// Wall-clock ms when it joined the cluster.
+    pub added_at_ms: u64,
+    /// Wall-clock ms of the last successful exchange with it (for self: the last local commit).
+    pub last_sync_ms: u64,
+    /// Whether the last exchange with it succeeded.
+    pub reachable: bool,
+    /// Blocks held in this node's strand (self only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<u64>,
+}
+
+/// The whole status answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node first, then every peer in agent-id order.
+    pub nodes: Vec<NodeStatus>,
+    /// Whether any peer is unreachable.
+    pub partitioned: bool,
+    /// This node's write gating mode.
+    pub consistency: Consistency,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_parses_any_case_and_prints_lower_case() {
+        let ap: Consistency = serde_json::from_str("\"Ap\"").unwrap();
+        assert_eq!(ap, Consistency::Ap);
+        assert_eq!(
+            serde_json::from_str::<Consistency>("\"CP\"").unwrap(),
+            Consistency::Cp
+        );
+        assert!(serde_json::from_str::<Consistency>("\"eventual\"").is_err());
+        assert_eq!(serde_json::to_string(&ap).unwrap(), "\"ap\"");
+    }
+
+    #[test]
+    fn status_serializes_in_the_spec_shape() {
+        let s = ClusterStatus {
+            nodes: vec![NodeStatus {
+                agent_id: AgentId::new("primary").unwrap(),
+                endpoint: "http://primary-region-a:7475".into(),
+                role: Role::Primary,
+                added_at_ms: 1715000000000,
+                last_sync_ms: 1715001234567,
+                reachable: true,
+                blocks: None,
+            }],
+            partitioned: false,
+            consistency: Consistency::Ap,
+        };
+        insta::assert_snapshot!(serde_json::to_string_pretty(&s).unwrap());
+    }
+}
