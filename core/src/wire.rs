@@ -164,9 +164,20 @@ pub struct ExportPage {
     pub tip: u64,
 }
 
+/// An export page as the pulling node sees it: structurally checked blocks with offsets.
+#[derive(Debug)]
+pub struct ParsedPage {
+    /// `(offset on the exporter, block)`, in the exporter's order.
+    pub blocks: Vec<(u64, Block)>,
+    /// The cursor to ask for next.
+    pub next: u64,
+    /// The exporter's last durable offset.
+    pub tip: u64,
+}
+
 impl ExportPage {
     /// Parses a page as the pulling node receives it, checking every block's structure.
-    pub fn parse(body: &[u8]) -> Result<(Vec<(u64, Block)>, u64, u64), WireError> {
+    pub fn parse(body: &[u8]) -> Result<ParsedPage, WireError> {
         let page: ExportPage =
             serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
         if page.blocks.len() > MAX_BATCH {
@@ -180,7 +191,11 @@ impl ExportPage {
             let offset = w.offset.unwrap_or(0);
             out.push((offset, w.into_block()?));
         }
-        Ok((out, page.next, page.tip))
+        Ok(ParsedPage {
+            blocks: out,
+            next: page.next,
+            tip: page.tip,
+        })
     }
 }
 
@@ -266,8 +281,8 @@ mod tests {
             next: 7,
             tip: 9,
         };
-        let (blocks, next, tip) = ExportPage::parse(&serde_json::to_vec(&page).unwrap()).unwrap();
-        assert_eq!((blocks[0].0, next, tip), (7, 7, 9));
-        assert_eq!(blocks[0].1, b);
+        let p = ExportPage::parse(&serde_json::to_vec(&page).unwrap()).unwrap();
+        assert_eq!((p.blocks[0].0, p.next, p.tip), (7, 7, 9));
+        assert_eq!(p.blocks[0].1, b);
     }
 }
