@@ -7,11 +7,13 @@
 //! runtime and the deterministic simulator drive exactly the same code.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod auth;
 pub mod block;
 pub mod chain;
 pub mod id;
 pub mod keys;
 pub mod node;
+pub mod repl;
 pub mod status;
 pub mod time;
 pub mod wire;

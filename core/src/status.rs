@@ -60,6 +60,15 @@ pub struct NodeStatus {
     /// Blocks held in this node's strand (self only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<u64>,
+    /// Own blocks this node still owes the peer (peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<u64>,
+    /// The peer's current un-jittered push backoff, 0 when healthy (peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    /// The persisted pull cursor into the peer's export (peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_cursor: Option<u64>,
 }
 
 /// The whole status answer.
@@ -100,6 +109,9 @@ mod tests {
                 last_sync_ms: 1715001234567,
                 reachable: true,
                 blocks: None,
+                queue_depth: None,
+                backoff_ms: None,
+                pull_cursor: None,
             }],
             partitioned: false,
             consistency: Consistency::Ap,

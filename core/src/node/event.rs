@@ -1,13 +1,16 @@
 //! What goes into a [`Node`](super::Node) and what comes out of it.
 //!
 //! Inputs are facts, named in the past tense; outputs are commands, in the imperative. Every
-//! output the shell completes carries an id that comes back in the matching input: an
-//! [`AppendToken`] in [`Input::Appended`], a [`RequestId`] is answered by [`Output::Respond`].
+//! output the shell completes comes back as an input naming the same thing: an
+//! [`AppendToken`], a peer's agent id, a cursor, a cluster-state version. A [`RequestId`] is
+//! answered by exactly one [`Output::Respond`].
 
 use crate::block::{Block, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
-use crate::status::ClusterStatus;
+use crate::repl::peer::PeerInfo;
+use crate::repl::pull::Totals;
+use crate::status::{ClusterStatus, Consistency, Role};
 use crate::time::UnixMillis;
 
 /// Identifies one client or peer request; chosen by the shell, echoed in [`Output::Respond`].
@@ -21,8 +24,7 @@ pub struct AppendToken(pub u64);
 /// A fact the node learns.
 #[derive(Debug)]
 pub enum Input {
-    /// A client asked to write a record. `wall` is the shell's wall clock, stamped into the
-    /// block for information only.
+    /// A client asked to write a record. `wall` is stamped into the block, for information.
     WriteRequested {
         /// Echoed in the answer.
         request: RequestId,
@@ -54,15 +56,143 @@ pub enum Input {
         /// What the storage said, for the log.
         reason: String,
     },
-    /// Someone asked for the cluster status.
+    /// Someone asked for the cluster status; `wall` converts monotonic times for display.
     StatusRequested {
         /// Echoed in the answer.
         request: RequestId,
+        /// The shell's wall clock now.
+        wall: UnixMillis,
+    },
+    /// An operator asked to switch the gating mode.
+    ConsistencyRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The new mode.
+        mode: Consistency,
+    },
+    /// An operator asked to catch up from a peer now.
+    SyncRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The peer to pull from.
+        peer: AgentId,
+    },
+    /// An operator asked to add a node (`POST /v1/cluster/divide`).
+    DivideRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The new node's id, endpoint and role.
+        new: PeerInfo,
+    },
+    /// Another member told this node about the membership.
+    MembersAnnounced {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// Members to know (this node itself is skipped).
+        members: Vec<PeerInfo>,
+        /// This node's role, if the announcer assigns one.
+        your_role: Option<Role>,
+        /// Pull cursors this node may start from, per peer (a divide's copy already
+        /// delivered those blocks).
+        cursors: Vec<(AgentId, u64)>,
+    },
+    /// A peer durably holds this node's blocks through `through`.
+    PushAcked {
+        /// The peer.
+        peer: AgentId,
+        /// The last seq it now holds.
+        through: u64,
+    },
+    /// A peer refused a push because it lacks this node's blocks from `expected` on.
+    PushGap {
+        /// The peer.
+        peer: AgentId,
+        /// The first seq it lacks.
+        expected: u64,
+    },
+    /// A push failed: network error, timeout, or an answer that is not a success.
+    PushFailed {
+        /// The peer.
+        peer: AgentId,
+        /// For the log.
+        reason: String,
+    },
+    /// A probe was answered by `agent_id`, which holds this node's chain through `holds`.
+    ProbeAnswered {
+        /// The peer probed.
+        peer: AgentId,
+        /// Who answered.
+        agent_id: AgentId,
+        /// The last seq of this node's chain it holds.
+        holds: u64,
+    },
+    /// A probe failed.
+    ProbeFailed {
+        /// The peer probed.
+        peer: AgentId,
+        /// For the log.
+        reason: String,
+    },
+    /// A page of a peer's export arrived (blocks verified by the shell).
+    PageFetched {
+        /// The peer.
+        peer: AgentId,
+        /// The blocks, in the peer's order.
+        blocks: Vec<Verified>,
+        /// The cursor after this page.
+        next: u64,
+        /// The peer's tip.
+        tip: u64,
+    },
+    /// Fetching a page failed (network, or a malformed or unverifiable page).
+    FetchFailed {
+        /// The peer.
+        peer: AgentId,
+        /// For the log.
+        reason: String,
+    },
+    /// An [`Output::PersistCursors`] is durable.
+    CursorPersisted {
+        /// The peer whose cursor moved.
+        peer: AgentId,
+        /// Its new cursor.
+        cursor: u64,
+    },
+    /// An [`Output::PersistCluster`] is durable.
+    ClusterPersisted {
+        /// The version persisted.
+        version: u64,
+    },
+    /// A bootstrap copy batch was ingested by the new node.
+    Copied {
+        /// The new node.
+        to: AgentId,
+        /// The last local offset sent.
+        next: u64,
+        /// Blocks sent in the batch.
+        sent: u64,
+    },
+    /// A bootstrap copy batch failed.
+    CopyFailed {
+        /// The new node.
+        to: AgentId,
+        /// For the log and the answer.
+        reason: String,
+    },
+    /// An [`Output::Announce`] was accepted.
+    Announced {
+        /// The member told.
+        to: AgentId,
+    },
+    /// An [`Output::Announce`] failed; it is retried.
+    AnnounceFailed {
+        /// The member.
+        to: AgentId,
     },
 }
 
 /// A command for the shell.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Append these blocks to the strand durably (fsync), then report [`Input::Appended`].
     /// Appends must complete in token order.
@@ -71,6 +201,77 @@ pub enum Output {
         token: AppendToken,
         /// Verified blocks, in order.
         blocks: Vec<Block>,
+    },
+    /// Send this node's own blocks `from..=to` (read from the strand) to a peer's ingest;
+    /// report [`Input::PushAcked`], [`Input::PushGap`] or [`Input::PushFailed`].
+    Push {
+        /// The peer.
+        peer: AgentId,
+        /// Its base URL.
+        endpoint: String,
+        /// First own seq.
+        from: u64,
+        /// Last own seq.
+        to: u64,
+    },
+    /// Ask `endpoint` who it is and how much of this node's chain it holds; report
+    /// [`Input::ProbeAnswered`] or [`Input::ProbeFailed`].
+    Probe {
+        /// The peer (or node being added).
+        peer: AgentId,
+        /// Its base URL.
+        endpoint: String,
+    },
+    /// Fetch the page of a peer's export after `after`; report [`Input::PageFetched`] or
+    /// [`Input::FetchFailed`].
+    FetchPage {
+        /// The peer.
+        peer: AgentId,
+        /// Its base URL.
+        endpoint: String,
+        /// The cursor.
+        after: u64,
+    },
+    /// Write `sync_cursors.json` atomically with these cursors, then report
+    /// [`Input::CursorPersisted`] for `peer`.
+    PersistCursors {
+        /// Every peer's cursor.
+        cursors: Vec<(AgentId, u64)>,
+        /// The peer whose cursor moved.
+        peer: AgentId,
+        /// Its new cursor.
+        cursor: u64,
+    },
+    /// Write the cluster state atomically, then report [`Input::ClusterPersisted`].
+    PersistCluster {
+        /// Echo in the completion.
+        version: u64,
+        /// What to write.
+        state: ClusterState,
+    },
+    /// Send the local strand's blocks after offset `after` (a batch) to a new node's ingest;
+    /// report [`Input::Copied`] or [`Input::CopyFailed`].
+    Copy {
+        /// The new node.
+        to: AgentId,
+        /// Its base URL.
+        endpoint: String,
+        /// The local offset to send after.
+        after: u64,
+    },
+    /// Tell a member about the membership; report [`Input::Announced`] or
+    /// [`Input::AnnounceFailed`].
+    Announce {
+        /// The member.
+        to: AgentId,
+        /// Its base URL.
+        endpoint: String,
+        /// Members it should know.
+        members: Vec<PeerInfo>,
+        /// Its role, when this node assigns it.
+        your_role: Option<Role>,
+        /// Cursor hints for it.
+        cursors: Vec<(AgentId, u64)>,
     },
     /// Answer a request.
     Respond {
@@ -83,19 +284,47 @@ pub enum Output {
     Log(Event),
 }
 
+/// The node's persisted cluster view (everything but cursors and blocks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterState {
+    /// This node's role.
+    pub role: Role,
+    /// The write gating mode.
+    pub consistency: Consistency,
+    /// Every peer.
+    pub peers: Vec<PeerInfo>,
+}
+
+/// A durable write's receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The block hash.
+    pub hash: Hash,
+    /// This node.
+    pub author: AgentId,
+    /// The block's seq in this node's chain.
+    pub seq: u64,
+    /// The block's local offset.
+    pub offset: u64,
+}
+
 /// The node's answer to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// The record is durable.
-    Written {
-        /// The block hash.
-        hash: Hash,
-        /// This node.
-        author: AgentId,
-        /// The block's seq in this node's chain.
-        seq: u64,
-        /// The block's local offset.
-        offset: u64,
+    /// The record is durable (and, in CP, on every peer).
+    Written(Receipt),
+    /// CP: peers are unreachable, so nothing was written.
+    Partitioned {
+        /// The unreachable peers.
+        unreachable: Vec<AgentId>,
+    },
+    /// CP: the record is durable here but a peer failed before holding it; it will
+    /// replicate when the peer is back. The write's outcome elsewhere is not known.
+    Indeterminate {
+        /// The local receipt.
+        receipt: Receipt,
+        /// The peer that failed.
+        peer: AgentId,
     },
     /// The blocks are durable here (or were already).
     Ingested {
@@ -117,6 +346,55 @@ pub enum Response {
     },
     /// The current status.
     Status(ClusterStatus),
+    /// The gating mode switched (and is persisted).
+    ConsistencySet {
+        /// The new mode.
+        consistency: Consistency,
+        /// The mode before.
+        previous: Consistency,
+    },
+    /// A pull run reached the peer's tip.
+    Synced {
+        /// The peer.
+        peer: AgentId,
+        /// What the run did.
+        totals: Totals,
+        /// The durable cursor now.
+        cursor: u64,
+    },
+    /// A pull run failed; the cursor is unchanged.
+    SyncFailed {
+        /// The peer.
+        peer: AgentId,
+        /// Why.
+        reason: String,
+    },
+    /// No peer has that id.
+    UnknownPeer(AgentId),
+    /// The new node holds every block and is a member.
+    Divided {
+        /// Its id.
+        replica_agent_id: AgentId,
+        /// Blocks copied to it.
+        blocks_pushed: u64,
+        /// Its endpoint.
+        endpoint: String,
+    },
+    /// The divide was refused before anything happened (a conflict or a bad request).
+    DivideRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The divide failed part way (the new node did not answer, or answered as someone else).
+    DivideFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The membership announcement was applied and persisted.
+    MembersUpdated {
+        /// Peers known now.
+        peers: usize,
+    },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
 }
@@ -139,5 +417,67 @@ pub enum Event {
     StorageFailed {
         /// What the storage said.
         reason: String,
+    },
+    /// A peer stopped answering.
+    PeerUnreachable {
+        /// The peer.
+        peer: AgentId,
+        /// The last error.
+        reason: String,
+    },
+    /// A peer answers again.
+    PeerReachable {
+        /// The peer.
+        peer: AgentId,
+    },
+    /// A push to a peer failed; retry after `retry_in_ms`.
+    PushRetry {
+        /// The peer.
+        peer: AgentId,
+        /// Consecutive failures.
+        failures: u32,
+        /// The jittered wait.
+        retry_in_ms: u64,
+        /// Blocks owed to it.
+        queued: u64,
+        /// The error.
+        reason: String,
+    },
+    /// The backoff reached its cap: an extended failure, logged once per episode. Alert.
+    ExtendedFailure {
+        /// The peer.
+        peer: AgentId,
+        /// Blocks owed to it.
+        queued: u64,
+    },
+    /// A pull run finished.
+    Pulled {
+        /// The peer.
+        peer: AgentId,
+        /// What it did.
+        totals: Totals,
+        /// The cursor now.
+        cursor: u64,
+    },
+    /// A pull run failed.
+    PullFailed {
+        /// The peer.
+        peer: AgentId,
+        /// Why.
+        reason: String,
+    },
+    /// A bootstrap copy progressed.
+    DivideProgress {
+        /// The new node.
+        to: AgentId,
+        /// Blocks copied so far.
+        copied: u64,
+        /// The local tip being copied to.
+        tip: u64,
+    },
+    /// A node joined the cluster.
+    PeerAdded {
+        /// Who.
+        peer: PeerInfo,
     },
 }

@@ -1,62 +1,101 @@
-//! The node: one state machine that owns every decision about a node's writes and ingests.
+//! The node: one state machine that owns every decision about a node's writes, ingests and
+//! replication (DESIGN §4).
 //!
-//! Drive it like quinn-proto's `Connection`: feed facts with [`Node::handle`] (and
-//! [`Node::handle_timeout`] when [`Node::poll_timeout`] says so), then drain
-//! [`Node::poll_output`] until `None` and perform each output. Output order is part of the
-//! contract: a block is only ever acknowledged after the [`Output::Append`] that stores it
-//! has come back as [`Input::Appended`] — persist before acknowledging.
+//! Drive it like quinn-proto's `Connection`: feed facts with [`Node::handle`], call
+//! [`Node::handle_timeout`] when [`Node::poll_timeout`] says so, and after each of those drain
+//! [`Node::poll_output`] until `None`, performing each output. Output order is part of the
+//! contract: nothing is pushed, copied or acknowledged before the [`Output::Append`] that stores
+//! it has come back as [`Input::Appended`] — persist before sending or acknowledging.
 //!
-//! Invariants kept here: every block handed out in an `Append` is the next link of its
-//! author's chain (so nothing is stored twice and no chain breaks); a response that depends on
-//! an append is held until every append up to it is durable.
+//! The work is split by concern: [`commit`](self) (appends, writes, ingest, CP waits),
+//! `mesh` (the drain tick, pushes, probes, pulls), `admin` (status, consistency, sync, divide,
+//! membership). Invariants kept here: every block handed out in an `Append` is the next link
+//! of its author's chain; a response that depends on an append is held until every append up
+//! to it is durable; a CP write is acknowledged only once every peer holds it.
 
+mod admin;
+mod commit;
 mod event;
+mod mesh;
 
+use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
 
-pub use event::{AppendToken, Event, Input, Output, RequestId, Response};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
-use crate::block::{Block, BlockBody, Hash, Verified};
-use crate::chain::{Chains, Position};
+pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
+
+use crate::chain::Chains;
 use crate::id::AgentId;
 use crate::keys::AgentKey;
-use crate::status::{ClusterStatus, Consistency, NodeStatus, Role};
+use crate::repl::backoff::BackoffPolicy;
+use crate::repl::peer::{Peer, PeerInfo};
+use crate::repl::pull::Pull;
+use crate::status::{Consistency, Role};
 use crate::time::{Instant, UnixMillis};
 
-/// What a node is told at start.
+/// The drain tick: how often the node wakes to retry, probe and pull (spec: 500 ms).
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// What a node is told at start that never changes while it runs.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// This node's id.
     pub agent_id: AgentId,
     /// This node's base URL, as peers reach it.
     pub endpoint: String,
-    /// Its role.
-    pub role: Role,
-    /// When it joined the cluster (wall clock).
+    /// When it first started (wall clock), for status.
     pub added_at: UnixMillis,
-    /// The persisted gating mode.
-    pub consistency: Consistency,
+    /// Push retry schedule.
+    pub backoff: BackoffPolicy,
+    /// Seed of the node's rng (backoff jitter). Different per node.
+    pub rng_seed: u64,
+}
+
+/// What a node recovers from its durable state at start.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// Every author's chain, from the strand.
+    pub chains: Chains,
+    /// The strand's last durable offset.
+    pub local_tip: u64,
+    /// The persisted cluster view; `None` on a node's first start.
+    pub cluster: Option<ClusterState>,
+    /// Persisted pull cursors.
+    pub cursors: BTreeMap<AgentId, u64>,
 }
 
 /// A response waiting for the durable watermark to reach `token`.
 #[derive(Debug)]
 struct Waiter {
     token: AppendToken,
-    request: RequestId,
     answer: Pending,
 }
 
 #[derive(Debug)]
 enum Pending {
     Write {
-        hash: Hash,
+        request: RequestId,
+        hash: crate::block::Hash,
         seq: u64,
         wall: UnixMillis,
     },
     Ingest {
+        request: RequestId,
         accepted: u64,
         duplicates: u64,
     },
+    /// A pulled page from this peer is durable.
+    Page { peer: AgentId },
+}
+
+/// A CP write durable here, waiting for every peer to hold it.
+#[derive(Debug)]
+struct CpWaiter {
+    request: RequestId,
+    receipt: Receipt,
+    peers: Vec<AgentId>,
 }
 
 /// One node's sans-IO state machine.
@@ -64,6 +103,8 @@ enum Pending {
 pub struct Node {
     config: NodeConfig,
     key: AgentKey,
+    role: Role,
+    consistency: Consistency,
     chains: Chains,
     outputs: VecDeque<Output>,
     /// Last token issued; tokens start at 1.
@@ -75,29 +116,64 @@ pub struct Node {
     waiters: VecDeque<Waiter>,
     /// Offsets of durable appends whose waiters have not been answered yet.
     offsets: BTreeMap<AppendToken, Vec<u64>>,
+    cp_waiters: Vec<CpWaiter>,
+    peers: BTreeMap<AgentId, Peer>,
+    pulls: BTreeMap<AgentId, Pull>,
+    sync_waiters: BTreeMap<AgentId, Vec<RequestId>>,
+    admin: admin::Admin,
+    /// This node's own chain: the last seq that is durable.
+    own_durable: u64,
+    /// The strand's last durable offset.
+    local_tip: u64,
+    rng: ChaCha8Rng,
+    tick_at: Option<Instant>,
     last_now: Instant,
     last_commit: UnixMillis,
     storage_failed: bool,
 }
 
 impl Node {
-    /// A node with `key` as its signing key and `chains` rebuilt from its durable strand.
-    pub fn new(config: NodeConfig, key: AgentKey, chains: Chains) -> Self {
-        let last_commit = config.added_at;
-        Node {
-            config,
+    /// A node with `key` as its signing key and the state it recovered.
+    pub fn new(config: NodeConfig, key: AgentKey, restored: Restored) -> Self {
+        let cluster = restored.cluster.unwrap_or(ClusterState {
+            role: Role::Primary,
+            consistency: Consistency::Cp,
+            peers: Vec::new(),
+        });
+        let own_durable = restored
+            .chains
+            .tip(&config.agent_id)
+            .map_or(0, |(seq, _)| seq);
+        let mut node = Node {
             key,
-            chains,
+            role: cluster.role,
+            consistency: cluster.consistency,
+            chains: restored.chains,
             outputs: VecDeque::new(),
             issued: AppendToken(0),
             durable: AppendToken(0),
             in_flight: VecDeque::new(),
             waiters: VecDeque::new(),
             offsets: BTreeMap::new(),
+            cp_waiters: Vec::new(),
+            peers: BTreeMap::new(),
+            pulls: BTreeMap::new(),
+            sync_waiters: BTreeMap::new(),
+            admin: admin::Admin::default(),
+            own_durable,
+            local_tip: restored.local_tip,
+            rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
+            tick_at: None,
             last_now: Instant::ZERO,
-            last_commit,
+            last_commit: config.added_at,
             storage_failed: false,
+            config,
+        };
+        for info in cluster.peers {
+            let cursor = restored.cursors.get(&info.agent_id).copied().unwrap_or(0);
+            node.add_peer(info, cursor);
         }
+        node
     }
 
     /// This node's id.
@@ -110,68 +186,80 @@ impl Node {
         &self.chains
     }
 
+    /// The current gating mode.
+    pub fn consistency(&self) -> Consistency {
+        self.consistency
+    }
+
+    /// The peers, by id.
+    pub fn peers(&self) -> &BTreeMap<AgentId, Peer> {
+        &self.peers
+    }
+
     /// Feeds one fact observed at `now`. Time that goes backwards is clamped.
     pub fn handle(&mut self, now: Instant, input: Input) {
-        self.last_now = self.last_now.max(now);
+        let now = self.clamp(now);
         match input {
             Input::WriteRequested {
                 request,
                 collection,
                 payload,
                 wall,
-            } => {
-                if self.refuse_if_failed(request) {
-                    return;
-                }
-                let (seq, prev) = self
-                    .chains
-                    .tip(&self.config.agent_id)
-                    .map_or((1, Hash::ZERO), |(s, h)| (s + 1, h));
-                let body = BlockBody {
-                    author: self.config.agent_id.clone(),
-                    seq,
-                    prev,
-                    ts: wall,
-                    collection,
-                    payload,
-                };
-                let block = Verified::seal(body, &self.key).into_block();
-                let hash = block.hash;
-                self.chains.push(&block);
-                let token = self.append(vec![block]);
-                self.wait(token, request, Pending::Write { hash, seq, wall });
-            }
-            Input::IngestRequested { request, blocks } => {
-                if self.refuse_if_failed(request) {
-                    return;
-                }
-                self.ingest(request, blocks);
-            }
-            Input::Appended { token, offsets } => self.appended(token, offsets),
-            Input::AppendFailed { token: _, reason } => {
-                self.storage_failed = true;
-                self.outputs
-                    .push_back(Output::Log(Event::StorageFailed { reason }));
-                for w in std::mem::take(&mut self.waiters) {
-                    self.respond(w.request, Response::StorageFailed);
-                }
-            }
-            Input::StatusRequested { request } => {
-                let status = self.status();
-                self.respond(request, Response::Status(status));
-            }
+            } => self.write(now, request, collection, payload, wall),
+            Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
+            Input::Appended { token, offsets } => self.appended(now, token, offsets),
+            Input::AppendFailed { token: _, reason } => self.append_failed(reason),
+            Input::StatusRequested { request, wall } => self.status(now, request, wall),
+            Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
+            Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
+            Input::DivideRequested { request, new } => self.divide_requested(request, new),
+            Input::MembersAnnounced {
+                request,
+                members,
+                your_role,
+                cursors,
+            } => self.members_announced(now, request, members, your_role, cursors),
+            Input::PushAcked { peer, through } => self.push_acked(now, peer, through),
+            Input::PushGap { peer, expected } => self.push_gap(now, peer, expected),
+            Input::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
+            Input::ProbeAnswered {
+                peer,
+                agent_id,
+                holds,
+            } => self.probe_answered(now, peer, agent_id, holds),
+            Input::ProbeFailed { peer, reason } => self.probe_failed(now, peer, reason),
+            Input::PageFetched {
+                peer,
+                blocks,
+                next,
+                tip,
+            } => self.page_fetched(peer, blocks, next, tip),
+            Input::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
+            Input::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
+            Input::ClusterPersisted { version } => self.cluster_persisted(version),
+            Input::Copied { to, next, sent } => self.copied(now, to, next, sent),
+            Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
+            Input::Announced { to } => self.admin.announced(&to),
+            Input::AnnounceFailed { to } => self.admin.announce_failed(&to),
         }
+        self.arm_tick(now);
     }
 
-    /// Handles timers that are due at `now`. Spurious calls are no-ops.
+    /// Handles the drain tick if it is due at `now`. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.last_now = self.last_now.max(now);
+        let now = self.clamp(now);
+        if self.tick_at.is_some_and(|at| now >= at) {
+            self.tick_at = None;
+            self.tick(now);
+        }
+        self.arm_tick(now);
     }
 
-    /// The next instant the node wants [`Node::handle_timeout`] called, if any. Changes after
-    /// every `handle`.
+    /// The next instant the node wants [`Node::handle_timeout`] called: the drain tick,
+    /// every [`TICK`] while there are peers or announcements to send. Always in the future of
+    /// the last `now` seen after a `handle_timeout`, so the shell never busy-loops.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.tick_at
     }
 
     /// The next command for the shell. Call until `None` after every `handle`.
@@ -179,139 +267,17 @@ impl Node {
         self.outputs.pop_front()
     }
 
-    fn refuse_if_failed(&mut self, request: RequestId) -> bool {
-        if self.storage_failed {
-            self.respond(request, Response::StorageFailed);
-        }
-        self.storage_failed
+    fn clamp(&mut self, now: Instant) -> Instant {
+        self.last_now = self.last_now.max(now);
+        self.last_now
     }
 
-    /// Classifies the whole batch first and stores nothing unless every block is acceptable.
-    fn ingest(&mut self, request: RequestId, blocks: Vec<Verified>) {
-        let mut scratch = self.chains.overlay();
-        let mut fresh = Vec::new();
-        let mut duplicates = 0;
-        for (index, v) in blocks.into_iter().enumerate() {
-            let block = v.into_block();
-            match scratch.classify(&block) {
-                Position::Next => {
-                    scratch.push(&block);
-                    fresh.push(block);
-                }
-                Position::Duplicate => duplicates += 1,
-                position => {
-                    if let Position::Equivocation { held } = position {
-                        self.outputs.push_back(Output::Log(Event::Equivocation {
-                            author: block.author().clone(),
-                            seq: block.seq(),
-                            held,
-                            refused: block.hash,
-                        }));
-                    }
-                    let response = Response::IngestRefused {
-                        index,
-                        author: block.author().clone(),
-                        seq: block.seq(),
-                        position,
-                    };
-                    self.respond(request, response);
-                    return;
-                }
-            }
-        }
-        drop(scratch);
-        let accepted = fresh.len() as u64;
-        for b in &fresh {
-            self.chains.push(b);
-        }
-        // Duplicates may still be in flight from an earlier request: answer only once
-        // everything issued so far is durable.
-        let token = if fresh.is_empty() {
-            self.issued
-        } else {
-            self.append(fresh)
-        };
-        self.wait(
-            token,
-            request,
-            Pending::Ingest {
-                accepted,
-                duplicates,
-            },
-        );
-    }
-
-    fn append(&mut self, blocks: Vec<Block>) -> AppendToken {
-        self.issued = AppendToken(self.issued.0 + 1);
-        let token = self.issued;
-        self.in_flight.push_back((token, None));
-        self.outputs.push_back(Output::Append { token, blocks });
-        token
-    }
-
-    fn wait(&mut self, token: AppendToken, request: RequestId, answer: Pending) {
-        self.waiters.push_back(Waiter {
-            token,
-            request,
-            answer,
-        });
-        self.release();
-    }
-
-    fn appended(&mut self, token: AppendToken, offsets: Vec<u64>) {
-        if let Some(slot) = self.in_flight.iter_mut().find(|(t, _)| *t == token) {
-            slot.1 = Some(offsets);
-        }
-        while let Some((t, Some(_))) = self.in_flight.front() {
-            let t = *t;
-            let (_, offs) = self.in_flight.pop_front().expect("front exists");
-            self.durable = t;
-            self.offsets.insert(t, offs.unwrap_or_default());
-        }
-        self.release();
-    }
-
-    /// Answers every waiter whose append is durable, in order.
-    fn release(&mut self) {
-        while self
-            .waiters
-            .front()
-            .is_some_and(|w| w.token <= self.durable)
-        {
-            let w = self.waiters.pop_front().expect("front exists");
-            let response = match w.answer {
-                Pending::Write { hash, seq, wall } => {
-                    self.last_commit = self.last_commit.max(wall);
-                    let offset = self
-                        .offsets
-                        .get(&w.token)
-                        .and_then(|o| o.first().copied())
-                        .unwrap_or(0);
-                    Response::Written {
-                        hash,
-                        author: self.config.agent_id.clone(),
-                        seq,
-                        offset,
-                    }
-                }
-                Pending::Ingest {
-                    accepted,
-                    duplicates,
-                } => Response::Ingested {
-                    accepted,
-                    duplicates,
-                },
-            };
-            self.respond(w.request, response);
-        }
-        // Offsets are only needed until the waiters of their append are answered.
-        let oldest = self
-            .waiters
-            .front()
-            .map_or(AppendToken(u64::MAX), |w| w.token);
-        self.offsets.retain(|t, _| *t >= oldest);
-        if self.waiters.is_empty() {
-            self.offsets.clear();
+    fn arm_tick(&mut self, now: Instant) {
+        let wanted = !self.peers.is_empty() || self.admin.busy();
+        match (wanted, self.tick_at) {
+            (true, None) => self.tick_at = Some(now + TICK),
+            (false, Some(_)) => self.tick_at = None,
+            _ => {}
         }
     }
 
@@ -320,21 +286,25 @@ impl Node {
             .push_back(Output::Respond { request, response });
     }
 
-    fn status(&self) -> ClusterStatus {
-        let me = NodeStatus {
-            agent_id: self.config.agent_id.clone(),
-            endpoint: self.config.endpoint.clone(),
-            role: self.config.role,
-            added_at_ms: self.config.added_at.0,
-            last_sync_ms: self.last_commit.0,
-            reachable: !self.storage_failed,
-            blocks: Some(self.chains.total()),
-        };
-        ClusterStatus {
-            nodes: vec![me],
-            partitioned: false,
-            consistency: self.config.consistency,
+    fn log(&mut self, event: Event) {
+        self.outputs.push_back(Output::Log(event));
+    }
+
+    fn cluster_state(&self) -> ClusterState {
+        ClusterState {
+            role: self.role,
+            consistency: self.consistency,
+            peers: self.peers.values().map(|p| p.info.clone()).collect(),
         }
+    }
+
+    fn add_peer(&mut self, info: PeerInfo, cursor: u64) {
+        let id = info.agent_id.clone();
+        self.peers.insert(id.clone(), Peer::new(info));
+        let mut pull = Pull::new(cursor);
+        // Catch up from every peer at start and when it is first learned.
+        pull.want();
+        self.pulls.insert(id, pull);
     }
 }
 

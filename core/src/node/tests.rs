@@ -3,8 +3,10 @@
 use std::fmt::Write as _;
 
 use super::*;
+use crate::block::{Block, Verified};
 use crate::id::Collection;
 use crate::keys::{KeySchedule, MasterSeed};
+use crate::repl::backoff::BackoffPolicy;
 
 fn keys() -> KeySchedule {
     KeySchedule::new(MasterSeed::from_bytes([42; 32]))
@@ -18,12 +20,12 @@ fn node(id: &str) -> Node {
         NodeConfig {
             agent_id,
             endpoint: format!("http://{id}:7475"),
-            role: Role::Primary,
             added_at: UnixMillis(1_000),
-            consistency: Consistency::Cp,
+            backoff: BackoffPolicy::default(),
+            rng_seed: 1,
         },
         key,
-        Chains::new(),
+        Restored::default(),
     )
 }
 
@@ -52,6 +54,7 @@ fn drain(n: &mut Node, trace: &mut String) -> Vec<(AppendToken, Vec<Block>)> {
                 writeln!(trace, "  Respond req={} {:?}", request.0, response).unwrap();
             }
             Output::Log(e) => writeln!(trace, "  Log {e:?}").unwrap(),
+            other => writeln!(trace, "  {other:?}").unwrap(),
         }
     }
     appends
@@ -242,6 +245,7 @@ fn status_reports_self_with_the_last_commit_time() {
         Instant::from_millis(9),
         Input::StatusRequested {
             request: RequestId(2),
+            wall: UnixMillis(1_700_000_000_100),
         },
     );
     let mut trace = String::new();

@@ -1,0 +1,309 @@
+//! Writes, ingest, and the durable watermark: what is appended, and when it is answered.
+//!
+//! Appends complete in token order; `durable` is the highest token below which everything is
+//! durable. A response that depends on an append waits in `waiters` until `durable` reaches it.
+//! A CP write then waits again, in `cp_waiters`, until every peer holds it (DESIGN §4).
+
+use super::{CpWaiter, Node, Output, Pending, Receipt, RequestId, Response, Waiter};
+use crate::block::{Block, BlockBody, Hash, Verified};
+use crate::chain::Position;
+use crate::id::{AgentId, Collection};
+use crate::node::{AppendToken, Event};
+use crate::status::Consistency;
+use crate::time::{Instant, UnixMillis};
+
+/// The outcome of classifying a batch against the chains.
+pub(super) enum Batch {
+    /// Every block is acceptable: these are new, the rest duplicates.
+    Accept { fresh: Vec<Block>, duplicates: u64 },
+    /// The block at `index` cannot be stored; nothing of the batch is.
+    Refuse {
+        index: usize,
+        author: AgentId,
+        seq: u64,
+        position: Position,
+    },
+}
+
+impl Node {
+    pub(super) fn write(
+        &mut self,
+        _now: Instant,
+        request: RequestId,
+        collection: Collection,
+        payload: Vec<u8>,
+        wall: UnixMillis,
+    ) {
+        if self.refuse_if_failed(request) {
+            return;
+        }
+        if self.consistency == Consistency::Cp {
+            let unreachable: Vec<AgentId> = self
+                .peers
+                .values()
+                .filter(|p| !p.is_reachable())
+                .map(|p| p.info.agent_id.clone())
+                .collect();
+            if !unreachable.is_empty() {
+                self.respond(request, Response::Partitioned { unreachable });
+                return;
+            }
+        }
+        let (seq, prev) = self
+            .chains
+            .tip(&self.config.agent_id)
+            .map_or((1, Hash::ZERO), |(s, h)| (s + 1, h));
+        let body = BlockBody {
+            author: self.config.agent_id.clone(),
+            seq,
+            prev,
+            ts: wall,
+            collection,
+            payload,
+        };
+        let block = Verified::seal(body, &self.key).into_block();
+        let hash = block.hash;
+        self.chains.push(&block);
+        let token = self.append(vec![block]);
+        self.wait(
+            token,
+            Pending::Write {
+                request,
+                hash,
+                seq,
+                wall,
+            },
+        );
+    }
+
+    pub(super) fn ingest_request(&mut self, request: RequestId, blocks: Vec<Verified>) {
+        if self.refuse_if_failed(request) {
+            return;
+        }
+        match self.classify_batch(blocks) {
+            Batch::Refuse {
+                index,
+                author,
+                seq,
+                position,
+            } => self.respond(
+                request,
+                Response::IngestRefused {
+                    index,
+                    author,
+                    seq,
+                    position,
+                },
+            ),
+            Batch::Accept { fresh, duplicates } => {
+                let accepted = fresh.len() as u64;
+                let token = self.store(fresh);
+                self.wait(
+                    token,
+                    Pending::Ingest {
+                        request,
+                        accepted,
+                        duplicates,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Classifies the whole batch first; nothing is kept unless every block is acceptable.
+    pub(super) fn classify_batch(&mut self, blocks: Vec<Verified>) -> Batch {
+        let mut scratch = self.chains.overlay();
+        let mut fresh = Vec::new();
+        let mut duplicates = 0;
+        for (index, v) in blocks.into_iter().enumerate() {
+            let block = v.into_block();
+            match scratch.classify(&block) {
+                Position::Next => {
+                    scratch.push(&block);
+                    fresh.push(block);
+                }
+                Position::Duplicate => duplicates += 1,
+                position => {
+                    if let Position::Equivocation { held } = position {
+                        self.outputs.push_back(Output::Log(Event::Equivocation {
+                            author: block.author().clone(),
+                            seq: block.seq(),
+                            held,
+                            refused: block.hash,
+                        }));
+                    }
+                    return Batch::Refuse {
+                        index,
+                        author: block.author().clone(),
+                        seq: block.seq(),
+                        position,
+                    };
+                }
+            }
+        }
+        Batch::Accept { fresh, duplicates }
+    }
+
+    /// Records accepted blocks in the chains and appends them; returns the token to wait for.
+    /// With nothing new, waits for everything issued so far: a duplicate may still be in
+    /// flight from an earlier request, and must not be acknowledged before it is durable.
+    pub(super) fn store(&mut self, fresh: Vec<Block>) -> AppendToken {
+        if fresh.is_empty() {
+            return self.issued;
+        }
+        for b in &fresh {
+            self.chains.push(b);
+        }
+        self.append(fresh)
+    }
+
+    fn refuse_if_failed(&mut self, request: RequestId) -> bool {
+        if self.storage_failed {
+            self.respond(request, Response::StorageFailed);
+        }
+        self.storage_failed
+    }
+
+    fn append(&mut self, blocks: Vec<Block>) -> AppendToken {
+        self.issued = AppendToken(self.issued.0 + 1);
+        let token = self.issued;
+        self.in_flight.push_back((token, None));
+        self.outputs.push_back(Output::Append { token, blocks });
+        token
+    }
+
+    pub(super) fn wait(&mut self, token: AppendToken, answer: Pending) {
+        self.waiters.push_back(Waiter { token, answer });
+        self.release(self.last_now);
+    }
+
+    pub(super) fn appended(&mut self, now: Instant, token: AppendToken, offsets: Vec<u64>) {
+        if let Some(slot) = self.in_flight.iter_mut().find(|(t, _)| *t == token) {
+            slot.1 = Some(offsets);
+        }
+        while let Some((_, Some(_))) = self.in_flight.front() {
+            let (t, offs) = self.in_flight.pop_front().expect("front exists");
+            let offs = offs.unwrap_or_default();
+            self.durable = t;
+            if let Some(last) = offs.last() {
+                self.local_tip = self.local_tip.max(*last);
+            }
+            self.offsets.insert(t, offs);
+        }
+        self.release(now);
+    }
+
+    pub(super) fn append_failed(&mut self, reason: String) {
+        self.storage_failed = true;
+        self.log(Event::StorageFailed { reason });
+        for w in std::mem::take(&mut self.waiters) {
+            match w.answer {
+                Pending::Write { request, .. } | Pending::Ingest { request, .. } => {
+                    self.respond(request, Response::StorageFailed)
+                }
+                Pending::Page { peer } => self.pull_failed(peer, "local storage failed".into()),
+            }
+        }
+    }
+
+    /// Answers every waiter whose append is durable, in order, then pushes what became
+    /// durable of this node's own chain.
+    fn release(&mut self, now: Instant) {
+        let own_before = self.own_durable;
+        while self
+            .waiters
+            .front()
+            .is_some_and(|w| w.token <= self.durable)
+        {
+            let w = self.waiters.pop_front().expect("front exists");
+            match w.answer {
+                Pending::Write {
+                    request,
+                    hash,
+                    seq,
+                    wall,
+                } => {
+                    self.last_commit = self.last_commit.max(wall);
+                    self.own_durable = self.own_durable.max(seq);
+                    let offset = self
+                        .offsets
+                        .get(&w.token)
+                        .and_then(|o| o.first().copied())
+                        .unwrap_or(0);
+                    let receipt = Receipt {
+                        hash,
+                        author: self.config.agent_id.clone(),
+                        seq,
+                        offset,
+                    };
+                    self.written(request, receipt);
+                }
+                Pending::Ingest {
+                    request,
+                    accepted,
+                    duplicates,
+                } => self.respond(
+                    request,
+                    Response::Ingested {
+                        accepted,
+                        duplicates,
+                    },
+                ),
+                Pending::Page { peer } => self.page_stored(peer),
+            }
+        }
+        // Offsets are only needed until the waiters of their append are answered.
+        match self.waiters.front().map(|w| w.token) {
+            Some(oldest) => self.offsets.retain(|t, _| *t >= oldest),
+            None => self.offsets.clear(),
+        }
+        if self.own_durable > own_before {
+            self.push_all(now);
+        }
+    }
+
+    /// A write is durable here: AP (or no peers) answers now; CP waits for every peer.
+    fn written(&mut self, request: RequestId, receipt: Receipt) {
+        if self.consistency == Consistency::Ap || self.peers.is_empty() {
+            self.respond(request, Response::Written(receipt));
+            return;
+        }
+        let peers = self.peers.keys().cloned().collect();
+        self.cp_waiters.push(CpWaiter {
+            request,
+            receipt,
+            peers,
+        });
+    }
+
+    /// Answers CP writes that every peer now holds, and, if `failed` names a peer that just
+    /// failed, CP writes it did not hold yet (indeterminate: durable here, will replicate).
+    pub(super) fn settle_cp(&mut self, failed: Option<&AgentId>) {
+        let mut i = 0;
+        while i < self.cp_waiters.len() {
+            let w = &self.cp_waiters[i];
+            let seq = w.receipt.seq;
+            let holds = |p: &AgentId| {
+                self.peers
+                    .get(p)
+                    .is_none_or(|peer| peer.acked().is_some_and(|a| a >= seq))
+            };
+            let lost = failed.filter(|f| w.peers.contains(f) && !holds(f)).cloned();
+            if let Some(peer) = lost {
+                let w = self.cp_waiters.remove(i);
+                self.respond(
+                    w.request,
+                    Response::Indeterminate {
+                        receipt: w.receipt,
+                        peer,
+                    },
+                );
+            } else if w.peers.iter().all(holds) {
+                let w = self.cp_waiters.remove(i);
+                self.respond(w.request, Response::Written(w.receipt));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The mesh: the drain tick, pushes with retry, probes, and pull-sync runs.
+//!
+//! Every decision about when to send what to a peer is made here, from the peer
+//! sub-machines' state and the time passed in.
+
+use super::commit::Batch;
+use super::{Node, Output, Pending, RequestId, Response, TICK};
+use crate::block::Verified;
+use crate::id::AgentId;
+use crate::node::Event;
+use crate::repl::peer::Change;
+use crate::repl::pull::Step;
+use crate::time::Instant;
+
+impl Node {
+    /// The drain tick: probe idle or unknown peers, send what is ready, start wanted pulls,
+    /// resend pending announcements.
+    pub(super) fn tick(&mut self, now: Instant) {
+        let ids: Vec<AgentId> = self.peers.keys().cloned().collect();
+        for id in &ids {
+            let peer = self.peers.get_mut(id).expect("listed");
+            if peer.wants_probe(now) {
+                peer.probe_sent();
+                let endpoint = peer.info.endpoint.clone();
+                self.outputs.push_back(Output::Probe {
+                    peer: id.clone(),
+                    endpoint,
+                });
+            }
+            self.push_one(now, id);
+            self.maybe_pull(id);
+        }
+        self.tick_admin(now);
+        debug_assert!(TICK > core::time::Duration::ZERO);
+    }
+
+    /// Pushes to every peer that can take more of this node's chain now.
+    pub(super) fn push_all(&mut self, now: Instant) {
+        let ids: Vec<AgentId> = self.peers.keys().cloned().collect();
+        for id in &ids {
+            self.push_one(now, id);
+        }
+    }
+
+    fn push_one(&mut self, now: Instant, id: &AgentId) {
+        let own = self.own_durable;
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        if let Some((from, to)) = peer.next_push(now, own) {
+            let endpoint = peer.info.endpoint.clone();
+            self.outputs.push_back(Output::Push {
+                peer: id.clone(),
+                endpoint,
+                from,
+                to,
+            });
+        }
+    }
+
+    pub(super) fn push_acked(&mut self, now: Instant, id: AgentId, through: u64) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let change = peer.push_acked(now, through);
+        self.reach_changed(&id, change, None);
+        self.settle_cp(None);
+        // Any success drains the whole queue at full speed.
+        self.push_one(now, &id);
+    }
+
+    pub(super) fn push_gap(&mut self, now: Instant, id: AgentId, expected: u64) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let change = peer.push_gap(now, expected);
+        self.reach_changed(&id, change, None);
+        self.push_one(now, &id);
+    }
+
+    pub(super) fn push_failed(&mut self, now: Instant, id: AgentId, reason: String) {
+        let own = self.own_durable;
+        let policy = self.config.backoff;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let (change, delay) = peer.push_failed(now, &policy, &mut self.rng);
+        let queued = peer.queue_depth(own);
+        let failures = peer.backoff_failures();
+        self.log(Event::PushRetry {
+            peer: id.clone(),
+            failures,
+            retry_in_ms: delay.wait.as_millis() as u64,
+            queued,
+            reason: reason.clone(),
+        });
+        if delay.reached_cap {
+            self.log(Event::ExtendedFailure {
+                peer: id.clone(),
+                queued,
+            });
+        }
+        self.reach_changed(&id, change, Some(reason));
+        self.settle_cp(Some(&id));
+    }
+
+    pub(super) fn probe_answered(
+        &mut self,
+        now: Instant,
+        id: AgentId,
+        answered_as: AgentId,
+        holds: u64,
+    ) {
+        if self.divide_probe_answered(now, &id, &answered_as) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if answered_as != id {
+            let reason = format!("{} answered as {answered_as}", peer.info.endpoint);
+            let change = peer.probe_failed(now);
+            self.reach_changed(&id, change, Some(reason));
+            self.settle_cp(Some(&id));
+            return;
+        }
+        let change = peer.probe_answered(now, holds);
+        self.reach_changed(&id, change, None);
+        self.settle_cp(None);
+        self.push_one(now, &id);
+    }
+
+    pub(super) fn probe_failed(&mut self, now: Instant, id: AgentId, reason: String) {
+        if self.divide_probe_failed(&id, &reason) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let change = peer.probe_failed(now);
+        self.reach_changed(&id, change, Some(reason));
+        self.settle_cp(Some(&id));
+    }
+
+    /// Logs a reachability change; a healed peer is pulled from, so AP divergence
+    /// reconciles with no operator.
+    fn reach_changed(&mut self, id: &AgentId, change: Change, reason: Option<String>) {
+        match change {
+            Change::None => {}
+            Change::Lost => self.log(Event::PeerUnreachable {
+                peer: id.clone(),
+                reason: reason.unwrap_or_default(),
+            }),
+            Change::Healed => {
+                self.log(Event::PeerReachable { peer: id.clone() });
+                if let Some(pull) = self.pulls.get_mut(id) {
+                    pull.want();
+                }
+                self.maybe_pull(id);
+            }
+        }
+    }
+
+    /// Starts a wanted pull run if the peer is reachable (or an operator is waiting on it).
+    pub(super) fn maybe_pull(&mut self, id: &AgentId) {
+        let reachable = self.peers.get(id).is_some_and(|p| p.is_reachable());
+        let asked = self.sync_waiters.get(id).is_some_and(|w| !w.is_empty());
+        let Some(pull) = self.pulls.get_mut(id) else {
+            return;
+        };
+        if pull.wants_start() && (reachable || asked) {
+            let step = pull.start();
+            self.pull_step(id, step);
+        }
+    }
+
+    pub(super) fn sync_requested(&mut self, _now: Instant, request: RequestId, id: AgentId) {
+        let Some(pull) = self.pulls.get_mut(&id) else {
+            self.respond(request, Response::UnknownPeer(id));
+            return;
+        };
+        pull.want();
+        self.sync_waiters
+            .entry(id.clone())
+            .or_default()
+            .push(request);
+        self.maybe_pull(&id);
+    }
+
+    pub(super) fn page_fetched(&mut self, id: AgentId, blocks: Vec<Verified>, next: u64, tip: u64) {
+        if !self.pulls.get(&id).is_some_and(|p| p.running()) {
+            return;
+        }
+        if self.storage_failed {
+            self.pull_failed(id, "local storage failed".into());
+            return;
+        }
+        let count = blocks.len() as u64;
+        match self.classify_batch(blocks) {
+            Batch::Refuse {
+                index,
+                author,
+                seq,
+                position,
+            } => {
+                let reason = format!("page block {index} ({author}/{seq}) refused: {position:?}");
+                self.pull_failed(id, reason);
+            }
+            Batch::Accept { fresh, .. } => {
+                let fresh_count = fresh.len() as u64;
+                let pull = self.pulls.get_mut(&id).expect("running");
+                let step = pull.fetched(count, fresh_count, next, tip);
+                self.pull_step(&id, step);
+                if self.pulls[&id].running() {
+                    let token = self.store(fresh);
+                    self.wait(token, Pending::Page { peer: id });
+                }
+            }
+        }
+    }
+
+    /// A pulled page is durable: persist the cursor past it.
+    pub(super) fn page_stored(&mut self, id: AgentId) {
+        if let Some(pull) = self.pulls.get_mut(&id) {
+            let step = pull.stored();
+            self.pull_step(&id, step);
+        }
+    }
+
+    pub(super) fn cursor_persisted(&mut self, _now: Instant, id: AgentId, cursor: u64) {
+        if let Some(pull) = self.pulls.get_mut(&id) {
+            let step = pull.persisted(cursor);
+            self.pull_step(&id, step);
+        }
+    }
+
+    pub(super) fn pull_failed(&mut self, id: AgentId, reason: String) {
+        if let Some(pull) = self.pulls.get_mut(&id) {
+            if !pull.running() {
+                return;
+            }
+            pull.failed();
+        }
+        self.log(Event::PullFailed {
+            peer: id.clone(),
+            reason: reason.clone(),
+        });
+        for request in self.sync_waiters.remove(&id).unwrap_or_default() {
+            self.respond(
+                request,
+                Response::SyncFailed {
+                    peer: id.clone(),
+                    reason: reason.clone(),
+                },
+            );
+        }
+    }
+
+    fn pull_step(&mut self, id: &AgentId, step: Step) {
+        match step {
+            Step::Wait => {}
+            Step::Fetch { after } => {
+                let endpoint = self.peers[id].info.endpoint.clone();
+                self.outputs.push_back(Output::FetchPage {
+                    peer: id.clone(),
+                    endpoint,
+                    after,
+                });
+            }
+            Step::Persist { cursor } => {
+                let mut cursors: Vec<(AgentId, u64)> = self
+                    .pulls
+                    .iter()
+                    .map(|(p, pull)| (p.clone(), pull.cursor()))
+                    .collect();
+                if let Some(c) = cursors.iter_mut().find(|(p, _)| p == id) {
+                    c.1 = cursor;
+                }
+                self.outputs.push_back(Output::PersistCursors {
+                    cursors,
+                    peer: id.clone(),
+                    cursor,
+                });
+            }
+            Step::Done(totals) => {
+                let cursor = self.pulls[id].cursor();
+                self.log(Event::Pulled {
+                    peer: id.clone(),
+                    totals,
+                    cursor,
+                });
+                for request in self.sync_waiters.remove(id).unwrap_or_default() {
+                    self.respond(
+                        request,
+                        Response::Synced {
+                            peer: id.clone(),
+                            totals,
+                            cursor,
+                        },
+                    );
+                }
+                // A request that came in during the run asked for a fresh one.
+                self.maybe_pull(id);
+            }
+        }
+    }
+}
