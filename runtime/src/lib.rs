@@ -1,1 +1,12 @@
+//! # sapix-runtime
+//!
+//! The tokio shell around `sapix-core`: it owns the clocks, the durable strand and the
+//! network, performs the effects the core asks for and feeds the results back as inputs.
+//! Policy never lives here: see `sapix_core::node`.
 
+pub mod actor;
+pub mod clock;
+pub mod mesh;
+pub mod persist;
+pub mod state_file;
+pub mod strand;

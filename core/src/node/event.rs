@@ -63,6 +63,13 @@ pub enum Input {
         /// The shell's wall clock now.
         wall: UnixMillis,
     },
+    /// A peer asks who this node is and how much of `author`'s chain it holds.
+    ProbeRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The author asked about (the asking peer itself).
+        author: AgentId,
+    },
     /// An operator asked to switch the gating mode.
     ConsistencyRequested {
         /// Echoed in the answer.
@@ -346,6 +353,13 @@ pub enum Response {
     },
     /// The current status.
     Status(ClusterStatus),
+    /// The answer to a probe.
+    ProbeAnswer {
+        /// This node.
+        agent_id: AgentId,
+        /// The last seq of the asked author's chain held here.
+        holds: u64,
+    },
     /// The gating mode switched (and is persisted).
     ConsistencySet {
         /// The new mode.

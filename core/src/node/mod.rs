@@ -210,6 +210,11 @@ impl Node {
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed { token: _, reason } => self.append_failed(reason),
             Input::StatusRequested { request, wall } => self.status(now, request, wall),
+            Input::ProbeRequested { request, author } => {
+                let holds = self.chains.tip(&author).map_or(0, |(seq, _)| seq);
+                let agent_id = self.config.agent_id.clone();
+                self.respond(request, Response::ProbeAnswer { agent_id, holds });
+            }
             Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
             Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
             Input::DivideRequested { request, new } => self.divide_requested(request, new),

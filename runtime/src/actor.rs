@@ -1,0 +1,483 @@
+//! The node actor: one tokio task that owns a [`Node`] and performs what it asks for.
+//!
+//! The loop waits for the next request, completion or the core's timeout, feeds it to the
+//! core, then drains `poll_output` and performs each output: appends go to the strand's
+//! group-commit writer, mesh calls run as tasks, state files go to the persister; each
+//! completion comes back as an input. No policy lives here: every decision is the core's.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sapix_core::block::Verified;
+use sapix_core::chain::Chains;
+use sapix_core::node::{Event, Input, Output, RequestId, Response};
+use sapix_core::repl::peer::PeerInfo;
+use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::mesh::{self, MembersBody, MeshClient, PushOutcome};
+use crate::persist::{self, Job};
+use crate::strand::Strand;
+
+/// Blocks per bootstrap copy request.
+const COPY_BATCH: usize = 500;
+/// Bytes per bootstrap copy request, at most (always at least one block).
+const COPY_BYTES: usize = 4 << 20;
+
+/// What a handler can ask the node.
+#[derive(Debug)]
+pub enum Request {
+    /// Write a record authored by this node.
+    Write {
+        /// Its collection.
+        collection: Collection,
+        /// Its JSON bytes.
+        payload: Vec<u8>,
+    },
+    /// Store blocks pushed by a peer.
+    Ingest {
+        /// Verified blocks, in order.
+        blocks: Vec<Verified>,
+    },
+    /// Report the cluster status.
+    Status,
+    /// Answer a peer's probe about `author`'s chain.
+    Probe {
+        /// The author asked about.
+        author: AgentId,
+    },
+    /// Switch the gating mode.
+    Consistency {
+        /// The new mode.
+        mode: Consistency,
+    },
+    /// Pull from a peer now.
+    Sync {
+        /// The peer.
+        peer: AgentId,
+    },
+    /// Bootstrap a new node.
+    Divide {
+        /// Its id, endpoint and role.
+        new: PeerInfo,
+    },
+    /// Apply a membership announcement.
+    Members {
+        /// Members to know.
+        members: Vec<PeerInfo>,
+        /// This node's role, if assigned.
+        your_role: Option<Role>,
+        /// Cursor hints.
+        cursors: Vec<(AgentId, u64)>,
+    },
+}
+
+/// The node stopped; the process is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct NodeGone;
+
+type Reply = oneshot::Sender<Response>;
+
+/// A cheap handle for talking to the node actor.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<(Request, Reply)>,
+}
+
+impl NodeHandle {
+    /// Sends `request` and waits for the core's answer.
+    pub async fn ask(&self, request: Request) -> Result<Response, NodeGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((request, reply)).await.map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+}
+
+/// Rebuilds the per-author chains from the durable strand.
+pub fn chains_from(strand: &Strand) -> Chains {
+    let mut chains = Chains::new();
+    for e in strand.entries() {
+        chains.push_unchecked(&e.author, e.hash);
+    }
+    chains
+}
+
+/// What the actor needs besides the node.
+pub struct Shell {
+    /// The durable strand.
+    pub strand: Arc<Strand>,
+    /// The cluster keys, to verify fetched pages.
+    pub keys: Arc<KeySchedule>,
+    /// The HTTP client for peers.
+    pub mesh: MeshClient,
+    /// Where `sync_cursors.json` and `cluster.json` live.
+    pub state_dir: PathBuf,
+    /// The clocks.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Starts the actor task for `node`.
+pub fn spawn(node: Node, shell: Shell) -> NodeHandle {
+    // Bounded so a flood of requests waits in handlers rather than growing a queue here.
+    let (tx, rx) = mpsc::channel(4096);
+    tokio::spawn(run(node, shell, rx));
+    NodeHandle { tx }
+}
+
+struct Ctx {
+    shell: Shell,
+    me: AgentId,
+    done: mpsc::UnboundedSender<Input>,
+    persist: mpsc::UnboundedSender<Job>,
+    replies: HashMap<RequestId, Reply>,
+}
+
+async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Reply)>) {
+    let (done, mut completions) = mpsc::unbounded_channel::<Input>();
+    let persist = persist::spawn(done.clone());
+    let mut ctx = Ctx {
+        me: node.agent_id().clone(),
+        shell,
+        done,
+        persist,
+        replies: HashMap::new(),
+    };
+    let mut next_id = 0u64;
+    // The core may want to act at once (e.g. probe peers after a restart).
+    node.handle_timeout(ctx.shell.clock.now());
+    drain(&mut node, &mut ctx);
+    loop {
+        let timeout = node.poll_timeout().map(|at| ctx.shell.clock.deadline(at));
+        let input = tokio::select! {
+            biased;
+            Some(done) = completions.recv() => Some(done),
+            req = requests.recv() => match req {
+                Some((request, reply)) => {
+                    next_id += 1;
+                    let id = RequestId(next_id);
+                    ctx.replies.insert(id, reply);
+                    Some(to_input(id, request, ctx.shell.clock.as_ref()))
+                }
+                None => break,
+            },
+            _ = sleep_until(timeout) => None,
+        };
+        let now = ctx.shell.clock.now();
+        match input {
+            Some(input) => node.handle(now, input),
+            None => node.handle_timeout(now),
+        }
+        drain(&mut node, &mut ctx);
+    }
+}
+
+fn drain(node: &mut Node, ctx: &mut Ctx) {
+    while let Some(output) = node.poll_output() {
+        perform(output, ctx);
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
+    match r {
+        Request::Write {
+            collection,
+            payload,
+        } => Input::WriteRequested {
+            request,
+            collection,
+            payload,
+            wall: clock.wall(),
+        },
+        Request::Ingest { blocks } => Input::IngestRequested { request, blocks },
+        Request::Status => Input::StatusRequested {
+            request,
+            wall: clock.wall(),
+        },
+        Request::Probe { author } => Input::ProbeRequested { request, author },
+        Request::Consistency { mode } => Input::ConsistencyRequested { request, mode },
+        Request::Sync { peer } => Input::SyncRequested { request, peer },
+        Request::Divide { new } => Input::DivideRequested { request, new },
+        Request::Members {
+            members,
+            your_role,
+            cursors,
+        } => Input::MembersAnnounced {
+            request,
+            members,
+            your_role,
+            cursors,
+        },
+    }
+}
+
+fn perform(output: Output, ctx: &mut Ctx) {
+    match output {
+        Output::Append { token, blocks } => {
+            let done = ctx.done.clone();
+            ctx.shell.strand.append(
+                blocks,
+                Box::new(move |result| {
+                    let input = match result {
+                        Ok(offsets) => Input::Appended { token, offsets },
+                        Err(e) => Input::AppendFailed {
+                            token,
+                            reason: e.to_string(),
+                        },
+                    };
+                    // The actor is gone only at shutdown, when nobody waits for the answer.
+                    let _ = done.send(input);
+                }),
+            );
+        }
+        Output::Respond { request, response } => {
+            if let Some(reply) = ctx.replies.remove(&request) {
+                // The handler may have given up (client disconnected): nothing to do.
+                let _ = reply.send(response);
+            }
+        }
+        Output::Log(event) => log(event),
+        Output::Push {
+            peer,
+            endpoint,
+            from,
+            to,
+        } => {
+            let (strand, mesh, me, done) = (
+                ctx.shell.strand.clone(),
+                ctx.shell.mesh.clone(),
+                ctx.me.clone(),
+                ctx.done.clone(),
+            );
+            tokio::spawn(async move {
+                let input = match read_own(strand, me, from, to).await {
+                    Err(reason) => Input::PushFailed { peer, reason },
+                    Ok(blocks) => match mesh.ingest(&endpoint, &blocks).await {
+                        Ok(PushOutcome::Acked) => Input::PushAcked { peer, through: to },
+                        Ok(PushOutcome::Gap { expected }) => Input::PushGap { peer, expected },
+                        Err(reason) => Input::PushFailed { peer, reason },
+                    },
+                };
+                let _ = done.send(input);
+            });
+        }
+        Output::Probe { peer, endpoint } => {
+            let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
+            tokio::spawn(async move {
+                let input = match mesh.probe(&endpoint, &me).await {
+                    Ok(p) => Input::ProbeAnswered {
+                        peer,
+                        agent_id: p.agent_id,
+                        holds: p.holds,
+                    },
+                    Err(reason) => Input::ProbeFailed { peer, reason },
+                };
+                let _ = done.send(input);
+            });
+        }
+        Output::FetchPage {
+            peer,
+            endpoint,
+            after,
+        } => {
+            let (mesh, keys, done) = (
+                ctx.shell.mesh.clone(),
+                ctx.shell.keys.clone(),
+                ctx.done.clone(),
+            );
+            tokio::spawn(async move {
+                let input = match fetch_verified(&mesh, &endpoint, after, keys).await {
+                    Ok((blocks, next, tip)) => Input::PageFetched {
+                        peer,
+                        blocks,
+                        next,
+                        tip,
+                    },
+                    Err(reason) => Input::FetchFailed { peer, reason },
+                };
+                let _ = done.send(input);
+            });
+        }
+        Output::PersistCursors {
+            cursors,
+            peer,
+            cursor,
+        } => {
+            let job = Job::cursors(
+                &ctx.shell.state_dir,
+                &cursors,
+                Input::CursorPersisted { peer, cursor },
+            );
+            let _ = ctx.persist.send(job);
+        }
+        Output::PersistCluster { version, state } => {
+            let job = Job::cluster(
+                &ctx.shell.state_dir,
+                &state,
+                Input::ClusterPersisted { version },
+            );
+            let _ = ctx.persist.send(job);
+        }
+        Output::Copy {
+            to,
+            endpoint,
+            after,
+        } => {
+            let (strand, mesh, done) = (
+                ctx.shell.strand.clone(),
+                ctx.shell.mesh.clone(),
+                ctx.done.clone(),
+            );
+            tokio::spawn(async move {
+                let input = match copy_batch(strand, &mesh, &endpoint, after).await {
+                    Ok((next, sent)) => Input::Copied { to, next, sent },
+                    Err(reason) => Input::CopyFailed { to, reason },
+                };
+                let _ = done.send(input);
+            });
+        }
+        Output::Announce {
+            to,
+            endpoint,
+            members,
+            your_role,
+            cursors,
+        } => {
+            let (mesh, done) = (ctx.shell.mesh.clone(), ctx.done.clone());
+            tokio::spawn(async move {
+                let body = MembersBody {
+                    members,
+                    your_role,
+                    cursors,
+                };
+                let input = match mesh.announce(&endpoint, &body).await {
+                    Ok(()) => Input::Announced { to },
+                    Err(reason) => {
+                        tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
+                        Input::AnnounceFailed { to }
+                    }
+                };
+                let _ = done.send(input);
+            });
+        }
+    }
+}
+
+/// Reads this node's own blocks `from..=to` from the strand.
+async fn read_own(
+    strand: Arc<Strand>,
+    me: AgentId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Block>, String> {
+    tokio::task::spawn_blocking(move || {
+        (from..=to)
+            .map(|seq| match strand.get_by_author_seq(&me, seq) {
+                Ok(Some((_, b))) => Ok(b),
+                Ok(None) => Err(format!("own block {me}/{seq} is not in the strand")),
+                Err(e) => Err(format!("reading own block {me}/{seq}: {e}")),
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| format!("read task failed: {e}"))?
+}
+
+async fn fetch_verified(
+    mesh: &MeshClient,
+    endpoint: &str,
+    after: u64,
+    keys: Arc<KeySchedule>,
+) -> Result<(Vec<Verified>, u64, u64), String> {
+    let page = mesh.fetch(endpoint, after).await?;
+    let (next, tip) = (page.next, page.tip);
+    let blocks = tokio::task::spawn_blocking(move || mesh::verify_page(page, &keys))
+        .await
+        .map_err(|e| format!("verify task failed: {e}"))??;
+    Ok((blocks, next, tip))
+}
+
+async fn copy_batch(
+    strand: Arc<Strand>,
+    mesh: &MeshClient,
+    endpoint: &str,
+    after: u64,
+) -> Result<(u64, u64), String> {
+    let page = tokio::task::spawn_blocking(move || strand.export(after, COPY_BATCH, COPY_BYTES))
+        .await
+        .map_err(|e| format!("read task failed: {e}"))?
+        .map_err(|e| format!("reading the strand: {e}"))?;
+    let Some(next) = page.last().map(|(o, _)| *o) else {
+        return Ok((after, 0));
+    };
+    let blocks: Vec<Block> = page.into_iter().map(|(_, b)| b).collect();
+    match mesh.ingest(endpoint, &blocks).await? {
+        PushOutcome::Acked => Ok((next, blocks.len() as u64)),
+        PushOutcome::Gap { expected } => Err(format!(
+            "the new node refused the copy: expected seq {expected}"
+        )),
+    }
+}
+
+fn log(event: Event) {
+    match event {
+        Event::Equivocation {
+            author,
+            seq,
+            held,
+            refused,
+        } => tracing::error!(
+            alert = "equivocation",
+            %author, seq, held = %held, refused = %refused,
+            "author signed two different blocks at one position; the second was refused"
+        ),
+        Event::StorageFailed { reason } => tracing::error!(
+            alert = "storage_failed",
+            %reason,
+            "the strand failed; this node refuses all writes until restarted"
+        ),
+        Event::PeerUnreachable { peer, reason } => {
+            tracing::warn!(%peer, %reason, "peer unreachable")
+        }
+        Event::PeerReachable { peer } => tracing::info!(%peer, "peer reachable"),
+        Event::PushRetry {
+            peer,
+            failures,
+            retry_in_ms,
+            queued,
+            reason,
+        } => {
+            tracing::warn!(%peer, failures, retry_in_ms, queued, %reason, "push failed; will retry")
+        }
+        Event::ExtendedFailure { peer, queued } => tracing::error!(
+            alert = "extended_failure",
+            %peer, queued,
+            "push backoff reached 60 s: peer down for an extended time; blocks stay queued in the strand"
+        ),
+        Event::Pulled {
+            peer,
+            totals,
+            cursor,
+        } => tracing::info!(
+            %peer, pages = totals.pages, fetched = totals.fetched, ingested = totals.ingested, cursor,
+            "pull-sync caught up"
+        ),
+        Event::PullFailed { peer, reason } => tracing::warn!(%peer, %reason, "pull-sync failed"),
+        Event::DivideProgress { to, copied, tip } => {
+            tracing::info!(%to, copied, tip, "bootstrap copy progress")
+        }
+        Event::PeerAdded { peer } => tracing::info!(
+            peer = %peer.agent_id, endpoint = %peer.endpoint, role = ?peer.role,
+            "peer added"
+        ),
+    }
+}

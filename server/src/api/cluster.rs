@@ -1,0 +1,163 @@
+//! Cluster endpoints: status, the consistency switch, bootstrap ("divide"), membership, and
+//! `GET /healthz`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use sapix_core::repl::peer::PeerInfo;
+use sapix_core::{AgentId, ClusterStatus, Consistency, Response, Role};
+use sapix_runtime::actor::Request;
+use sapix_runtime::mesh::MembersBody;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{auth, body, node_gone, unexpected, AppState};
+use crate::error::ApiError;
+
+/// Admin bodies are small.
+const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) async fn status(State(s): State<AppState>) -> Result<Json<ClusterStatus>, ApiError> {
+    match s.node.ask(Request::Status).await.map_err(|_| node_gone())? {
+        Response::Status(status) => Ok(Json(status)),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn healthz(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "agent_id": s.agent_id, "tip": s.strand.tip() }))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("body must be {shape}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyIn {
+    mode: Consistency,
+}
+
+/// `POST /v1/cluster/consistency {"mode":"Ap"|"Cp"}` → `{"consistency":"ap","previous":"cp"}`.
+pub(crate) async fn consistency(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require_root(&headers, &s.root_key)?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let input: ConsistencyIn = parse(&bytes, r#"{"mode": "Cp" | "Ap"}"#)?;
+    match s
+        .node
+        .ask(Request::Consistency { mode: input.mode })
+        .await
+        .map_err(|_| node_gone())?
+    {
+        Response::ConsistencySet {
+            consistency,
+            previous,
+        } => Ok(Json(
+            json!({ "consistency": consistency, "previous": previous }),
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DivideIn {
+    new_agent_id: String,
+    endpoint: String,
+    #[serde(default = "replica")]
+    role: Role,
+}
+
+fn replica() -> Role {
+    Role::Replica
+}
+
+/// `POST /v1/cluster/divide`: copy every block to a new node, then make it a member.
+pub(crate) async fn divide(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require_root(&headers, &s.root_key)?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let input: DivideIn = parse(
+        &bytes,
+        r#"{"new_agent_id": "<id>", "endpoint": "http://host:port", "role": "Replica"}"#,
+    )?;
+    let agent_id = AgentId::new(input.new_agent_id)
+        .map_err(|e| ApiError::bad_request(format!("new_agent_id: {e}")))?;
+    let endpoint = input.endpoint.trim().trim_end_matches('/').to_string();
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        || endpoint.len() > 2048
+    {
+        return Err(ApiError::bad_request(
+            "endpoint must be an http:// or https:// URL",
+        ));
+    }
+    let new = PeerInfo {
+        agent_id,
+        endpoint,
+        role: input.role,
+        added_at_ms: s.clock_wall_ms(),
+    };
+    match s
+        .node
+        .ask(Request::Divide { new })
+        .await
+        .map_err(|_| node_gone())?
+    {
+        Response::Divided {
+            replica_agent_id,
+            blocks_pushed,
+            endpoint,
+        } => Ok(Json(json!({
+            "replica_agent_id": replica_agent_id,
+            "blocks_pushed": blocks_pushed,
+            "endpoint": endpoint,
+        }))),
+        Response::DivideRefused { reason } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "divide_refused",
+            reason,
+        )),
+        Response::DivideFailed { reason } => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "divide_failed",
+            reason,
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /v1/cluster/members`: another member announces the membership (mesh-internal).
+pub(crate) async fn members(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require_root(&headers, &s.root_key)?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let input: MembersBody = parse(&bytes, r#"{"members": [...]}"#)?;
+    if input.members.len() > 1000 {
+        return Err(ApiError::bad_request("at most 1000 members"));
+    }
+    match s
+        .node
+        .ask(Request::Members {
+            members: input.members,
+            your_role: input.your_role,
+            cursors: input.cursors,
+        })
+        .await
+        .map_err(|_| node_gone())?
+    {
+        Response::MembersUpdated { peers } => Ok(Json(json!({ "peers": peers }))),
+        other => Err(unexpected(other)),
+    }
+}

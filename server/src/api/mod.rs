@@ -1,0 +1,88 @@
+//! The HTTP API: thin axum handlers that parse and validate, ask the node actor, and map the
+//! core's answer to a status and JSON. No decision about replication or storage is made here.
+
+mod auth;
+mod body;
+mod cluster;
+mod mesh;
+mod records;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use sapix_core::{AgentId, KeySchedule, RootKey};
+use sapix_runtime::actor::NodeHandle;
+use sapix_runtime::clock::Clock;
+use sapix_runtime::strand::Strand;
+
+use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node actor.
+    pub node: NodeHandle,
+    /// The durable strand, for reads.
+    pub strand: Arc<Strand>,
+    /// The cluster's keys, for verifying ingested blocks.
+    pub keys: Arc<KeySchedule>,
+    /// The bearer token for admin, mesh and (in local mode) write endpoints.
+    pub root_key: RootKey,
+    /// This node's id.
+    pub agent_id: AgentId,
+    /// The clocks.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    fn clock_wall_ms(&self) -> u64 {
+        self.clock.wall().0
+    }
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(cluster::healthz))
+        .route("/v1/records", post(records::write))
+        .route("/v1/records/{hash}", get(records::read))
+        .route("/v1/mesh/export", get(mesh::export))
+        .route("/v1/mesh/ingest", post(mesh::ingest))
+        .route("/v1/mesh/probe", get(mesh::probe))
+        .route("/v1/mesh/sync/{peer_agent_id}", post(mesh::sync))
+        .route("/v1/cluster/status", get(cluster::status))
+        .route("/v1/cluster/consistency", post(cluster::consistency))
+        .route("/v1/cluster/divide", post(cluster::divide))
+        .route("/v1/cluster/members", post(cluster::members))
+        .fallback(not_found)
+        // Handlers read bodies themselves, with their own limits and JSON errors.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// The core answered something this endpoint never asked for: a bug, reported as 500.
+fn unexpected(what: impl std::fmt::Debug) -> ApiError {
+    tracing::error!(answer = ?what, "unexpected answer from the node");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "unexpected internal answer",
+    )
+}
+
+fn node_gone() -> ApiError {
+    ApiError::unavailable("shutting_down", "the node is shutting down")
+}
+
+fn storage_failed() -> ApiError {
+    ApiError::unavailable(
+        "storage_failed",
+        "local storage failed; this node refuses writes until it is restarted",
+    )
+}

@@ -1,0 +1,137 @@
+//! `POST /v1/records` and `GET /v1/records/{hash}`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use sapix_core::block::{check_payload, DecodeError, MAX_PAYLOAD_LEN};
+use sapix_core::{Collection, Hash, Response};
+use sapix_runtime::actor::Request;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{auth, body, node_gone, storage_failed, unexpected, AppState};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    collection: String,
+    /// Kept as the exact text sent, so numbers and key order survive untouched.
+    data: Box<RawValue>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Receipt {
+    hash: String,
+    author: String,
+    seq: u64,
+    offset: u64,
+}
+
+pub(crate) async fn write(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Receipt>), ApiError> {
+    auth::require_root(&headers, &s.root_key)?;
+    let bytes = body::read(body, body::RECORD_BODY_LIMIT).await?;
+    let rec: RecordIn = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("body must be {{\"collection\", \"data\"}}: {e}"))
+    })?;
+    let collection = Collection::new(rec.collection)
+        .map_err(|e| ApiError::bad_request(format!("collection: {e}")))?;
+    let payload = rec.data.get().as_bytes().to_vec();
+    match check_payload(&payload) {
+        Ok(()) => {}
+        Err(DecodeError::PayloadTooLarge { .. }) => {
+            return Err(ApiError::too_large(MAX_PAYLOAD_LEN))
+        }
+        Err(e) => return Err(ApiError::bad_request(format!("data: {e}"))),
+    }
+    let answer = s
+        .node
+        .ask(Request::Write {
+            collection,
+            payload,
+        })
+        .await
+        .map_err(|_| node_gone())?;
+    match answer {
+        Response::Written(r) => Ok((StatusCode::CREATED, Json(receipt(&r)))),
+        Response::Partitioned { unreachable } => {
+            let names: Vec<&str> = unreachable.iter().map(|p| p.as_str()).collect();
+            Err(ApiError::unavailable(
+                "partitioned",
+                format!(
+                    "consistency is CP and peers are unreachable ({}); nothing was written",
+                    names.join(", ")
+                ),
+            )
+            .with("unreachable", names))
+        }
+        Response::Indeterminate { receipt: r, peer } => Err(ApiError::unavailable(
+            "replication_pending",
+            format!(
+                "the record is committed locally but peer {peer} failed before holding it; \
+                 it will replicate when {peer} is back"
+            ),
+        )
+        .with("committed_locally", true)
+        .with("hash", r.hash.to_hex())
+        .with("seq", r.seq)
+        .with("offset", r.offset)),
+        Response::StorageFailed => Err(storage_failed()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn receipt(r: &sapix_core::node::Receipt) -> Receipt {
+    Receipt {
+        hash: r.hash.to_hex(),
+        author: r.author.to_string(),
+        seq: r.seq,
+        offset: r.offset,
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecordOut {
+    hash: String,
+    author: String,
+    seq: u64,
+    ts_ms: u64,
+    collection: String,
+    data: Box<RawValue>,
+    sig: String,
+    offset: u64,
+}
+
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<RecordOut>, ApiError> {
+    let hash = Hash::from_hex(&hash)
+        .filter(|_| hash.len() == 64)
+        .ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))?;
+    let strand = s.strand.clone();
+    let found = tokio::task::spawn_blocking(move || strand.get_by_hash(&hash))
+        .await
+        .map_err(unexpected)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "strand read failed");
+            ApiError::unavailable("storage_failed", "could not read the record")
+        })?;
+    let (offset, block) = found.ok_or_else(|| ApiError::not_found("no record with that hash"))?;
+    let w = sapix_core::wire::WireBlock::from_block(&block, None);
+    Ok(Json(RecordOut {
+        hash: w.hash,
+        author: w.author.to_string(),
+        seq: w.seq,
+        ts_ms: w.ts_ms,
+        collection: w.collection.to_string(),
+        data: w.data,
+        sig: w.sig,
+        offset,
+    }))
+}

@@ -1,0 +1,191 @@
+//! Configuration from the environment, parsed once into a typed struct.
+//!
+//! Every variable of the spec is read here, with its default; a bad value stops the start with
+//! an error that names the variable. Secrets (`SAPIX_MASTER_SEED`, `SAPIX_ROOT_KEY`) are held
+//! in redacting types and never printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sapix_core::{AgentId, MasterSeed, RootKey};
+
+/// The agent's settings, before any file is touched.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `SAPIX_AGENT_ID` (default `local`).
+    pub agent_id: AgentId,
+    /// `SAPIX_MASTER_SEED`; when unset, a seed is generated once under the data dir.
+    pub master_seed: Option<MasterSeed>,
+    /// `SAPIX_ROOT_KEY`; when unset, derived from the master seed.
+    pub root_key: Option<RootKey>,
+    /// `SAPIX_DATA_DIR` (default `./sapix-data`): generated seed and root key files, and the
+    /// default parent of the three storage dirs.
+    pub data_dir: PathBuf,
+    /// `SAPIX_STRAND_DIR` (default `$SAPIX_DATA_DIR/strand`).
+    pub strand_dir: PathBuf,
+    /// `SAPIX_GRAPH_DIR` (default `$SAPIX_DATA_DIR/graph`).
+    pub graph_dir: PathBuf,
+    /// `SAPIX_BLOB_DIR` (default `$SAPIX_DATA_DIR/blobs`).
+    pub blob_dir: PathBuf,
+    /// `SAPIX_BIND_ADDR` (default `127.0.0.1:7475`).
+    pub bind_addr: SocketAddr,
+    /// `SAPIX_ENDPOINT`: the URL peers use to reach this node (default `http://$SAPIX_BIND_ADDR`).
+    pub endpoint: Option<String>,
+    /// `SAPIX_MESH_TIMEOUT_MS`: timeout of each call to a peer (default 5000).
+    pub mesh_timeout: std::time::Duration,
+}
+
+/// A variable whose value cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {why}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What is wrong with it (never its value, which may be a secret).
+    pub why: String,
+}
+
+/// Default bind address: loopback, so a bare `sapix-agent` is never exposed by accident.
+pub const DEFAULT_BIND: &str = "127.0.0.1:7475";
+
+impl Config {
+    /// Reads the configuration through `get` (the process environment in production).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+        let bad = |var: &'static str, why: String| ConfigError { var, why };
+
+        let agent_id = match var("SAPIX_AGENT_ID") {
+            Some(v) => AgentId::new(v.trim()).map_err(|e| bad("SAPIX_AGENT_ID", e.to_string()))?,
+            None => AgentId::new("local").expect("valid default"),
+        };
+        let master_seed = var("SAPIX_MASTER_SEED")
+            .map(|v| MasterSeed::from_hex(&v).map_err(|e| bad("SAPIX_MASTER_SEED", e.to_string())))
+            .transpose()?;
+        let root_key = match var("SAPIX_ROOT_KEY") {
+            Some(v) if v.trim().len() < 16 => {
+                return Err(bad(
+                    "SAPIX_ROOT_KEY",
+                    "must be at least 16 characters".into(),
+                ))
+            }
+            Some(v) => Some(RootKey::new(v.trim())),
+            None => None,
+        };
+        let data_dir =
+            PathBuf::from(var("SAPIX_DATA_DIR").unwrap_or_else(|| "./sapix-data".into()));
+        let dir = |name: &'static str, default: &str| {
+            var(name).map_or_else(|| data_dir.join(default), PathBuf::from)
+        };
+        let strand_dir = dir("SAPIX_STRAND_DIR", "strand");
+        let graph_dir = dir("SAPIX_GRAPH_DIR", "graph");
+        let blob_dir = dir("SAPIX_BLOB_DIR", "blobs");
+        let bind_addr = var("SAPIX_BIND_ADDR")
+            .unwrap_or_else(|| DEFAULT_BIND.into())
+            .trim()
+            .parse()
+            .map_err(|_| {
+                bad(
+                    "SAPIX_BIND_ADDR",
+                    "must be an IP:port such as 0.0.0.0:7475".into(),
+                )
+            })?;
+        let endpoint = match var("SAPIX_ENDPOINT") {
+            Some(v) if !(v.starts_with("http://") || v.starts_with("https://")) => {
+                return Err(bad(
+                    "SAPIX_ENDPOINT",
+                    "must start with http:// or https://".into(),
+                ))
+            }
+            Some(v) => Some(v.trim().trim_end_matches('/').to_string()),
+            None => None,
+        };
+        let mesh_timeout = match var("SAPIX_MESH_TIMEOUT_MS") {
+            None => std::time::Duration::from_millis(5000),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if (1..=600_000).contains(&ms) => std::time::Duration::from_millis(ms),
+                _ => {
+                    return Err(bad(
+                        "SAPIX_MESH_TIMEOUT_MS",
+                        "must be a whole number of milliseconds from 1 to 600000".into(),
+                    ))
+                }
+            },
+        };
+        Ok(Config {
+            mesh_timeout,
+            agent_id,
+            master_seed,
+            root_key,
+            data_dir,
+            strand_dir,
+            graph_dir,
+            blob_dir,
+            bind_addr,
+            endpoint,
+        })
+    }
+
+    /// The URL this node advertises, given the address it actually bound.
+    pub fn endpoint_for(&self, bound: SocketAddr) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_env(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn no_env_gives_the_embedded_single_node_defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.agent_id.as_str(), "local");
+        assert_eq!(c.bind_addr.to_string(), DEFAULT_BIND);
+        assert_eq!(c.strand_dir, PathBuf::from("./sapix-data/strand"));
+        assert!(c.master_seed.is_none() && c.root_key.is_none());
+        assert_eq!(
+            c.endpoint_for("127.0.0.1:9".parse().unwrap()),
+            "http://127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable_and_not_the_secret() {
+        for (var, val) in [
+            ("SAPIX_AGENT_ID", "Bad!"),
+            ("SAPIX_MASTER_SEED", "xyz-secret"),
+            ("SAPIX_BIND_ADDR", "nope"),
+            ("SAPIX_ROOT_KEY", "short"),
+            ("SAPIX_ENDPOINT", "ftp://x"),
+            ("SAPIX_MESH_TIMEOUT_MS", "0"),
+        ] {
+            let e = parse(&[(var, val)]).unwrap_err();
+            assert_eq!(e.var, var);
+            assert!(!e.to_string().contains("secret"));
+        }
+    }
+
+    #[test]
+    fn explicit_dirs_override_the_data_dir() {
+        let c = parse(&[
+            ("SAPIX_DATA_DIR", "/d"),
+            ("SAPIX_STRAND_DIR", "/data/strand"),
+            ("SAPIX_AGENT_ID", "replica-eu"),
+            ("SAPIX_ENDPOINT", "http://replica-region-b:7475/"),
+        ])
+        .unwrap();
+        assert_eq!(c.strand_dir, PathBuf::from("/data/strand"));
+        assert_eq!(c.graph_dir, PathBuf::from("/d/graph"));
+        assert_eq!(c.endpoint.as_deref(), Some("http://replica-region-b:7475"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Start-up: secrets, node identity, strand recovery, then serve until a signal.
+//!
+//! With no environment at all this gives the embedded single node the README promises: data
+//! under `./sapix-data`, a master seed generated once and kept there (mode 0600), and the root
+//! key written beside it for the operator to read. Secrets are never logged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use sapix_core::node::{NodeConfig, Restored};
+use sapix_core::repl::backoff::BackoffPolicy;
+use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
+use sapix_runtime::actor::Shell;
+use sapix_runtime::clock::{Clock, SystemClock};
+use sapix_runtime::mesh::MeshClient;
+use sapix_runtime::strand::{Strand, StrandOptions};
+use sapix_runtime::{persist, state_file};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file or directory could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The strand could not be opened or recovered.
+    #[error("strand: {0}")]
+    Strand(#[from] sapix_runtime::strand::StrandError),
+    /// The strand belongs to another agent.
+    #[error("{path} belongs to agent `{found}`, but SAPIX_AGENT_ID is `{configured}`; refusing to author into another agent's strand")]
+    WrongAgent {
+        /// The identity file.
+        path: PathBuf,
+        /// The id recorded there.
+        found: AgentId,
+        /// The id configured.
+        configured: AgentId,
+    },
+    /// The address could not be bound.
+    #[error("SAPIX_BIND_ADDR {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
+    move |source| StartError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The node's persisted identity, kept in the strand dir beside the blocks it authored.
+#[derive(Debug, Serialize, Deserialize)]
+struct Identity {
+    agent_id: AgentId,
+    added_at_ms: u64,
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    for dir in [
+        &config.data_dir,
+        &config.strand_dir,
+        &config.graph_dir,
+        &config.blob_dir,
+    ] {
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    }
+    let seed = master_seed(&config)?;
+    let keys = Arc::new(KeySchedule::new(seed));
+    let root_key = root_key(&config, &keys)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let identity = identity(&config, clock.wall().0)?;
+
+    let opts = StrandOptions::new(
+        config.strand_dir.clone(),
+        config.graph_dir.clone(),
+        config.blob_dir.clone(),
+    );
+    let (strand, report) = tokio::task::spawn_blocking(move || Strand::open(opts))
+        .await
+        .expect("strand open task panicked")?;
+    tracing::info!(recovery = ?report, "strand open");
+    let strand = Arc::new(strand);
+
+    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind_addr,
+        source,
+    })?;
+
+    let (cluster, cursors) =
+        persist::load(&config.strand_dir).map_err(io("reading state in", &config.strand_dir))?;
+    let restored = Restored {
+        chains: sapix_runtime::actor::chains_from(&strand),
+        local_tip: strand.tip(),
+        cluster,
+        cursors,
+    };
+    let node = Node::new(
+        NodeConfig {
+            agent_id: config.agent_id.clone(),
+            endpoint: config.endpoint_for(bound),
+            added_at: sapix_core::UnixMillis(identity.added_at_ms),
+            backoff: BackoffPolicy::default(),
+            rng_seed: rand::rngs::OsRng.next_u64(),
+        },
+        keys.signing_key(&config.agent_id),
+        restored,
+    );
+    let mesh =
+        MeshClient::new(root_key.clone(), config.mesh_timeout).map_err(|e| StartError::Io {
+            what: "building the HTTP client for",
+            path: PathBuf::from("peers"),
+            source: std::io::Error::other(e),
+        })?;
+    let handle = sapix_runtime::actor::spawn(
+        node,
+        Shell {
+            strand: strand.clone(),
+            keys: keys.clone(),
+            mesh,
+            state_dir: config.strand_dir.clone(),
+            clock: clock.clone(),
+        },
+    );
+    let app = api::router(AppState {
+        node: handle,
+        strand: strand.clone(),
+        keys,
+        root_key,
+        agent_id: config.agent_id.clone(),
+        clock,
+    });
+
+    tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
+    // The one line on stdout: scripts and tests wait for it to learn the bound address.
+    println!("sapix-agent listening on http://{bound}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(io("serving on", Path::new("socket")))?;
+    tracing::info!("shutting down");
+    if let Err(e) = strand.checkpoint() {
+        tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The configured seed, else the one kept in the data dir, else a new one written there.
+fn master_seed(config: &Config) -> Result<MasterSeed, StartError> {
+    if let Some(seed) = &config.master_seed {
+        return Ok(seed.clone());
+    }
+    let path = config.data_dir.join("master_seed");
+    if let Some(bytes) = state_file::read_bounded(&path).map_err(io("reading", &path))? {
+        let text = String::from_utf8_lossy(&bytes);
+        return MasterSeed::from_hex(&text).map_err(|e| StartError::Io {
+            what: "parsing",
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        });
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let seed = MasterSeed::from_bytes(bytes);
+    state_file::write_atomic(&path, format!("{}\n", seed.to_hex()).as_bytes(), 0o600)
+        .map_err(io("writing", &path))?;
+    tracing::warn!(
+        path = %path.display(),
+        "SAPIX_MASTER_SEED is not set: generated a new master seed (mode 0600). \
+         Every node of a cluster needs the same seed; pass it as SAPIX_MASTER_SEED to add peers."
+    );
+    Ok(seed)
+}
+
+/// The configured root key, else the one derived from the seed, written to the data dir.
+fn root_key(config: &Config, keys: &KeySchedule) -> Result<RootKey, StartError> {
+    if let Some(k) = &config.root_key {
+        tracing::info!("root key: from SAPIX_ROOT_KEY");
+        return Ok(k.clone());
+    }
+    let key = keys.default_root_key();
+    let path = config.data_dir.join("root_key");
+    let current = state_file::read_bounded(&path).map_err(io("reading", &path))?;
+    let want = format!("{}\n", key.expose());
+    if current.as_deref() != Some(want.as_bytes()) {
+        state_file::write_atomic(&path, want.as_bytes(), 0o600).map_err(io("writing", &path))?;
+    }
+    tracing::info!(
+        path = %path.display(),
+        "root key: derived from the master seed; read it from this file (mode 0600)"
+    );
+    Ok(key)
+}
+
+fn identity(config: &Config, now_ms: u64) -> Result<Identity, StartError> {
+    let path = config.strand_dir.join("node.json");
+    match state_file::read_json::<Identity>(&path).map_err(io("reading", &path))? {
+        Some(id) if id.agent_id != config.agent_id => Err(StartError::WrongAgent {
+            path,
+            found: id.agent_id,
+            configured: config.agent_id.clone(),
+        }),
+        Some(id) => Ok(id),
+        None => {
+            let id = Identity {
+                agent_id: config.agent_id.clone(),
+                added_at_ms: now_ms,
+            };
+            state_file::write_json(&path, &id).map_err(io("writing", &path))?;
+            Ok(id)
+        }
+    }
+}
