@@ -80,6 +80,50 @@ pub struct ClusterStatus {
     pub partitioned: bool,
     /// This node's write gating mode.
     pub consistency: Consistency,
+    /// How this node authorizes writes (an addition to the spec's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthStatus>,
+}
+
+/// Where client writes are authorized, as reported in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No `SAPIX_CODIOS_URL`: only the root key may write.
+    Local,
+    /// Writes are authorized by Codios, through the decision cache.
+    Codios,
+}
+
+/// The Codios circuit breaker's state, as reported in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerStatus {
+    /// `SAPIX_AUTH_CIRCUIT_BREAKER` is off (or the node is in local mode).
+    Disabled,
+    /// Codios is asked on every cache miss.
+    Closed,
+    /// Codios is bypassed; cached decisions are served and logged `auth_degraded`.
+    Open,
+    /// Open, with one probe out to find out whether Codios is back.
+    HalfOpen,
+}
+
+/// The auth part of the status answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthStatus {
+    /// Local or Codios mode.
+    pub mode: AuthMode,
+    /// The circuit breaker.
+    pub breaker: BreakerStatus,
+    /// `SAPIX_REQUIRE_CODIOS`: stale permits are never served.
+    pub require_codios: bool,
+    /// Writes let through on a stale or bypassed decision since start (`auth_degraded`).
+    pub degraded_total: u64,
+    /// Decisions held in the cache.
+    pub cache_entries: u64,
+    /// Codios calls in flight.
+    pub codios_in_flight: u64,
 }
 
 #[cfg(test)]
@@ -115,6 +159,7 @@ mod tests {
             }],
             partitioned: false,
             consistency: Consistency::Ap,
+            auth: None,
         };
         insta::assert_snapshot!(serde_json::to_string_pretty(&s).unwrap());
     }

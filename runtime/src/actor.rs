@@ -3,12 +3,14 @@
 //! The loop waits for the next request, completion or the core's timeout, feeds it to the
 //! core, then drains `poll_output` and performs each output: appends go to the strand's
 //! group-commit writer, mesh calls run as tasks, state files go to the persister; each
-//! completion comes back as an input. No policy lives here: every decision is the core's.
+//! completion comes back as an input; Codios calls go to the [`CodiosClient`]. No policy
+//! lives here: every decision is the core's.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
 use sapix_core::node::{Event, Input, Output, RequestId, Response};
@@ -17,6 +19,7 @@ use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Rol
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::codios::CodiosClient;
 use crate::mesh::{self, MembersBody, MeshClient, PushOutcome};
 use crate::persist::{self, Job};
 use crate::strand::Strand;
@@ -72,6 +75,13 @@ pub enum Request {
         /// Cursor hints.
         cursors: Vec<(AgentId, u64)>,
     },
+    /// May this client token do `key`'s action on `key`'s collection? Asked before a write.
+    Authorize {
+        /// The token is the root key.
+        token_is_root: bool,
+        /// Hash of the token, action, collection.
+        key: AuthKey,
+    },
 }
 
 /// The node stopped; the process is shutting down.
@@ -117,6 +127,8 @@ pub struct Shell {
     pub state_dir: PathBuf,
     /// The clocks.
     pub clock: Arc<dyn Clock>,
+    /// The Codios client, when `SAPIX_CODIOS_URL` is set.
+    pub codios: Option<CodiosClient>,
 }
 
 /// Starts the actor task for `node`.
@@ -217,11 +229,30 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             your_role,
             cursors,
         },
+        Request::Authorize { token_is_root, key } => Input::AuthorizeRequested {
+            request,
+            key,
+            is_root: token_is_root,
+        },
     }
 }
 
 fn perform(output: Output, ctx: &mut Ctx) {
     match output {
+        Output::AskCodios { key } => {
+            let (codios, done) = (ctx.shell.codios.clone(), ctx.done.clone());
+            tokio::spawn(async move {
+                let outcome = match &codios {
+                    Some(c) => c.authorize(&key).await,
+                    None => Err("no Codios endpoint is configured".to_string()),
+                };
+                let input = match outcome {
+                    Ok(decision) => Input::CodiosAnswered { key, decision },
+                    Err(reason) => Input::CodiosFailed { key, reason },
+                };
+                let _ = done.send(input);
+            });
+        }
         Output::Append { token, blocks } => {
             let done = ctx.done.clone();
             ctx.shell.strand.append(
@@ -478,6 +509,31 @@ fn log(event: Event) {
         Event::PeerAdded { peer } => tracing::info!(
             peer = %peer.agent_id, endpoint = %peer.endpoint, role = ?peer.role,
             "peer added"
+        ),
+        Event::AuthDegraded {
+            key,
+            age_ms,
+            circuit_open,
+            reason,
+        } => tracing::warn!(
+            auth_degraded = true,
+            key = ?key, age_ms, circuit_open, %reason,
+            "write authorized from a cached decision without a fresh Codios answer"
+        ),
+        Event::CodiosFailed {
+            key,
+            waiting,
+            reason,
+        } => tracing::warn!(key = ?key, waiting, %reason, "Codios call failed"),
+        Event::AuthCircuitOpened { failing_for_ms } => tracing::error!(
+            alert = "auth_circuit_open",
+            failing_for_ms,
+            "Codios circuit opened: writes proceed on cached decisions without real-time \
+             authorization until Codios answers again"
+        ),
+        Event::AuthCircuitClosed { open_for_ms } => tracing::warn!(
+            open_for_ms,
+            "Codios circuit closed: Codios answers again, normal enforcement resumes"
         ),
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod clock;
+pub mod codios;
 pub mod mesh;
 pub mod persist;
 pub mod state_file;

@@ -1,13 +1,17 @@
 //! Configuration from the environment, parsed once into a typed struct.
 //!
 //! Every variable of the spec is read here, with its default; a bad value stops the start with
-//! an error that names the variable. Secrets (`SAPIX_MASTER_SEED`, `SAPIX_ROOT_KEY`) are held
-//! in redacting types and never printed.
+//! an error that names the variable. Secrets (`SAPIX_MASTER_SEED`, `SAPIX_ROOT_KEY`,
+//! `SAPIX_CODIOS_API_KEY`) are held in redacting types and never printed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use sapix_core::auth::{AuthPolicy, BreakerConfig};
+use sapix_core::node::AuthSettings;
 use sapix_core::{AgentId, MasterSeed, RootKey};
+use sapix_runtime::codios::{CodiosApiKey, CodiosClient, DEFAULT_TIMEOUT};
 
 /// The agent's settings, before any file is touched.
 #[derive(Debug, Clone)]
@@ -33,6 +37,16 @@ pub struct Config {
     pub endpoint: Option<String>,
     /// `SAPIX_MESH_TIMEOUT_MS`: timeout of each call to a peer (default 5000).
     pub mesh_timeout: std::time::Duration,
+    /// `SAPIX_CODIOS_URL`: the Codios base URL; unset means local mode (root key only).
+    pub codios_url: Option<String>,
+    /// `SAPIX_CODIOS_API_KEY`: sent to Codios as a bearer token.
+    pub codios_api_key: Option<CodiosApiKey>,
+    /// `SAPIX_CODIOS_TIMEOUT_MS`: timeout of each Codios call (default 2000).
+    pub codios_timeout: Duration,
+    /// The core's auth settings: `SAPIX_AUTH_CACHE_TTL_SECS` (5), `SAPIX_AUTH_MAX_STALE_SECS`
+    /// (300), `SAPIX_REQUIRE_CODIOS` (false), `SAPIX_AUTH_CIRCUIT_BREAKER` (false),
+    /// `SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS` (30); Codios mode when `SAPIX_CODIOS_URL` is set.
+    pub auth: AuthSettings,
 }
 
 /// A variable whose value cannot be used.
@@ -111,7 +125,12 @@ impl Config {
                 }
             },
         };
+        let (codios_url, codios_api_key, codios_timeout, auth) = auth_from(&var)?;
         Ok(Config {
+            codios_url,
+            codios_api_key,
+            codios_timeout,
+            auth,
             mesh_timeout,
             agent_id,
             master_seed,
@@ -125,12 +144,119 @@ impl Config {
         })
     }
 
+    /// A one-line description of how writes are authorized, for the start-up log.
+    pub fn auth_mode_line(&self) -> String {
+        let a = &self.auth;
+        match &self.codios_url {
+            None => "local mode: SAPIX_CODIOS_URL is not set, only the root key may write records"
+                .into(),
+            Some(_) => format!(
+                "Codios mode: permits cached {} s, denies {} s, stale permits served up to {} s \
+                 when Codios fails{}{}",
+                a.policy.permit_ttl.as_secs(),
+                a.policy.deny_ttl.as_secs(),
+                a.policy.max_stale.as_secs(),
+                if a.policy.require_codios {
+                    "; SAPIX_REQUIRE_CODIOS=true: never (fail closed)"
+                } else {
+                    ""
+                },
+                if a.breaker.enabled {
+                    format!(
+                        "; circuit breaker on, opens after {} s of continuous failure",
+                        a.breaker.open_after.as_secs()
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+
     /// The URL this node advertises, given the address it actually bound.
     pub fn endpoint_for(&self, bound: SocketAddr) -> String {
         self.endpoint
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"))
     }
+}
+
+type AuthParts = (Option<String>, Option<CodiosApiKey>, Duration, AuthSettings);
+
+/// The Codios and auth-cache variables.
+fn auth_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<AuthParts, ConfigError> {
+    let bad = |var: &'static str, why: &str| ConfigError {
+        var,
+        why: why.to_string(),
+    };
+    let number =
+        |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| ConfigError {
+                    var: name,
+                    why: format!(
+                        "must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                }),
+        };
+    let flag = |name: &'static str| match var(name) {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(bad(name, "must be true or false")),
+        },
+    };
+    let codios_url = match var("SAPIX_CODIOS_URL") {
+        Some(v) => {
+            let v = v.trim().trim_end_matches('/').to_string();
+            CodiosClient::new(&v, None, DEFAULT_TIMEOUT).map_err(|_| {
+                bad(
+                    "SAPIX_CODIOS_URL",
+                    "must be an http:// or https:// URL such as https://codios.internal",
+                )
+            })?;
+            Some(v)
+        }
+        None => None,
+    };
+    let codios_api_key = var("SAPIX_CODIOS_API_KEY").map(|k| CodiosApiKey::new(k.trim()));
+    let codios_timeout = Duration::from_millis(number(
+        "SAPIX_CODIOS_TIMEOUT_MS",
+        DEFAULT_TIMEOUT.as_millis() as u64,
+        1..=60_000,
+    )?);
+    let policy = AuthPolicy {
+        permit_ttl: Duration::from_secs(number("SAPIX_AUTH_CACHE_TTL_SECS", 5, 0..=86_400)?),
+        max_stale: Duration::from_secs(number("SAPIX_AUTH_MAX_STALE_SECS", 300, 0..=604_800)?),
+        require_codios: flag("SAPIX_REQUIRE_CODIOS")?,
+        ..AuthPolicy::default()
+    };
+    let breaker = BreakerConfig {
+        enabled: flag("SAPIX_AUTH_CIRCUIT_BREAKER")?,
+        open_after: Duration::from_secs(number(
+            "SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS",
+            30,
+            0..=86_400,
+        )?),
+        ..BreakerConfig::default()
+    };
+    breaker
+        .validate(policy.require_codios)
+        .map_err(|e| bad("SAPIX_AUTH_CIRCUIT_BREAKER", &e.to_string()))?;
+    let auth = AuthSettings {
+        codios: codios_url.is_some(),
+        policy,
+        breaker,
+    };
+    Ok((codios_url, codios_api_key, codios_timeout, auth))
 }
 
 #[cfg(test)]
@@ -168,6 +294,13 @@ mod tests {
             ("SAPIX_ROOT_KEY", "short"),
             ("SAPIX_ENDPOINT", "ftp://x"),
             ("SAPIX_MESH_TIMEOUT_MS", "0"),
+            ("SAPIX_CODIOS_URL", "codios.internal"),
+            ("SAPIX_CODIOS_TIMEOUT_MS", "0"),
+            ("SAPIX_AUTH_CACHE_TTL_SECS", "five"),
+            ("SAPIX_AUTH_MAX_STALE_SECS", "-1"),
+            ("SAPIX_REQUIRE_CODIOS", "maybe"),
+            ("SAPIX_AUTH_CIRCUIT_BREAKER", "on-secret"),
+            ("SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS", "1e3"),
         ] {
             let e = parse(&[(var, val)]).unwrap_err();
             assert_eq!(e.var, var);
@@ -187,5 +320,53 @@ mod tests {
         assert_eq!(c.strand_dir, PathBuf::from("/data/strand"));
         assert_eq!(c.graph_dir, PathBuf::from("/d/graph"));
         assert_eq!(c.endpoint.as_deref(), Some("http://replica-region-b:7475"));
+    }
+
+    #[test]
+    fn auth_defaults_are_local_mode_with_the_spec_values() {
+        let c = parse(&[]).unwrap();
+        assert!(c.codios_url.is_none() && !c.auth.codios);
+        assert_eq!(c.auth, AuthSettings::default());
+        assert_eq!(c.auth.policy.permit_ttl, Duration::from_secs(5));
+        assert_eq!(c.auth.policy.deny_ttl, Duration::from_secs(2));
+        assert_eq!(c.auth.policy.max_stale, Duration::from_secs(300));
+        assert!(!c.auth.policy.require_codios && !c.auth.breaker.enabled);
+        assert_eq!(c.auth.breaker.open_after, Duration::from_secs(30));
+        assert_eq!(c.codios_timeout, Duration::from_millis(2000));
+        assert!(c.auth_mode_line().starts_with("local mode"));
+    }
+
+    #[test]
+    fn the_spec_compose_file_parses_into_codios_mode_with_the_breaker() {
+        let c = parse(&[
+            ("SAPIX_CODIOS_URL", "https://codios-api.midlantics.com"),
+            ("SAPIX_CODIOS_API_KEY", "codios_sk_..."),
+            ("SAPIX_AUTH_CACHE_TTL_SECS", "5"),
+            ("SAPIX_AUTH_CIRCUIT_BREAKER", "true"),
+            ("SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS", "30"),
+        ])
+        .unwrap();
+        assert!(c.auth.codios && c.auth.breaker.enabled);
+        assert_eq!(
+            c.codios_url.as_deref(),
+            Some("https://codios-api.midlantics.com")
+        );
+        assert!(
+            !format!("{c:?}").contains("codios_sk_"),
+            "the API key is redacted"
+        );
+        assert!(c.auth_mode_line().starts_with("Codios mode"));
+    }
+
+    #[test]
+    fn breaker_with_require_codios_is_refused_with_a_message_naming_both() {
+        let e = parse(&[
+            ("SAPIX_CODIOS_URL", "http://127.0.0.1:7575"),
+            ("SAPIX_REQUIRE_CODIOS", "true"),
+            ("SAPIX_AUTH_CIRCUIT_BREAKER", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "SAPIX_AUTH_CIRCUIT_BREAKER");
+        assert!(e.to_string().contains("SAPIX_REQUIRE_CODIOS"), "{e}");
     }
 }

@@ -14,6 +14,7 @@ use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
 use sapix_runtime::actor::Shell;
 use sapix_runtime::clock::{Clock, SystemClock};
+use sapix_runtime::codios::CodiosClient;
 use sapix_runtime::mesh::MeshClient;
 use sapix_runtime::strand::{Strand, StrandOptions};
 use sapix_runtime::{persist, state_file};
@@ -126,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             added_at: sapix_core::UnixMillis(identity.added_at_ms),
             backoff: BackoffPolicy::default(),
             rng_seed: rand::rngs::OsRng.next_u64(),
+            auth: config.auth.clone(),
         },
         keys.signing_key(&config.agent_id),
         restored,
@@ -136,6 +138,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             path: PathBuf::from("peers"),
             source: std::io::Error::other(e),
         })?;
+    let codios = codios_client(&config)?;
     let handle = sapix_runtime::actor::spawn(
         node,
         Shell {
@@ -144,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             mesh,
             state_dir: config.strand_dir.clone(),
             clock: clock.clone(),
+            codios,
         },
     );
     let app = api::router(AppState {
@@ -155,6 +159,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         clock,
     });
 
+    spawn_checkpoints(strand.clone());
     tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
     // The one line on stdout: scripts and tests wait for it to learn the bound address.
     println!("sapix-agent listening on http://{bound}");
@@ -167,6 +172,61 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
     }
     Ok(())
+}
+
+/// The Codios client in Codios mode; says at start which mode the agent runs in.
+fn codios_client(config: &Config) -> Result<Option<CodiosClient>, StartError> {
+    let Some(url) = &config.codios_url else {
+        tracing::warn!(auth = "local", "{}", config.auth_mode_line());
+        let a = &config.auth;
+        if a.breaker.enabled || a.policy.require_codios || config.codios_api_key.is_some() {
+            tracing::warn!(
+                "SAPIX_AUTH_CIRCUIT_BREAKER, SAPIX_REQUIRE_CODIOS and SAPIX_CODIOS_API_KEY have \
+                 no effect without SAPIX_CODIOS_URL"
+            );
+        }
+        return Ok(None);
+    };
+    let client = CodiosClient::new(url, config.codios_api_key.clone(), config.codios_timeout)
+        .map_err(|e| StartError::Io {
+            what: "building the Codios client for",
+            path: PathBuf::from("SAPIX_CODIOS_URL"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    tracing::info!(
+        auth = "codios",
+        codios = %client.endpoint(),
+        timeout_ms = config.codios_timeout.as_millis() as u64,
+        api_key = config.codios_api_key.is_some(),
+        "{}",
+        config.auth_mode_line()
+    );
+    Ok(Some(client))
+}
+
+/// How often the strand's index checkpoint is refreshed, if anything was appended: bounds the
+/// scan a restart after a crash has to do.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_checkpoints(strand: Arc<Strand>) {
+    tokio::spawn(async move {
+        let mut done = strand.tip();
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let tip = strand.tip();
+            if tip == done {
+                continue;
+            }
+            let s = strand.clone();
+            match tokio::task::spawn_blocking(move || s.checkpoint()).await {
+                Ok(Ok(())) => done = tip,
+                Ok(Err(e)) => tracing::warn!(error = %e, "index checkpoint failed; will retry"),
+                Err(e) => tracing::warn!(error = %e, "index checkpoint task failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,8 @@
 //!
 //! # How the node combines them
 //!
-//! On `WriteRequested` with a bearer token, the node builds an [`AuthKey`] and:
+//! On `AuthorizeRequested` (the shell asks before each write) for a token that is not the root
+//! key, in Codios mode, the node takes the request's [`AuthKey`] and (`node/authz.rs`):
 //!
 //! 1. [`AuthCache::lookup`]: [`Lookup::Fresh`] decides at once (permit → append; deny → refuse),
 //!    no Codios call.

@@ -133,6 +133,7 @@ impl Node {
             partitioned: self.peers.values().any(|p| !p.is_reachable()),
             nodes,
             consistency: self.consistency,
+            auth: Some(self.authz.status()),
         };
         self.respond(request, Response::Status(status));
     }
@@ -347,6 +348,7 @@ impl Node {
         if let Some(role) = your_role {
             self.role = role;
         }
+        let mut added = Vec::new();
         for m in members {
             if m.agent_id == self.config.agent_id {
                 continue;
@@ -359,9 +361,13 @@ impl Node {
                         .find(|(id, _)| *id == m.agent_id)
                         .map_or(0, |(_, c)| *c);
                     self.log(Event::PeerAdded { peer: m.clone() });
+                    added.push(m.clone());
                     self.add_peer(m, hint);
                 }
             }
+        }
+        if !added.is_empty() {
+            self.spread_members(&added);
         }
         let peers = self.peers.len();
         self.persist_then(request, Response::MembersUpdated { peers });
@@ -380,6 +386,24 @@ impl Node {
                 peer,
                 cursor,
             });
+        }
+    }
+
+    /// Spreads membership so the full mesh closes without a coordinator: every peer hears of
+    /// the members in `added`, and each of those hears of every member known here. Without
+    /// it, concurrent divides at two members, or a divider that restarts before its
+    /// in-memory announcements are delivered, leave members that never learn of each other.
+    pub(super) fn spread_members(&mut self, added: &[PeerInfo]) {
+        let mut everyone = vec![self.self_info()];
+        everyone.extend(self.peers.values().map(|p| p.info.clone()));
+        for p in &everyone[1..] {
+            let news: Vec<PeerInfo> = if added.iter().any(|a| a.agent_id == p.agent_id) {
+                let others = everyone.iter().filter(|m| m.agent_id != p.agent_id);
+                others.cloned().collect()
+            } else {
+                added.to_vec()
+            };
+            self.admin.announce(p, news, None, Vec::new());
         }
     }
 

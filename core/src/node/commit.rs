@@ -4,6 +4,7 @@
 //! durable. A response that depends on an append waits in `waiters` until `durable` reaches it.
 //! A CP write then waits again, in `cp_waiters`, until every peer holds it (DESIGN §4).
 
+use super::planted::PlantedBug;
 use super::{CpWaiter, Node, Output, Pending, Receipt, RequestId, Response, Waiter};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
@@ -65,6 +66,10 @@ impl Node {
         let hash = block.hash;
         self.chains.push(&block);
         let token = self.append(vec![block]);
+        if self.bugs.has(PlantedBug::PushBeforeDurable) {
+            self.own_durable = seq;
+            self.push_all(_now);
+        }
         self.wait(
             token,
             Pending::Write {
@@ -98,6 +103,13 @@ impl Node {
             Batch::Accept { fresh, duplicates } => {
                 let accepted = fresh.len() as u64;
                 let token = self.store(fresh);
+                if self.bugs.has(PlantedBug::IngestAckBeforeDurable) {
+                    let response = Response::Ingested {
+                        accepted,
+                        duplicates,
+                    };
+                    return self.respond(request, response);
+                }
                 self.wait(
                     token,
                     Pending::Ingest {
@@ -198,9 +210,9 @@ impl Node {
         self.log(Event::StorageFailed { reason });
         for w in std::mem::take(&mut self.waiters) {
             match w.answer {
-                Pending::Write { request, .. } | Pending::Ingest { request, .. } => {
-                    self.respond(request, Response::StorageFailed)
-                }
+                Pending::Write { request, .. }
+                | Pending::Ingest { request, .. }
+                | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
                 Pending::Page { peer } => self.pull_failed(peer, "local storage failed".into()),
             }
         }
@@ -250,6 +262,10 @@ impl Node {
                     },
                 ),
                 Pending::Page { peer } => self.page_stored(peer),
+                Pending::Probe { request, holds } => {
+                    let agent_id = self.config.agent_id.clone();
+                    self.respond(request, Response::ProbeAnswer { agent_id, holds });
+                }
             }
         }
         // Offsets are only needed until the waiters of their append are answered.
@@ -264,7 +280,10 @@ impl Node {
 
     /// A write is durable here: AP (or no peers) answers now; CP waits for every peer.
     fn written(&mut self, request: RequestId, receipt: Receipt) {
-        if self.consistency == Consistency::Ap || self.peers.is_empty() {
+        if self.consistency == Consistency::Ap
+            || self.peers.is_empty()
+            || self.bugs.has(PlantedBug::CpAckBeforePeers)
+        {
             self.respond(request, Response::Written(receipt));
             return;
         }

@@ -5,6 +5,7 @@
 //! [`AppendToken`], a peer's agent id, a cursor, a cluster-state version. A [`RequestId`] is
 //! answered by exactly one [`Output::Respond`].
 
+use crate::auth::{AuthKey, Decision};
 use crate::block::{Block, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
@@ -196,6 +197,32 @@ pub enum Input {
         /// The member.
         to: AgentId,
     },
+    /// A client asks whether its bearer token may do `key`'s action on `key`'s collection.
+    /// Answered with [`Response::Authorized`], [`Response::Denied`] or
+    /// [`Response::AuthUnavailable`]; only after `Authorized` does the shell send the write.
+    AuthorizeRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// Who (hash of the token), what, and on which collection.
+        key: AuthKey,
+        /// The token is the root key (admin): always permitted, Codios is not asked.
+        is_root: bool,
+    },
+    /// Codios answered an [`Output::AskCodios`] for `key`.
+    CodiosAnswered {
+        /// The key asked about.
+        key: AuthKey,
+        /// What Codios decided.
+        decision: Decision,
+    },
+    /// An [`Output::AskCodios`] for `key` failed: network error, timeout, non-2xx answer or a
+    /// garbled body. Never a permit.
+    CodiosFailed {
+        /// The key asked about.
+        key: AuthKey,
+        /// For the log.
+        reason: String,
+    },
 }
 
 /// A command for the shell.
@@ -279,6 +306,13 @@ pub enum Output {
         your_role: Option<Role>,
         /// Cursor hints for it.
         cursors: Vec<(AgentId, u64)>,
+    },
+    /// Ask Codios whether `key`'s subject may do its action on its resource; report
+    /// [`Input::CodiosAnswered`] or [`Input::CodiosFailed`], exactly once per output (the shell
+    /// bounds the call with a timeout). At most one is outstanding per key.
+    AskCodios {
+        /// The question.
+        key: AuthKey,
     },
     /// Answer a request.
     Respond {
@@ -411,6 +445,21 @@ pub enum Response {
     },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
+    /// The write may proceed.
+    Authorized {
+        /// Served from a decision past its TTL, or with the circuit open (`auth_degraded`).
+        degraded: bool,
+    },
+    /// The write is not allowed (a Codios deny, or local mode without the root key).
+    Denied {
+        /// Why, for the client.
+        reason: String,
+    },
+    /// Codios could not be asked and no cached decision may be served: refuse for now.
+    AuthUnavailable {
+        /// Why, for the client.
+        reason: String,
+    },
 }
 
 /// A log-worthy event. The shell chooses the level and format.
@@ -493,5 +542,36 @@ pub enum Event {
     PeerAdded {
         /// Who.
         peer: PeerInfo,
+    },
+    /// A write was let through without a fresh Codios decision: a permit past its TTL served
+    /// because Codios failed, or served while the circuit is open. Logged `auth_degraded`.
+    AuthDegraded {
+        /// The key (its `Debug` shows a short hash of the token, never the token).
+        key: AuthKey,
+        /// How long ago the served permit was fetched from Codios.
+        age_ms: u64,
+        /// Whether the circuit breaker is open.
+        circuit_open: bool,
+        /// Why Codios was not used.
+        reason: String,
+    },
+    /// A Codios call failed; `waiting` writes were answered from the cache or refused.
+    CodiosFailed {
+        /// The key asked about.
+        key: AuthKey,
+        /// Writes that were waiting on the call.
+        waiting: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The circuit breaker opened: cached decisions are served without Codios. Alert.
+    AuthCircuitOpened {
+        /// How long Codios had been failing.
+        failing_for_ms: u64,
+    },
+    /// The circuit breaker closed: Codios answers again and normal enforcement resumes.
+    AuthCircuitClosed {
+        /// How long the circuit was open.
+        open_for_ms: u64,
     },
 }

@@ -4,6 +4,7 @@
 //! sub-machines' state and the time passed in.
 
 use super::commit::Batch;
+use super::planted::PlantedBug;
 use super::{Node, Output, Pending, RequestId, Response, TICK};
 use crate::block::Verified;
 use crate::id::AgentId;
@@ -84,6 +85,10 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        #[cfg(feature = "sim")]
+        if self.bugs.has(PlantedBug::FailedPushCountsAsDelivered) {
+            peer.planted_forget_in_flight();
+        }
         let (change, delay) = peer.push_failed(now, &policy, &mut self.rng);
         let queued = peer.queue_depth(own);
         let failures = peer.backoff_failures();
@@ -213,6 +218,9 @@ impl Node {
                 self.pull_step(&id, step);
                 if self.pulls[&id].running() {
                     let token = self.store(fresh);
+                    if self.bugs.has(PlantedBug::CursorBeforeDurable) {
+                        self.page_stored(id.clone());
+                    }
                     self.wait(token, Pending::Page { peer: id });
                 }
             }

@@ -1,5 +1,5 @@
 //! The node: one state machine that owns every decision about a node's writes, ingests and
-//! replication (DESIGN §4).
+//! replication (DESIGN §4) and the authorization of client writes (§5).
 //!
 //! Drive it like quinn-proto's `Connection`: feed facts with [`Node::handle`], call
 //! [`Node::handle_timeout`] when [`Node::poll_timeout`] says so, and after each of those drain
@@ -9,14 +9,20 @@
 //!
 //! The work is split by concern: [`commit`](self) (appends, writes, ingest, CP waits),
 //! `mesh` (the drain tick, pushes, probes, pulls), `admin` (status, consistency, sync, divide,
-//! membership). Invariants kept here: every block handed out in an `Append` is the next link
-//! of its author's chain; a response that depends on an append is held until every append up
+//! membership), `authz` (whether a client's token may write: the Codios cache and breaker).
+//! Invariants kept here: every block handed out in an `Append` is the next link of its
+//! author's chain; a response that depends on an append is held until every append up
 //! to it is durable; a CP write is acknowledged only once every peer holds it.
 
 mod admin;
+mod authz;
 mod commit;
 mod event;
 mod mesh;
+#[cfg(feature = "sim")]
+pub mod planted;
+#[cfg(not(feature = "sim"))]
+mod planted;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -24,6 +30,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use authz::AuthSettings;
 pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
 
 use crate::chain::Chains;
@@ -51,6 +58,8 @@ pub struct NodeConfig {
     pub backoff: BackoffPolicy,
     /// Seed of the node's rng (backoff jitter). Different per node.
     pub rng_seed: u64,
+    /// How client writes are authorized; the default is local mode (root key only).
+    pub auth: AuthSettings,
 }
 
 /// What a node recovers from its durable state at start.
@@ -88,6 +97,8 @@ enum Pending {
     },
     /// A pulled page from this peer is durable.
     Page { peer: AgentId },
+    /// A probe answer: the asked author's chain is durable here through `holds`.
+    Probe { request: RequestId, holds: u64 },
 }
 
 /// A CP write durable here, waiting for every peer to hold it.
@@ -121,6 +132,8 @@ pub struct Node {
     pulls: BTreeMap<AgentId, Pull>,
     sync_waiters: BTreeMap<AgentId, Vec<RequestId>>,
     admin: admin::Admin,
+    authz: authz::Authz,
+    bugs: planted::Bugs,
     /// This node's own chain: the last seq that is durable.
     own_durable: u64,
     /// The strand's last durable offset.
@@ -160,6 +173,8 @@ impl Node {
             pulls: BTreeMap::new(),
             sync_waiters: BTreeMap::new(),
             admin: admin::Admin::default(),
+            authz: authz::Authz::new(&config.auth),
+            bugs: planted::Bugs::default(),
             own_durable,
             local_tip: restored.local_tip,
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
@@ -173,7 +188,20 @@ impl Node {
             let cursor = restored.cursors.get(&info.agent_id).copied().unwrap_or(0);
             node.add_peer(info, cursor);
         }
+        if !node.peers.is_empty() {
+            // Probe and pull at once after a restart: CP refuses writes until peers answer.
+            node.tick_at = Some(Instant::ZERO);
+            // Announcements in flight died with the last process: tell every peer again.
+            let known: Vec<PeerInfo> = node.peers.values().map(|p| p.info.clone()).collect();
+            node.spread_members(&known);
+        }
         node
+    }
+
+    /// Plants a deliberate bug, for the simulator's "it bites" tests (feature `sim`).
+    #[cfg(feature = "sim")]
+    pub fn plant(&mut self, bug: planted::PlantedBug) {
+        self.bugs.on.push(bug);
     }
 
     /// This node's id.
@@ -211,9 +239,10 @@ impl Node {
             Input::AppendFailed { token: _, reason } => self.append_failed(reason),
             Input::StatusRequested { request, wall } => self.status(now, request, wall),
             Input::ProbeRequested { request, author } => {
+                // The prober counts the answer as held (it may settle a CP write on it), so
+                // answer only once every block counted here is durable.
                 let holds = self.chains.tip(&author).map_or(0, |(seq, _)| seq);
-                let agent_id = self.config.agent_id.clone();
-                self.respond(request, Response::ProbeAnswer { agent_id, holds });
+                self.wait(self.issued, Pending::Probe { request, holds });
             }
             Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
             Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
@@ -246,25 +275,39 @@ impl Node {
             Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
             Input::Announced { to } => self.admin.announced(&to),
             Input::AnnounceFailed { to } => self.admin.announce_failed(&to),
+            Input::AuthorizeRequested {
+                request,
+                key,
+                is_root,
+            } => self.authorize(now, request, key, is_root),
+            Input::CodiosAnswered { key, decision } => self.codios_answered(now, key, decision),
+            Input::CodiosFailed { key, reason } => self.codios_failed(now, key, reason),
         }
         self.arm_tick(now);
     }
 
-    /// Handles the drain tick if it is due at `now`. Spurious calls are no-ops.
+    /// Handles every timer due at `now`: the drain tick and the auth circuit breaker's
+    /// half-open probe. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
         if self.tick_at.is_some_and(|at| now >= at) {
             self.tick_at = None;
             self.tick(now);
         }
+        self.auth_timeout(now);
         self.arm_tick(now);
     }
 
-    /// The next instant the node wants [`Node::handle_timeout`] called: the drain tick,
-    /// every [`TICK`] while there are peers or announcements to send. Always in the future of
-    /// the last `now` seen after a `handle_timeout`, so the shell never busy-loops.
+    /// The next instant the node wants [`Node::handle_timeout`] called: the earliest of the
+    /// drain tick (every [`TICK`] while there are peers or announcements to send) and, while
+    /// the auth circuit is open, the next half-open probe. Always in the future of the last
+    /// `now` seen after a `handle_timeout`, so the shell never busy-loops. Changed by
+    /// [`Node::handle`] too (a new peer arms the tick; a Codios failure may open the circuit).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.tick_at
+        match (self.tick_at, self.authz.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next command for the shell. Call until `None` after every `handle`.

@@ -23,6 +23,7 @@ fn node(id: &str) -> Node {
             added_at: UnixMillis(1_000),
             backoff: BackoffPolicy::default(),
             rng_seed: 1,
+            auth: Default::default(),
         },
         key,
         Restored::default(),

@@ -165,6 +165,15 @@ impl Peer {
         Some((acked + 1, last))
     }
 
+    /// A planted bug (`PlantedBug::FailedPushCountsAsDelivered`): count the push in flight
+    /// as delivered. Simulator only.
+    #[cfg(feature = "sim")]
+    pub fn planted_forget_in_flight(&mut self) {
+        if let Some(last) = self.in_flight {
+            self.acked = Some(self.acked.unwrap_or(0).max(last));
+        }
+    }
+
     /// Whether a push is in flight.
     pub fn pushing(&self) -> bool {
         self.in_flight.is_some()

@@ -1,4 +1,5 @@
-//! Bearer-token checks. A missing or malformed header is 401; a wrong token is 403.
+//! Bearer-token checks. A missing or malformed header is 401; a wrong token is 403. Admin and
+//! mesh endpoints need the root key; record writes ask the node (see `records`).
 
 use axum::http::{header, HeaderMap, StatusCode};
 use sapix_core::RootKey;

@@ -60,7 +60,7 @@ pub(crate) async fn export(
             .map(|(o, b)| WireBlock::from_block(b, Some(*o)))
             .collect(),
         next,
-        tip: tip.max(next),
+        tip: tip.max(blocks.last().map_or(0, |(o, _)| *o)),
     }))
 }
 

@@ -1,0 +1,250 @@
+//! Authorization of client writes (DESIGN §5): the node's side of [`AuthCache`] and
+//! [`CircuitBreaker`], composed as the `auth` module guide describes.
+//!
+//! Every auth decision the node makes is made here; `mod.rs` only routes inputs and folds the
+//! breaker's deadline into the timer. The invariant kept is DESIGN §6.6: a Codios deny is never
+//! overridden, a permit past its TTL is served only when Codios failed (within `max_stale`, or
+//! at any age while the opt-in circuit is open, never with `require_codios`), and every write
+//! let through that way is logged `auth_degraded`. The root key is always permitted; without
+//! Codios (local mode) nothing else is.
+
+use crate::auth::{
+    Action, Admission, AuthCache, AuthKey, AuthPolicy, BreakerConfig, BreakerState, CircuitBreaker,
+    Decision, FailureVerdict, FetchStart, Lookup, Transition,
+};
+use crate::status::{AuthMode, AuthStatus, BreakerStatus};
+use crate::time::Instant;
+
+use super::{Event, Node, Output, RequestId, Response};
+
+/// How a node authorizes client writes; fixed at start. The default is local mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// A Codios endpoint is configured (`SAPIX_CODIOS_URL`). Without one the node runs in
+    /// local mode: only the root key may write.
+    pub codios: bool,
+    /// Cache TTLs, the stale bound and `SAPIX_REQUIRE_CODIOS`.
+    pub policy: AuthPolicy,
+    /// The opt-in circuit breaker. Check it with [`BreakerConfig::validate`] before start.
+    pub breaker: BreakerConfig,
+}
+
+/// The node's auth state: the decision cache, the breaker, and a counter for status.
+#[derive(Debug)]
+pub(super) struct Authz {
+    codios: bool,
+    cache: AuthCache<RequestId>,
+    breaker: CircuitBreaker,
+    degraded_total: u64,
+    /// The last key Codios was asked about, for a probe when nothing is cached yet.
+    last_asked: Option<AuthKey>,
+}
+
+impl Authz {
+    pub(super) fn new(settings: &AuthSettings) -> Self {
+        Authz {
+            codios: settings.codios,
+            cache: AuthCache::new(settings.policy.clone()),
+            breaker: CircuitBreaker::new(settings.breaker.clone()),
+            degraded_total: 0,
+            last_asked: None,
+        }
+    }
+
+    /// When the breaker wants to be woken for a half-open probe.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        if self.codios {
+            self.breaker.poll_timeout()
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn status(&self) -> AuthStatus {
+        let breaker = if !self.codios || !self.breaker.config().enabled {
+            BreakerStatus::Disabled
+        } else {
+            match self.breaker.state() {
+                BreakerState::Closed => BreakerStatus::Closed,
+                BreakerState::Open { .. } => BreakerStatus::Open,
+                BreakerState::HalfOpen { .. } => BreakerStatus::HalfOpen,
+            }
+        };
+        AuthStatus {
+            mode: if self.codios {
+                AuthMode::Codios
+            } else {
+                AuthMode::Local
+            },
+            breaker,
+            require_codios: self.cache.policy().require_codios,
+            degraded_total: self.degraded_total,
+            cache_entries: self.cache.len() as u64,
+            codios_in_flight: self.cache.in_flight() as u64,
+        }
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Read => "read",
+        Action::Write => "write",
+    }
+}
+
+fn deny_reason(key: &AuthKey) -> String {
+    format!(
+        "Codios does not allow this token to {} collection `{}`",
+        action_name(key.action),
+        key.resource
+    )
+}
+
+impl Node {
+    /// `AuthorizeRequested`: root, local mode, a fresh cached decision, the open circuit, or
+    /// a (single-flight) Codios call.
+    pub(super) fn authorize(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        key: AuthKey,
+        is_root: bool,
+    ) {
+        if is_root {
+            self.respond(request, Response::Authorized { degraded: false });
+            return;
+        }
+        if !self.authz.codios {
+            let reason = "this agent runs in local mode (SAPIX_CODIOS_URL is not set): only \
+                          the root key may write records"
+                .to_string();
+            self.respond(request, Response::Denied { reason });
+            return;
+        }
+        match self.authz.cache.lookup(now, &key) {
+            Lookup::Fresh(decision) => self.answer_decision(request, &key, decision),
+            Lookup::Miss { .. } => match self.authz.breaker.should_call_codios(now) {
+                Admission::Bypass => {
+                    let verdict = self.authz.cache.on_codios_failure(now, &key, true);
+                    self.answer_failure(request, &key, verdict, true, "circuit open");
+                }
+                Admission::Call | Admission::Probe => {
+                    if self.authz.cache.begin_fetch(now, key.clone(), request)
+                        == FetchStart::AskCodios
+                    {
+                        self.ask_codios(key);
+                    }
+                }
+            },
+        }
+    }
+
+    /// `CodiosAnswered`: cache the decision, answer everyone waiting on it, close the circuit.
+    pub(super) fn codios_answered(&mut self, now: Instant, key: AuthKey, decision: Decision) {
+        let open_since = match self.authz.breaker.state() {
+            BreakerState::Open { since } | BreakerState::HalfOpen { since } => Some(since),
+            BreakerState::Closed => None,
+        };
+        let waiters = self.authz.cache.record(now, key.clone(), decision);
+        for request in waiters {
+            self.answer_decision(request, &key, decision);
+        }
+        if self.authz.breaker.on_success(now) == Some(Transition::Closed) {
+            let open_for_ms = open_since.map_or(0, |s| now.saturating_since(s).as_millis() as u64);
+            self.log(Event::AuthCircuitClosed { open_for_ms });
+        }
+    }
+
+    /// `CodiosFailed`: count it against the breaker first (it may open the circuit), then
+    /// answer everyone waiting from what the cache may serve.
+    pub(super) fn codios_failed(&mut self, now: Instant, key: AuthKey, reason: String) {
+        let failing_since = self.authz.breaker.failing_since().unwrap_or(now);
+        if self.authz.breaker.on_failure(now) == Some(Transition::Opened) {
+            let failing_for_ms = now.saturating_since(failing_since).as_millis() as u64;
+            self.log(Event::AuthCircuitOpened { failing_for_ms });
+        }
+        let waiters = self.authz.cache.fail(&key);
+        self.log(Event::CodiosFailed {
+            key: key.clone(),
+            waiting: waiters.len(),
+            reason: reason.clone(),
+        });
+        let open = self.authz.breaker.is_open();
+        let verdict = self.authz.cache.on_codios_failure(now, &key, open);
+        let why = format!("Codios call failed: {reason}");
+        for request in waiters {
+            self.answer_failure(request, &key, verdict, open, &why);
+        }
+    }
+
+    /// The breaker's timer: when a half-open probe is due, ask Codios about the key used
+    /// last, with nobody waiting, so the circuit can close while no writes arrive.
+    pub(super) fn auth_timeout(&mut self, now: Instant) {
+        if !self.authz.codios || !self.authz.breaker.handle_timeout(now) {
+            return;
+        }
+        let key = self
+            .authz
+            .cache
+            .most_recently_used()
+            .or(self.authz.last_asked.as_ref())
+            .cloned();
+        // With no key ever asked there is nothing to probe with; the next write's miss at or
+        // after the following probe time is admitted as the probe instead.
+        if let Some(key) = key {
+            if self.authz.cache.begin_refresh(now, key.clone()) == FetchStart::AskCodios {
+                self.ask_codios(key);
+            }
+        }
+    }
+
+    fn ask_codios(&mut self, key: AuthKey) {
+        self.authz.last_asked = Some(key.clone());
+        self.outputs.push_back(Output::AskCodios { key });
+    }
+
+    fn answer_decision(&mut self, request: RequestId, key: &AuthKey, decision: Decision) {
+        let response = match decision {
+            Decision::Permit => Response::Authorized { degraded: false },
+            Decision::Deny => Response::Denied {
+                reason: deny_reason(key),
+            },
+        };
+        self.respond(request, response);
+    }
+
+    /// Answers one write whose Codios call failed or was bypassed by the open circuit.
+    fn answer_failure(
+        &mut self,
+        request: RequestId,
+        key: &AuthKey,
+        verdict: FailureVerdict,
+        circuit_open: bool,
+        why: &str,
+    ) {
+        let response = match verdict {
+            FailureVerdict::Permit { degraded, age } => {
+                if degraded {
+                    self.authz.degraded_total += 1;
+                    self.log(Event::AuthDegraded {
+                        key: key.clone(),
+                        age_ms: age.as_millis() as u64,
+                        circuit_open,
+                        reason: why.to_string(),
+                    });
+                }
+                Response::Authorized { degraded }
+            }
+            FailureVerdict::Deny => Response::Denied {
+                reason: format!("{} (cached decision; {why})", deny_reason(key)),
+            },
+            FailureVerdict::Refuse => Response::AuthUnavailable {
+                reason: format!(
+                    "cannot authorize this write now: {why}, and no cached decision for this \
+                     token and collection may be served"
+                ),
+            },
+        };
+        self.respond(request, response);
+    }
+}

@@ -1,0 +1,42 @@
+//! Bugs planted on purpose so the simulator can prove it finds them (feature `sim` only).
+//!
+//! Each variant re-creates one classic replication mistake at one place in the node. Without
+//! the feature [`Bugs::has`] is a constant `false`, so the agent compiles to exactly the code
+//! it would have without this module.
+#![cfg_attr(not(feature = "sim"), allow(unreachable_pub, dead_code))]
+
+/// A deliberate mistake the simulator's "it bites" tests switch on with `Node::plant`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// CP: acknowledge a write once it is durable locally, before any peer holds it.
+    CpAckBeforePeers,
+    /// Ingest: answer a peer's push before the blocks are durable here.
+    IngestAckBeforeDurable,
+    /// Push an own block as soon as it is handed to the strand, before it is durable.
+    PushBeforeDurable,
+    /// Pull: persist the cursor past a page before the page is durable.
+    CursorBeforeDurable,
+    /// Forget a dropped push: count the blocks of a failed push as delivered.
+    FailedPushCountsAsDelivered,
+}
+
+/// The planted bugs of one node; empty (and zero-sized) unless the `sim` feature is on.
+#[derive(Debug, Default)]
+pub(crate) struct Bugs {
+    #[cfg(feature = "sim")]
+    pub(crate) on: Vec<PlantedBug>,
+}
+
+impl Bugs {
+    /// Whether `bug` is planted.
+    #[inline]
+    pub(crate) fn has(&self, bug: PlantedBug) -> bool {
+        #[cfg(feature = "sim")]
+        return self.on.contains(&bug);
+        #[cfg(not(feature = "sim"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}

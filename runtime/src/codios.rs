@@ -1,0 +1,210 @@
+//! The Codios client: performs the core's `AskCodios` and reports what happened.
+//!
+//! The wire protocol is documented in `docs/codios.md`; the request and answer types here are
+//! the single definition of it, shared with the `codios-dev` server. Every call is bounded by a
+//! timeout. Anything but a `2xx` whose body says exactly `"permit"` or `"deny"` is a failure —
+//! never a permit; what a failure means for the write is the core's decision. The API key is
+//! held in a redacting type and only ever leaves in the `Authorization` header.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+use sapix_core::auth::{Action, AuthKey, Decision};
+use serde::{Deserialize, Serialize};
+
+/// Default timeout of one Codios call (`SAPIX_CODIOS_TIMEOUT_MS`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// The path of the authorize call, under `SAPIX_CODIOS_URL`.
+pub const AUTHORIZE_PATH: &str = "/v1/authorize";
+
+/// The largest answer body read; a real answer is a few dozen bytes.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// `SAPIX_CODIOS_API_KEY`: sent as `Authorization: Bearer <key>`; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodiosApiKey(String);
+
+impl CodiosApiKey {
+    /// Wraps the key.
+    pub fn new(key: impl Into<String>) -> Self {
+        CodiosApiKey(key.into())
+    }
+
+    /// The key, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this key, in time independent of where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for CodiosApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodiosApiKey(<redacted>)")
+    }
+}
+
+/// `POST /v1/authorize` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// Lower-case hex BLAKE3 of the client's bearer token (the token itself never leaves).
+    pub subject: String,
+    /// `"write"` or `"read"`.
+    pub action: String,
+    /// The collection.
+    pub resource: String,
+}
+
+impl AuthorizeRequest {
+    /// The request for `key`.
+    pub fn for_key(key: &AuthKey) -> Self {
+        AuthorizeRequest {
+            subject: hex::encode(key.subject),
+            action: action_name(key.action).to_string(),
+            resource: key.resource.to_string(),
+        }
+    }
+}
+
+/// `POST /v1/authorize` answer body (status `200`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeAnswer {
+    /// `"permit"` or `"deny"`; anything else is a garbled answer.
+    pub decision: String,
+    /// Optional explanation, for logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The wire name of an action.
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Read => "read",
+        Action::Write => "write",
+    }
+}
+
+/// An HTTP client for one Codios endpoint.
+#[derive(Clone)]
+pub struct CodiosClient {
+    http: reqwest::Client,
+    authorize: Url,
+    api_key: Option<CodiosApiKey>,
+}
+
+impl fmt::Debug for CodiosClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodiosClient")
+            .field("endpoint", &self.endpoint())
+            .field("api_key", &self.api_key)
+            .finish()
+    }
+}
+
+/// Why a Codios client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CodiosClientError {
+    /// The base URL does not parse or is not http(s).
+    #[error("not an http:// or https:// URL")]
+    BadUrl,
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl CodiosClient {
+    /// A client for the Codios at `base_url` (`SAPIX_CODIOS_URL`) that gives up on any call
+    /// after `timeout`.
+    pub fn new(
+        base_url: &str,
+        api_key: Option<CodiosApiKey>,
+        timeout: Duration,
+    ) -> Result<Self, CodiosClientError> {
+        let base = Url::parse(base_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or(CodiosClientError::BadUrl)?;
+        let authorize = Url::parse(&format!(
+            "{}{AUTHORIZE_PATH}",
+            base.as_str().trim_end_matches('/')
+        ))
+        .map_err(|_| CodiosClientError::BadUrl)?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(CodiosClient {
+            http,
+            authorize,
+            api_key,
+        })
+    }
+
+    /// The authorize URL without any user info, for logs.
+    pub fn endpoint(&self) -> String {
+        let mut u = self.authorize.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.to_string()
+    }
+
+    /// Asks Codios about `key`. `Err` is a failure the core must not treat as a permit.
+    pub async fn authorize(&self, key: &AuthKey) -> Result<Decision, String> {
+        let mut rb = self
+            .http
+            .post(self.authorize.clone())
+            .json(&AuthorizeRequest::for_key(key));
+        if let Some(k) = &self.api_key {
+            rb = rb.bearer_auth(k.expose());
+        }
+        let resp = rb.send().await.map_err(describe)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(describe)?;
+        if !status.is_success() {
+            return Err(format!("Codios answered {status}"));
+        }
+        parse_answer(&bytes)
+    }
+}
+
+/// Reads a `2xx` body: exactly `permit` or `deny`, or a failure.
+pub fn parse_answer(bytes: &[u8]) -> Result<Decision, String> {
+    if bytes.len() > MAX_ANSWER_BYTES {
+        return Err(format!(
+            "garbled Codios answer: over {MAX_ANSWER_BYTES} bytes"
+        ));
+    }
+    let answer: AuthorizeAnswer =
+        serde_json::from_slice(bytes).map_err(|e| format!("garbled Codios answer: {e}"))?;
+    match answer.decision.as_str() {
+        "permit" => Ok(Decision::Permit),
+        "deny" => Ok(Decision::Deny),
+        other => Err(format!(
+            "garbled Codios answer: unknown decision {:?}",
+            other.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        // Without the URL (it may carry user info); headers are never shown, so neither is
+        // the API key.
+        e.without_url().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! The swarm configuration one seed draws: cluster size, workload mix, and which fault classes
+//! are on and how hard they hit.
+//!
+//! Swarm testing (Groce et al.): instead of every seed running every fault at a middling rate,
+//! each seed switches whole classes off and draws the rates of the rest, so some seeds are
+//! quiet enough for rare interleavings to survive and others are storms. Every random choice
+//! of a run comes from one `u64` seed through [`stream`], one ChaCha stream per concern, so
+//! changing how the workload draws never perturbs the network's draws.
+
+use core::fmt;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sapix_core::node::planted::PlantedBug;
+
+/// Simulated time in microseconds since the start of the run.
+pub type Micros = u64;
+
+/// One second of simulated time.
+pub const SECOND: Micros = 1_000_000;
+/// One millisecond of simulated time.
+pub const MILLI: Micros = 1_000;
+
+/// The independent random streams of a run.
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    /// Drawing the [`Config`].
+    Config = 1,
+    /// Latency, loss, duplication.
+    Network = 2,
+    /// Client operations.
+    Workload = 3,
+    /// Crashes, partitions, clock steps.
+    Faults = 4,
+    /// Storage latencies and crash tails.
+    Storage = 5,
+    /// Seeds of the nodes' own rngs and clock origins.
+    Nodes = 6,
+}
+
+/// The rng of one concern of the run seeded by `seed`.
+pub fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(which as u64);
+    rng
+}
+
+/// A rate of events per simulated second, with the time an episode lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Episodes {
+    /// Mean episodes started per second (Poisson).
+    pub per_sec: f64,
+    /// Shortest episode.
+    pub min: Micros,
+    /// Longest episode.
+    pub max: Micros,
+}
+
+/// Client operations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadConfig {
+    /// Writes per second across the cluster.
+    pub writes_per_sec: f64,
+    /// CP↔AP switches per second, if on.
+    pub switches_per_sec: Option<f64>,
+    /// Manual `SyncRequested` per second, if on.
+    pub syncs_per_sec: Option<f64>,
+    /// Divides of a spare node per second, if on (needs spares).
+    pub divides_per_sec: Option<f64>,
+    /// Status requests per second.
+    pub status_per_sec: f64,
+    /// Whether spare (not yet divided) nodes take writes too.
+    pub writes_on_spares: bool,
+    /// Initial mode per initial member: true = AP.
+    pub initial_ap: Vec<bool>,
+}
+
+/// The network between nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConfig {
+    /// Base one-way latency range of a link (each directed link draws its own).
+    pub latency: (Micros, Micros),
+    /// Extra uniform jitter per message, at most.
+    pub jitter: Micros,
+    /// Probability a message is lost.
+    pub loss: f64,
+    /// Probability a request is delivered twice.
+    pub dup: f64,
+    /// Probability a message is held back (reordered behind later ones).
+    pub reorder: f64,
+    /// How long a held-back message waits, at most.
+    pub reorder_delay: Micros,
+    /// The mesh client's call timeout.
+    pub timeout: Micros,
+    /// Symmetric partitions of a random split of the nodes.
+    pub partitions: Option<Episodes>,
+    /// One-way link cuts.
+    pub one_way: Option<Episodes>,
+    /// Flapping links, with the toggle period bound.
+    pub flapping: Option<(Episodes, Micros)>,
+}
+
+/// Node and storage faults and latencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Crashes (with restart after the episode's downtime).
+    pub crashes: Option<Episodes>,
+    /// Stalls of a node's actor (GC-like pauses, a blocked thread): inputs queue up, timers
+    /// wait, the disk and the server's export keep going.
+    pub pauses: Option<Episodes>,
+    /// On a crash, appends and state-file writes already handed over may survive (a random
+    /// prefix of them), as when the fsync finished but its completion was never delivered.
+    pub crash_keeps_tail: bool,
+    /// Storage failures per second (the strand fails until the node restarts), if on.
+    pub storage_faults: Option<f64>,
+    /// Fsync latency range of one append.
+    pub fsync: (Micros, Micros),
+    /// Probability an fsync stalls for up to 250 ms.
+    pub slow_fsync: f64,
+    /// Latency range of one state-file write.
+    pub persist: (Micros, Micros),
+}
+
+/// Clocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockConfig {
+    /// Each boot's monotonic origin is a random instant instead of zero.
+    pub random_origin: bool,
+    /// Drift bound in parts per million (each node draws its own rate).
+    pub drift_ppm: u32,
+    /// Wall-clock offset bound in ms (each node draws its own).
+    pub wall_offset_ms: u64,
+    /// Wall-clock steps per second (NTP jumps of up to ±60 s), if on.
+    pub wall_steps: Option<f64>,
+}
+
+/// Everything a run is told: the seed and what it drew.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The master seed.
+    pub seed: u64,
+    /// Initial members (2..=5).
+    pub members: usize,
+    /// Spare nodes that can be divided in later (members + spares ≤ 5).
+    pub spares: usize,
+    /// Length of the phase with workload and faults.
+    pub active: Micros,
+    /// Bound on the liveness phase: all nodes must converge within it.
+    pub liveness: Micros,
+    /// The liveness phase restarts every node (otherwise only those down or broken).
+    pub restart_all: bool,
+    /// Client operations.
+    pub workload: WorkloadConfig,
+    /// The network.
+    pub net: NetConfig,
+    /// Nodes and storage.
+    pub nodes: NodeConfig,
+    /// Clocks.
+    pub clocks: ClockConfig,
+    /// Bugs planted in every node (the "it bites" tests); never drawn.
+    pub bugs: Vec<PlantedBug>,
+}
+
+fn maybe<T>(rng: &mut ChaCha8Rng, p: f64, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> Option<T> {
+    if rng.gen_bool(p) {
+        Some(f(rng))
+    } else {
+        None
+    }
+}
+
+/// Log-uniform in `[lo, hi]`: rates spread over orders of magnitude.
+fn log_uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    (rng.gen_range(lo.ln()..=hi.ln())).exp()
+}
+
+fn episodes(rng: &mut ChaCha8Rng, rate: (f64, f64), len: (Micros, Micros)) -> Episodes {
+    let min = rng.gen_range(len.0..=len.1);
+    let max = rng.gen_range(min..=len.1);
+    Episodes {
+        per_sec: log_uniform(rng, rate.0, rate.1),
+        min,
+        max,
+    }
+}
+
+impl Config {
+    /// Draws the configuration of `seed`.
+    pub fn draw(seed: u64) -> Config {
+        let r = &mut stream(seed, Stream::Config);
+        let total = r.gen_range(2..=5usize);
+        let members = r.gen_range(2..=total);
+        let spares = total - members;
+        // A few long runs let outages outlast the backoff cap (about a minute of failures).
+        let active = if r.gen_bool(0.1) {
+            r.gen_range(120..=300)
+        } else {
+            r.gen_range(10..=90)
+        } * SECOND;
+        let mode = r.gen_range(0..3);
+        let initial_ap = (0..members)
+            .map(|_| match mode {
+                0 => false,
+                1 => true,
+                _ => r.gen_bool(0.5),
+            })
+            .collect();
+        let workload = WorkloadConfig {
+            writes_per_sec: log_uniform(r, 0.5, 40.0),
+            switches_per_sec: maybe(r, 0.5, |r| log_uniform(r, 0.02, 0.5)),
+            syncs_per_sec: maybe(r, 0.5, |r| log_uniform(r, 0.05, 1.0)),
+            divides_per_sec: if spares > 0 {
+                maybe(r, 0.8, |r| log_uniform(r, 0.03, 0.3))
+            } else {
+                None
+            },
+            status_per_sec: 0.2,
+            writes_on_spares: r.gen_bool(0.3),
+            initial_ap,
+        };
+        let lat_lo = r.gen_range(100..=5 * MILLI);
+        let lat_hi = r.gen_range(lat_lo..=lat_lo + 80 * MILLI);
+        let net = NetConfig {
+            latency: (lat_lo, lat_hi),
+            jitter: r.gen_range(0..=lat_hi),
+            loss: maybe(r, 0.4, |r| log_uniform(r, 0.001, 0.2)).unwrap_or(0.0),
+            dup: maybe(r, 0.3, |r| log_uniform(r, 0.001, 0.1)).unwrap_or(0.0),
+            reorder: maybe(r, 0.3, |r| log_uniform(r, 0.01, 0.2)).unwrap_or(0.0),
+            reorder_delay: r.gen_range(10 * MILLI..=2 * SECOND),
+            timeout: if r.gen_bool(0.3) {
+                r.gen_range(300 * MILLI..=5 * SECOND)
+            } else {
+                5 * SECOND
+            },
+            partitions: maybe(r, 0.5, |r| {
+                episodes(r, (0.02, 0.2), (200 * MILLI, 30 * SECOND))
+            }),
+            one_way: maybe(r, 0.3, |r| {
+                episodes(r, (0.02, 0.2), (200 * MILLI, 30 * SECOND))
+            }),
+            flapping: maybe(r, 0.3, |r| {
+                let e = episodes(r, (0.02, 0.1), (SECOND, 20 * SECOND));
+                (e, r.gen_range(20 * MILLI..=SECOND))
+            }),
+        };
+        let fsync_lo = r.gen_range(20..=2 * MILLI);
+        let persist_lo = r.gen_range(50..=5 * MILLI);
+        let nodes = NodeConfig {
+            crashes: maybe(r, 0.5, |r| {
+                // Some seeds keep a node down long enough for the backoff to reach its cap.
+                let longest = if r.gen_bool(0.2) { 100 } else { 20 };
+                episodes(r, (0.01, 0.2), (10 * MILLI, longest * SECOND))
+            }),
+            pauses: maybe(r, 0.3, |r| episodes(r, (0.02, 0.3), (MILLI, 10 * SECOND))),
+            crash_keeps_tail: r.gen_bool(0.5),
+            storage_faults: maybe(r, 0.15, |r| log_uniform(r, 0.002, 0.02)),
+            fsync: (fsync_lo, r.gen_range(fsync_lo..=fsync_lo + 30 * MILLI)),
+            slow_fsync: maybe(r, 0.3, |r| log_uniform(r, 0.001, 0.05)).unwrap_or(0.0),
+            persist: (
+                persist_lo,
+                r.gen_range(persist_lo..=persist_lo + 20 * MILLI),
+            ),
+        };
+        let clocks = ClockConfig {
+            random_origin: r.gen_bool(0.5),
+            drift_ppm: maybe(r, 0.5, |r| r.gen_range(100..=50_000)).unwrap_or(0),
+            wall_offset_ms: maybe(r, 0.5, |r| r.gen_range(1..=600_000)).unwrap_or(0),
+            wall_steps: maybe(r, 0.2, |r| log_uniform(r, 0.01, 0.1)),
+        };
+        Config {
+            seed,
+            members,
+            spares,
+            active,
+            liveness: 120 * SECOND,
+            restart_all: r.gen_bool(0.5),
+            workload,
+            net,
+            nodes,
+            clocks,
+            bugs: Vec::new(),
+        }
+    }
+
+    /// Members plus spares.
+    pub fn total(&self) -> usize {
+        self.members + self.spares
+    }
+}
+
+struct Ms(Micros);
+
+impl fmt::Display for Ms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 >= SECOND {
+            write!(f, "{:.1}s", self.0 as f64 / SECOND as f64)
+        } else {
+            write!(f, "{:.1}ms", self.0 as f64 / MILLI as f64)
+        }
+    }
+}
+
+fn rate(f: &mut fmt::Formatter<'_>, name: &str, r: Option<f64>) -> fmt::Result {
+    match r {
+        Some(r) => write!(f, " {name}={r:.3}/s"),
+        None => write!(f, " {name}=off"),
+    }
+}
+
+fn episode(f: &mut fmt::Formatter<'_>, name: &str, e: Option<Episodes>) -> fmt::Result {
+    match e {
+        Some(e) => write!(f, " {name}={:.3}/s×{}..{}", e.per_sec, Ms(e.min), Ms(e.max)),
+        None => write!(f, " {name}=off"),
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = &self.workload;
+        let n = &self.net;
+        let d = &self.nodes;
+        let c = &self.clocks;
+        let modes: String = w
+            .initial_ap
+            .iter()
+            .map(|ap| if *ap { 'A' } else { 'C' })
+            .collect();
+        writeln!(
+            f,
+            "seed 0x{:016x}: {} members ({modes}) + {} spares, active {}, liveness ≤ {}, restart {}",
+            self.seed,
+            self.members,
+            self.spares,
+            Ms(self.active),
+            Ms(self.liveness),
+            if self.restart_all { "all" } else { "down/broken" }
+        )?;
+        write!(f, "  workload: writes={:.2}/s", w.writes_per_sec)?;
+        rate(f, "switches", w.switches_per_sec)?;
+        rate(f, "syncs", w.syncs_per_sec)?;
+        rate(f, "divides", w.divides_per_sec)?;
+        writeln!(f, " spare-writes={}", w.writes_on_spares)?;
+        write!(
+            f,
+            "  network: latency {}..{} +jitter {} loss={:.3} dup={:.3} reorder={:.3}(≤{}) timeout {}",
+            Ms(n.latency.0),
+            Ms(n.latency.1),
+            Ms(n.jitter),
+            n.loss,
+            n.dup,
+            n.reorder,
+            Ms(n.reorder_delay),
+            Ms(n.timeout)
+        )?;
+        episode(f, "partitions", n.partitions)?;
+        episode(f, "one-way", n.one_way)?;
+        episode(f, "flapping", n.flapping.map(|(e, _)| e))?;
+        if let Some((_, p)) = n.flapping {
+            write!(f, " period≤{}", Ms(p))?;
+        }
+        writeln!(f)?;
+        write!(f, "  nodes:")?;
+        episode(f, "crashes", d.crashes)?;
+        episode(f, "pauses", d.pauses)?;
+        write!(f, " keep-tail={}", d.crash_keeps_tail)?;
+        rate(f, "storage-faults", d.storage_faults)?;
+        writeln!(
+            f,
+            " fsync {}..{} slow={:.3} persist {}..{}",
+            Ms(d.fsync.0),
+            Ms(d.fsync.1),
+            d.slow_fsync,
+            Ms(d.persist.0),
+            Ms(d.persist.1)
+        )?;
+        write!(
+            f,
+            "  clocks: random-origin={} drift≤{}ppm wall-offset≤{}ms",
+            c.random_origin, c.drift_ppm, c.wall_offset_ms
+        )?;
+        rate(f, "wall-steps", c.wall_steps)?;
+        if !self.bugs.is_empty() {
+            write!(f, "\n  planted bugs: {:?}", self.bugs)?;
+        }
+        Ok(())
+    }
+}

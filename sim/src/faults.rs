@@ -1,0 +1,227 @@
+//! Faults: crashes with restarts, symmetric and one-way partitions, flapping links, storage
+//! failures, and wall-clock steps — each class a Poisson process at the rate the seed drew, or
+//! off.
+//!
+//! A crash kills the process only; the disk stays and the node restarts from it after the
+//! episode's downtime. Heals and flaps carry the network generation they belong to, so once
+//! the liveness phase has healed everything, faults scheduled before it change nothing.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Config, Episodes, Micros, SECOND};
+use crate::world::{Ev, Phase, World};
+
+/// A fault, or the next occurrence of a class of them.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    CrashTick,
+    PauseTick,
+    Restart {
+        node: usize,
+        inc: u32,
+    },
+    PartitionTick,
+    OneWayTick,
+    Heal {
+        links: Vec<(usize, usize)>,
+        generation: u32,
+    },
+    FlapTick,
+    Flap {
+        a: usize,
+        b: usize,
+        down: bool,
+        until: Micros,
+        generation: u32,
+    },
+    StorageTick,
+    WallStepTick,
+}
+
+/// The faults' rng.
+#[derive(Debug)]
+pub(crate) struct Faults {
+    rng: ChaCha8Rng,
+}
+
+fn rate_of(cfg: &Config, f: &Fault) -> Option<f64> {
+    match f {
+        Fault::CrashTick => cfg.nodes.crashes.map(|e| e.per_sec),
+        Fault::PauseTick => cfg.nodes.pauses.map(|e| e.per_sec),
+        Fault::PartitionTick => cfg.net.partitions.map(|e| e.per_sec),
+        Fault::OneWayTick => cfg.net.one_way.map(|e| e.per_sec),
+        Fault::FlapTick => cfg.net.flapping.map(|(e, _)| e.per_sec),
+        Fault::StorageTick => cfg.nodes.storage_faults,
+        Fault::WallStepTick => cfg.clocks.wall_steps,
+        _ => None,
+    }
+}
+
+impl Faults {
+    /// Faults drawing from `rng`.
+    pub(crate) fn new(rng: ChaCha8Rng) -> Self {
+        Faults { rng }
+    }
+
+    fn gap(&mut self, rate: f64) -> Micros {
+        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+    }
+
+    fn length(&mut self, e: Episodes) -> Micros {
+        self.rng.gen_range(e.min..=e.max)
+    }
+
+    fn pair(&mut self, n: usize) -> (usize, usize) {
+        let a = self.rng.gen_range(0..n);
+        let b = (a + self.rng.gen_range(1..n)) % n;
+        (a, b)
+    }
+
+    /// The first occurrence of every enabled class.
+    pub(crate) fn first(&mut self, cfg: &Config) -> Vec<(Micros, Fault)> {
+        let ticks = [
+            Fault::CrashTick,
+            Fault::PauseTick,
+            Fault::PartitionTick,
+            Fault::OneWayTick,
+            Fault::FlapTick,
+            Fault::StorageTick,
+            Fault::WallStepTick,
+        ];
+        ticks
+            .into_iter()
+            .filter_map(|f| rate_of(cfg, &f).map(|r| (self.gap(r), f)))
+            .collect()
+    }
+}
+
+impl World {
+    /// A fault is due.
+    pub(crate) fn fault(&mut self, f: Fault) {
+        let n = self.hosts.len();
+        let f = match f {
+            Fault::Restart { node, inc } => {
+                if !self.up(node) && self.hosts[node].inc == inc {
+                    self.boot(node);
+                }
+                return;
+            }
+            Fault::Heal { links, generation } => {
+                self.net.heal(&links, generation);
+                let now = self.net.describe();
+                self.trace.line(self.now, || format!("heal:{now}"));
+                return;
+            }
+            Fault::Flap {
+                a,
+                b,
+                down,
+                until,
+                generation,
+            } => {
+                let period = self.cfg.net.flapping.map_or(SECOND, |(_, p)| p);
+                let over = self.now >= until;
+                self.net.flap(a, b, down && !over, generation);
+                if !over {
+                    let at = self.now + self.faults.rng.gen_range(period / 10..=period);
+                    let next = Fault::Flap {
+                        a,
+                        b,
+                        down: !down,
+                        until,
+                        generation,
+                    };
+                    self.schedule(at, Ev::Fault(next));
+                }
+                return;
+            }
+            other => other,
+        };
+        if self.phase != Phase::Active {
+            return;
+        }
+        match &f {
+            Fault::CrashTick => {
+                let i = self.faults.rng.gen_range(0..n);
+                if self.up(i) {
+                    self.crash(i);
+                    let e = self.cfg.nodes.crashes.expect("crashes on");
+                    let at = self.now + self.faults.length(e);
+                    let inc = self.hosts[i].inc;
+                    self.schedule(at, Ev::Fault(Fault::Restart { node: i, inc }));
+                }
+            }
+            Fault::PauseTick => {
+                let i = self.faults.rng.gen_range(0..n);
+                let e = self.cfg.nodes.pauses.expect("pauses on");
+                let until = self.now + self.faults.length(e);
+                self.pause(i, until);
+            }
+            Fault::PartitionTick => {
+                let side: Vec<bool> = loop {
+                    let s: Vec<bool> = (0..n).map(|_| self.faults.rng.gen_bool(0.5)).collect();
+                    if s.iter().any(|x| *x) && s.iter().any(|x| !*x) {
+                        break s;
+                    }
+                };
+                let links: Vec<(usize, usize)> = (0..n)
+                    .flat_map(|a| (0..n).map(move |b| (a, b)))
+                    .filter(|&(a, b)| side[a] != side[b])
+                    .collect();
+                let e = self.cfg.net.partitions.expect("partitions on");
+                self.cut(links, e);
+            }
+            Fault::OneWayTick => {
+                let (a, b) = self.faults.pair(n);
+                let e = self.cfg.net.one_way.expect("one-way on");
+                self.cut(vec![(a, b)], e);
+            }
+            Fault::FlapTick => {
+                let (a, b) = self.faults.pair(n);
+                let (e, _) = self.cfg.net.flapping.expect("flapping on");
+                let until = self.now + self.faults.length(e);
+                let generation = self.net.generation();
+                self.trace
+                    .line(self.now, || format!("flapping n{a}<->n{b} until {until}µs"));
+                let first = Fault::Flap {
+                    a,
+                    b,
+                    down: true,
+                    until,
+                    generation,
+                };
+                self.schedule(self.now, Ev::Fault(first));
+            }
+            Fault::StorageTick => {
+                let i = self.faults.rng.gen_range(0..n);
+                if self.up(i) {
+                    self.stores[i].broken = true;
+                    self.trace.line(self.now, || format!("n{i} storage fails"));
+                }
+            }
+            Fault::WallStepTick => {
+                let i = self.faults.rng.gen_range(0..n);
+                let delta = self.faults.rng.gen_range(-60_000..=60_000);
+                self.hosts[i].clock.step_wall(delta);
+                self.trace
+                    .line(self.now, || format!("n{i} wall clock steps {delta} ms"));
+            }
+            _ => unreachable!("handled above"),
+        }
+        if let Some(rate) = rate_of(&self.cfg, &f) {
+            let at = self.now + self.faults.gap(rate);
+            self.schedule(at, Ev::Fault(f));
+        }
+    }
+
+    fn cut(&mut self, links: Vec<(usize, usize)>, e: Episodes) {
+        self.net.cut(&links);
+        let now = self.net.describe();
+        self.trace.line(self.now, || format!("cut:{now}"));
+        let at = self.now + self.faults.length(e);
+        let generation = self.net.generation();
+        self.schedule(at, Ev::Fault(Fault::Heal { links, generation }));
+    }
+}

@@ -1,0 +1,399 @@
+//! The shell: how each core `Output` becomes an effect and comes back as an `Input`, exactly as
+//! the runtime (`runtime/src/actor.rs`, `runtime/src/mesh.rs`) and the server's handlers
+//! (`server/src/api/{mesh,cluster}.rs`) map them.
+//!
+//! - `Push { from..=to }` reads own blocks from the durable strand and delivers them as the
+//!   peer's `IngestRequested`; `Ingested` returns as `PushAcked { through: to }`,
+//!   `IngestRefused { Gap { expected } }` as `PushGap`, anything else as `PushFailed`.
+//! - `Probe` → the peer's `ProbeRequested { author: me }` → `ProbeAnswered`.
+//! - `FetchPage { after }` is served from the peer's durable strand by its server (the core is
+//!   not asked): blocks at offsets after `after`, at most `wire::MAX_BATCH`, `next` the last
+//!   offset (or `after`), `tip` the strand tip → `PageFetched`.
+//! - `Copy { after }` sends at most 500 durable local blocks after `after` to the new node's
+//!   ingest → `Copied { next, sent }`; an empty batch completes at once without a request.
+//! - `Announce` → the member's `MembersAnnounced` → `MembersUpdated` → `Announced`.
+//! - `PersistCursors` / `PersistCluster` → that node's state files, in order →
+//!   `CursorPersisted` / `ClusterPersisted`.
+//! - `Append` → the strand, completing in token order → `Appended` / `AppendFailed`.
+//!
+//! Every call carries the mesh client's timeout: whichever of the answer and the timeout
+//! reaches the caller first is its outcome. A request can still reach its target after the
+//! caller gave up, and a duplicated request is handled twice.
+
+use rand::Rng;
+use sapix_core::block::Verified;
+use sapix_core::chain::Position;
+use sapix_core::node::{Event, Input, Output, RequestId, Response};
+use sapix_core::repl::peer::PeerInfo;
+use sapix_core::wire::MAX_BATCH;
+use sapix_core::{AgentId, Role};
+
+use crate::checkers::{self, answered, durable_sends};
+use crate::config::Micros;
+use crate::storage::StateWrite;
+use crate::world::{Ev, World};
+
+/// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
+pub(crate) const COPY_BATCH: usize = 500;
+
+/// A mesh call in flight, as its caller sees it.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) from: usize,
+    /// The caller's boot count when it called.
+    pub(crate) inc: u32,
+    pub(crate) kind: CallKind,
+}
+
+/// What the caller will be told, by kind of call.
+#[derive(Debug, Clone)]
+pub(crate) enum CallKind {
+    Push { peer: AgentId, through: u64 },
+    Copy { to: AgentId, next: u64, sent: u64 },
+    Probe { peer: AgentId },
+    Fetch { peer: AgentId },
+    Announce { to: AgentId },
+    Codios { key: sapix_core::auth::AuthKey },
+}
+
+/// What travels to the target.
+#[derive(Debug, Clone)]
+pub(crate) enum Req {
+    Ingest(Vec<Verified>),
+    Probe(AgentId),
+    Export(u64),
+    Members {
+        members: Vec<PeerInfo>,
+        your_role: Option<Role>,
+        cursors: Vec<(AgentId, u64)>,
+    },
+}
+
+impl CallKind {
+    /// The input a failed call (network error, timeout, reset) turns into.
+    pub(crate) fn failure(&self, reason: String) -> Input {
+        match self.clone() {
+            CallKind::Push { peer, .. } => Input::PushFailed { peer, reason },
+            CallKind::Copy { to, .. } => Input::CopyFailed { to, reason },
+            CallKind::Probe { peer } => Input::ProbeFailed { peer, reason },
+            CallKind::Fetch { peer } => Input::FetchFailed { peer, reason },
+            CallKind::Announce { to } => Input::AnnounceFailed { to },
+            CallKind::Codios { key } => Input::CodiosFailed { key, reason },
+        }
+    }
+
+    /// The input the target's answer turns into (the mesh client's status mapping).
+    fn answered(&self, response: Response) -> Input {
+        match (self.clone(), response) {
+            (CallKind::Push { peer, through }, Response::Ingested { .. }) => {
+                Input::PushAcked { peer, through }
+            }
+            (
+                CallKind::Push { peer, .. },
+                Response::IngestRefused {
+                    position: Position::Gap { expected },
+                    ..
+                },
+            ) => Input::PushGap { peer, expected },
+            (CallKind::Copy { to, next, sent }, Response::Ingested { .. }) => {
+                Input::Copied { to, next, sent }
+            }
+            (
+                CallKind::Copy { to, .. },
+                Response::IngestRefused {
+                    position: Position::Gap { expected },
+                    ..
+                },
+            ) => Input::CopyFailed {
+                to,
+                reason: format!("the new node refused the copy: expected seq {expected}"),
+            },
+            (CallKind::Probe { peer }, Response::ProbeAnswer { agent_id, holds }) => {
+                Input::ProbeAnswered {
+                    peer,
+                    agent_id,
+                    holds,
+                }
+            }
+            (CallKind::Announce { to }, Response::MembersUpdated { .. }) => Input::Announced { to },
+            (kind, other) => kind.failure(format!("answered {other:?}")),
+        }
+    }
+}
+
+impl World {
+    /// Performs one output of node `i`.
+    pub(crate) fn perform(&mut self, i: usize, out: Output) {
+        let me = || self.hosts[i].agent.clone();
+        match out {
+            Output::Append { token, blocks } => {
+                let r = checkers::chain_intact::check_append(&self.stores[i], &blocks);
+                self.check("chain_intact", r);
+                let done = self.fsync_latency() + self.stores[i].last_append_done.max(self.now);
+                self.stores[i].last_append_done = done;
+                self.stores[i].begin_append(token, blocks);
+                let inc = self.hosts[i].inc;
+                self.schedule(done, Ev::AppendDone { node: i, inc });
+            }
+            Output::Push {
+                peer,
+                endpoint,
+                from,
+                to,
+            } => {
+                let kind = CallKind::Push { peer, through: to };
+                let me = me();
+                match self.stores[i].own_range(&me, from, to) {
+                    Ok(blocks) => self.call(i, &endpoint, kind, Req::Ingest(blocks)),
+                    Err(missing) => {
+                        let m = durable_sends::push_of_non_durable(&me, from, to, missing);
+                        self.fail("durable_sends", m.clone());
+                        self.local(i, kind.failure(m));
+                    }
+                }
+            }
+            Output::Probe { peer, endpoint } => {
+                self.call(i, &endpoint, CallKind::Probe { peer }, Req::Probe(me()))
+            }
+            Output::FetchPage {
+                peer,
+                endpoint,
+                after,
+            } => self.call(i, &endpoint, CallKind::Fetch { peer }, Req::Export(after)),
+            Output::PersistCursors {
+                cursors,
+                peer,
+                cursor,
+            } => self.state_write(
+                i,
+                StateWrite::Cursors {
+                    cursors: cursors.into_iter().collect(),
+                    peer,
+                    cursor,
+                },
+            ),
+            Output::PersistCluster { version, state } => {
+                self.state_write(i, StateWrite::Cluster { state, version })
+            }
+            Output::Copy {
+                to,
+                endpoint,
+                after,
+            } => {
+                let (blocks, next) = self.stores[i].page(after, COPY_BATCH);
+                let sent = blocks.len() as u64;
+                let kind = CallKind::Copy { to, next, sent };
+                if blocks.is_empty() {
+                    self.local(
+                        i,
+                        kind.answered(Response::Ingested {
+                            accepted: 0,
+                            duplicates: 0,
+                        }),
+                    );
+                } else {
+                    self.call(i, &endpoint, kind, Req::Ingest(blocks));
+                }
+            }
+            Output::Announce {
+                to,
+                endpoint,
+                members,
+                your_role,
+                cursors,
+            } => self.call(
+                i,
+                &endpoint,
+                CallKind::Announce { to },
+                Req::Members {
+                    members,
+                    your_role,
+                    cursors,
+                },
+            ),
+            Output::AskCodios { key } => {
+                // Layer 0 has no Codios: every call fails (nodes run in local mode anyway).
+                let kind = CallKind::Codios { key };
+                self.local(i, kind.failure("no Codios in the simulation".into()));
+            }
+            Output::Respond { request, response } => self.respond(i, request, response),
+            Output::Log(event) => match &event {
+                Event::Equivocation { .. } => {
+                    self.fail("no_equivocation", format!("n{i} logged {event:?}"))
+                }
+                Event::PushRetry {
+                    peer,
+                    failures,
+                    retry_in_ms,
+                    ..
+                } => {
+                    let r = self.checks.backoff.retry(i, peer, *failures, *retry_in_ms);
+                    self.check("backoff", r);
+                }
+                Event::ExtendedFailure { peer, .. } => {
+                    let r = self.checks.backoff.extended(i, peer);
+                    self.check("backoff", r);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn fsync_latency(&mut self) -> Micros {
+        let (lo, hi) = self.cfg.nodes.fsync;
+        let mut d = self.storage_rng.gen_range(lo..=hi);
+        let slow = self.cfg.nodes.slow_fsync;
+        if slow > 0.0 && self.storage_rng.gen_bool(slow) {
+            d += self.storage_rng.gen_range(0..=250_000);
+        }
+        d
+    }
+
+    fn state_write(&mut self, i: usize, w: StateWrite) {
+        let (lo, hi) = self.cfg.nodes.persist;
+        let d = self.storage_rng.gen_range(lo..=hi);
+        let done = self.stores[i].last_write_done.max(self.now) + d;
+        self.stores[i].last_write_done = done;
+        self.stores[i].begin_write(w);
+        let inc = self.hosts[i].inc;
+        self.schedule(done, Ev::WriteDone { node: i, inc });
+    }
+
+    fn register(&mut self, from: usize, kind: CallKind) -> u64 {
+        self.next_call += 1;
+        let call = self.next_call;
+        let inc = self.hosts[from].inc;
+        self.calls.insert(call, Call { from, inc, kind });
+        call
+    }
+
+    /// A completion the shell produces without the network (as the runtime's tasks do).
+    fn local(&mut self, node: usize, input: Input) {
+        let inc = self.hosts[node].inc;
+        self.schedule(self.now, Ev::Local { node, inc, input });
+    }
+
+    /// Sends a request from node `from` to `endpoint`, with the client's timeout.
+    fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
+        let call = self.register(from, kind);
+        let timeout = self.now + self.net.timeout();
+        self.schedule(timeout, Ev::Timeout { call });
+        let Some(to) = self.index_of_endpoint(endpoint) else {
+            return;
+        };
+        if self.net.duplicate() {
+            if let Some(d) = self.net.send(from, to) {
+                self.trace.line(self.now, || {
+                    format!("net n{from}->n{to} #{call} duplicated")
+                });
+                let req = req.clone();
+                self.schedule(
+                    self.now + d,
+                    Ev::Arrive {
+                        call,
+                        from,
+                        to,
+                        req,
+                    },
+                );
+            }
+        }
+        match self.net.send(from, to) {
+            Some(d) => self.schedule(
+                self.now + d,
+                Ev::Arrive {
+                    call,
+                    from,
+                    to,
+                    req,
+                },
+            ),
+            None => self
+                .trace
+                .line(self.now, || format!("net n{from}->n{to} #{call} lost")),
+        }
+    }
+
+    fn reply(&mut self, call: u64, from: usize, to: usize, input: Input) {
+        match self.net.send(to, from) {
+            Some(d) => self.schedule(self.now + d, Ev::Reply { call, input }),
+            None => self.trace.line(self.now, || {
+                format!("net n{to}->n{from} reply #{call} lost")
+            }),
+        }
+    }
+
+    /// A request reaches node `to`'s server.
+    pub(crate) fn arrive(&mut self, call: u64, from: usize, to: usize, req: Req) {
+        if !self.up(to) {
+            if let Some(c) = self.calls.get(&call) {
+                let input = c.kind.failure("connection refused".into());
+                self.reply(call, from, to, input);
+            }
+            return;
+        }
+        let input = match req {
+            Req::Export(after) => {
+                let (blocks, next) = self.stores[to].page(after, MAX_BATCH);
+                let tip = self.stores[to].tip().max(next);
+                if let Some(Call {
+                    kind: CallKind::Fetch { peer },
+                    ..
+                }) = self.calls.get(&call)
+                {
+                    let input = Input::PageFetched {
+                        peer: peer.clone(),
+                        blocks,
+                        next,
+                        tip,
+                    };
+                    self.reply(call, from, to, input);
+                }
+                return;
+            }
+            Req::Ingest(blocks) => {
+                let request = self.server_request(to, call, from);
+                Input::IngestRequested { request, blocks }
+            }
+            Req::Probe(author) => {
+                let request = self.server_request(to, call, from);
+                Input::ProbeRequested { request, author }
+            }
+            Req::Members {
+                members,
+                your_role,
+                cursors,
+            } => {
+                let request = self.server_request(to, call, from);
+                Input::MembersAnnounced {
+                    request,
+                    members,
+                    your_role,
+                    cursors,
+                }
+            }
+        };
+        self.feed(to, input);
+    }
+
+    fn server_request(&mut self, to: usize, call: u64, from: usize) -> RequestId {
+        let request = self.new_request();
+        self.hosts[to].server.insert(request, (call, from));
+        request
+    }
+
+    /// Node `i` answered `request`: back over the network to a peer, or to a client.
+    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
+        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
+            if let Some(c) = self.calls.get(&call) {
+                let input = c.kind.answered(response);
+                self.reply(call, from, i, input);
+            }
+            return;
+        }
+        match answered::answer(&mut self.hosts[i].clients, request, i) {
+            Ok(client) => self.client_answered(i, client, response),
+            Err(m) => self.fail("answered", m),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! One node's disk: the strand (durable blocks plus appends in flight) and its two state files.
+//!
+//! An append is durable only when the simulator delivers its `Appended`; appends complete in
+//! token order, as the real group-commit writer does. A crash loses everything still in
+//! flight, except, when the configuration says so, a prefix of it (the fsync finished but its
+//! completion never reached the node). The state files (`sync_cursors.json`, `cluster.json`)
+//! are written in order by one persister, each atomically. The disk outlives the process: a
+//! restart rebuilds the node from exactly what is durable here.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use sapix_core::block::{Block, Hash, Verified};
+use sapix_core::chain::Chains;
+use sapix_core::node::{AppendToken, ClusterState, Restored};
+use sapix_core::AgentId;
+
+use crate::config::Micros;
+
+/// An append handed to the strand, not yet durable.
+#[derive(Debug)]
+struct InFlight {
+    token: AppendToken,
+    blocks: Vec<Block>,
+}
+
+/// A state-file write handed to the persister, not yet done.
+#[derive(Debug)]
+pub enum StateWrite {
+    /// `sync_cursors.json`, then `CursorPersisted { peer, cursor }`.
+    Cursors {
+        /// The whole file.
+        cursors: BTreeMap<AgentId, u64>,
+        /// Reported back.
+        peer: AgentId,
+        /// Reported back.
+        cursor: u64,
+    },
+    /// `cluster.json`, then `ClusterPersisted { version }`.
+    Cluster {
+        /// The whole file.
+        state: ClusterState,
+        /// Reported back.
+        version: u64,
+    },
+}
+
+/// What a completed append turned into.
+#[derive(Debug)]
+pub enum Completion {
+    /// Durable at these offsets.
+    Durable(AppendToken, Vec<u64>),
+    /// The strand failed; nothing of it is stored.
+    Failed(AppendToken),
+}
+
+/// One node's disk.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Durable blocks; the offset of `durable[i]` is `i + 1`.
+    durable: Vec<Verified>,
+    /// Per author, the offset of seq `i + 1`.
+    by_author: BTreeMap<AgentId, Vec<u64>>,
+    hashes: HashSet<Hash>,
+    in_flight: VecDeque<InFlight>,
+    /// Per author, the tip over durable and in-flight blocks: what the next append must extend.
+    view: BTreeMap<AgentId, (u64, Hash)>,
+    /// When the last append handed over completes.
+    pub last_append_done: Micros,
+    /// The strand fails every append until the node restarts.
+    pub broken: bool,
+    /// The durable `cluster.json`.
+    pub cluster: Option<ClusterState>,
+    /// The durable `sync_cursors.json`.
+    pub cursors: BTreeMap<AgentId, u64>,
+    writes: VecDeque<StateWrite>,
+    /// When the last state write handed over completes.
+    pub last_write_done: Micros,
+}
+
+impl Store {
+    /// The last durable offset.
+    pub fn tip(&self) -> u64 {
+        self.durable.len() as u64
+    }
+
+    /// Number of appends in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The author's tip over durable and in-flight blocks.
+    pub fn view_tip(&self, author: &AgentId) -> Option<(u64, Hash)> {
+        self.view.get(author).copied()
+    }
+
+    /// Whether a block with this hash is durable here.
+    pub fn holds_hash(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    /// The durable block `author`/`seq`.
+    pub fn get(&self, author: &AgentId, seq: u64) -> Option<(u64, &Verified)> {
+        let idx = usize::try_from(seq.checked_sub(1)?).ok()?;
+        let offset = *self.by_author.get(author)?.get(idx)?;
+        Some((offset, &self.durable[offset as usize - 1]))
+    }
+
+    /// The durable block at `offset`.
+    pub fn at(&self, offset: u64) -> Option<&Verified> {
+        self.durable
+            .get(usize::try_from(offset.checked_sub(1)?).ok()?)
+    }
+
+    /// Every author's durable tip.
+    pub fn tips(&self) -> BTreeMap<AgentId, (u64, Hash)> {
+        self.by_author
+            .iter()
+            .filter_map(|(a, offs)| {
+                let last = *offs.last()?;
+                Some((
+                    a.clone(),
+                    (
+                        offs.len() as u64,
+                        self.durable[last as usize - 1].block().hash,
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    /// Hands an append to the strand.
+    pub fn begin_append(&mut self, token: AppendToken, blocks: Vec<Block>) {
+        for b in &blocks {
+            self.view.insert(b.author().clone(), (b.seq(), b.hash));
+        }
+        self.in_flight.push_back(InFlight { token, blocks });
+    }
+
+    /// Completes the oldest append in flight.
+    pub fn complete_append(&mut self) -> Option<Completion> {
+        let f = self.in_flight.pop_front()?;
+        if self.broken {
+            return Some(Completion::Failed(f.token));
+        }
+        let offsets = f.blocks.into_iter().map(|b| self.make_durable(b)).collect();
+        Some(Completion::Durable(f.token, offsets))
+    }
+
+    fn make_durable(&mut self, block: Block) -> u64 {
+        let offset = self.durable.len() as u64 + 1;
+        self.by_author
+            .entry(block.author().clone())
+            .or_default()
+            .push(offset);
+        self.hashes.insert(block.hash);
+        self.durable.push(Verified::trusted(block));
+        offset
+    }
+
+    /// The blocks of the oldest append in flight (what completing it would store).
+    pub fn next_append(&self) -> Option<&[Block]> {
+        self.in_flight.front().map(|f| f.blocks.as_slice())
+    }
+
+    /// Own blocks `from..=to` of `author`, as a push reads them; an error names the first one
+    /// that is not durable.
+    pub fn own_range(&self, author: &AgentId, from: u64, to: u64) -> Result<Vec<Verified>, u64> {
+        (from..=to)
+            .map(|seq| self.get(author, seq).map(|(_, b)| b.clone()).ok_or(seq))
+            .collect()
+    }
+
+    /// Up to `limit` durable blocks after `after`, with the offset of the last.
+    pub fn page(&self, after: u64, limit: usize) -> (Vec<Verified>, u64) {
+        let start = (after as usize).min(self.durable.len());
+        let end = (start + limit).min(self.durable.len());
+        let blocks = self.durable[start..end].to_vec();
+        let next = if blocks.is_empty() { after } else { end as u64 };
+        (blocks, next)
+    }
+
+    /// Hands a state-file write to the persister.
+    pub fn begin_write(&mut self, w: StateWrite) {
+        self.writes.push_back(w);
+    }
+
+    /// Completes the oldest state-file write; returns what it reports.
+    pub fn complete_write(&mut self) -> Option<StateWrite> {
+        let w = self.writes.pop_front()?;
+        match &w {
+            StateWrite::Cursors { cursors, .. } => self.cursors = cursors.clone(),
+            StateWrite::Cluster { state, .. } => self.cluster = Some(state.clone()),
+        }
+        Some(w)
+    }
+
+    /// The process died: the first `keep_appends` appends and `keep_writes` state writes in
+    /// flight reached the disk anyway, the rest is lost. Returns the blocks of the surviving
+    /// appends, in order, for the caller to check and [`Store::land`], then
+    /// [`Store::settle_view`].
+    pub fn crash(&mut self, keep_appends: usize, keep_writes: usize) -> Vec<Block> {
+        let inflight = std::mem::take(&mut self.in_flight);
+        let kept = if self.broken {
+            Vec::new()
+        } else {
+            inflight
+                .into_iter()
+                .take(keep_appends)
+                .flat_map(|f| f.blocks)
+                .collect()
+        };
+        for _ in 0..keep_writes.min(self.writes.len()) {
+            self.complete_write();
+        }
+        self.writes.clear();
+        self.broken = false;
+        kept
+    }
+
+    /// Stores a block that survived a crash.
+    pub fn land(&mut self, block: Block) {
+        self.make_durable(block);
+    }
+
+    /// Recomputes the chain view from what is durable, after a crash.
+    pub fn settle_view(&mut self) {
+        self.view = self.tips();
+    }
+
+    /// Number of state writes in flight.
+    pub fn writes_in_flight(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// What a restarting node recovers.
+    pub fn restored(&self) -> Restored {
+        let mut chains = Chains::new();
+        for v in &self.durable {
+            chains.push_unchecked(v.block().author(), v.block().hash);
+        }
+        Restored {
+            chains,
+            local_tip: self.tip(),
+            cluster: self.cluster.clone(),
+            cursors: self.cursors.clone(),
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The spec's "Option B — docker-compose for local/staging", for real, with the image built from
+//! this checkout:
+//!
+//! 1. `scripts/docker-image.sh` builds `sapixdb/agent:latest` (release binary on `FROM scratch`);
+//! 2. `docker-compose.replication.yml` is copied to `docker-compose.yml` in a temporary directory
+//!    and brought up with only `SAPIX_MASTER_SEED` set (plus loopback-only, free host ports and a
+//!    unique project name `sapix-test-<pid>`), as `docker compose up -d` (or `docker-compose`);
+//! 3. both `/healthz` answer; the root key is read the way the compose file tells an operator to
+//!    (`docker cp <container>:/data/root_key`) and must be the one derived from the seed;
+//! 4. Step 3 of the spec from the host: `POST /v1/cluster/divide` on node 1 with the replica's
+//!    in-network endpoint `http://replica-eu:7475`; records written to node 1 before the call are
+//!    readable on node 2 as soon as it returns, records written after it arrive by push, and
+//!    node 2's `/v1/cluster/status` lists both nodes reachable;
+//! 5. `down -v` always (a drop guard), and no volume of the project is left behind.
+//!
+//! It is skipped, with a message, only when no Docker engine answers `docker info`.
+//! `SAPIX_DOCKER_REUSE_IMAGE=1` skips step 1 and uses the existing `sapixdb/agent:latest`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const IMAGE: &str = "sapixdb/agent:latest";
+const COMPOSE_FILE: &str = "docker-compose.replication.yml";
+/// Generous: two containers starting on a loaded 2-core machine.
+const START_DEADLINE: Duration = Duration::from_secs(90);
+const REPLICATION_DEADLINE: Duration = Duration::from_secs(30);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// Runs a command to completion; panics with its output if it cannot start or fails.
+fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(out.status.success(), "{}", describe(what, &out));
+    out
+}
+
+/// Why no Docker engine is usable, if none is.
+fn docker_engine_missing() -> Option<String> {
+    match Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+    {
+        Err(e) => Some(format!("cannot run `docker`: {e}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "`docker info` failed: {}",
+            text(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// `docker compose` (v2) when it works, else `docker-compose` (v1); the compose file is valid
+/// for both. With an engine but neither tool, the test fails rather than skips.
+fn compose_cli() -> Vec<String> {
+    let works = |argv: &[&str]| {
+        Command::new(argv[0])
+            .args(&argv[1..])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&["docker", "compose", "version"]) {
+        vec!["docker".into(), "compose".into()]
+    } else if works(&["docker-compose", "version"]) {
+        vec!["docker-compose".into()]
+    } else {
+        panic!(
+            "a Docker engine is running but neither `docker compose` nor `docker-compose` works"
+        );
+    }
+}
+
+/// The spec's default host port if it is free, else a free ephemeral one.
+fn host_port(preferred: u16, taken: &[u16]) -> u16 {
+    if !taken.contains(&preferred) && TcpListener::bind(("0.0.0.0", preferred)).is_ok() {
+        return preferred;
+    }
+    loop {
+        let port = TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .expect("an ephemeral port")
+            .port();
+        if !taken.contains(&port) {
+            return port;
+        }
+    }
+}
+
+fn random_seed_hex() -> String {
+    let mut bytes = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom");
+    std::io::Read::read_exact(&mut f, &mut bytes).expect("32 random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One compose project in a temporary directory; `down -v` when dropped, whatever happened.
+struct Stack {
+    cli: Vec<String>,
+    project: String,
+    dir: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+    down_done: bool,
+}
+
+impl Stack {
+    fn new(seed: &str, node1_port: u16, node2_port: u16) -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("sapix-compose-")
+            .tempdir()
+            .expect("temp dir");
+        // Exactly the spec's first command.
+        std::fs::copy(
+            repo_root().join(COMPOSE_FILE),
+            dir.path().join("docker-compose.yml"),
+        )
+        .expect("copy the compose file");
+        Stack {
+            cli: compose_cli(),
+            project: format!("sapix-test-{}", std::process::id()),
+            dir,
+            env: vec![
+                ("SAPIX_MASTER_SEED", seed.to_string()),
+                ("SAPIX_NODE1_PORT", node1_port.to_string()),
+                ("SAPIX_NODE2_PORT", node2_port.to_string()),
+                // Loopback only: nothing of the test is reachable from the network.
+                ("SAPIX_PUBLISH_IP", "127.0.0.1".to_string()),
+                ("SAPIX_IMAGE", IMAGE.to_string()),
+                ("SAPIX_LOG", "info".to_string()),
+            ],
+            down_done: false,
+        }
+    }
+
+    fn compose(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.cli[0]);
+        cmd.args(&self.cli[1..])
+            .args(["-p", &self.project])
+            .args(args)
+            .current_dir(self.dir.path())
+            // The root key must come from the seed, as in the spec's command; nothing of the
+            // caller's compose settings may leak in.
+            .env_remove("SAPIX_ROOT_KEY")
+            .env_remove("COMPOSE_FILE")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
+    }
+
+    fn container(&self, service: &str) -> String {
+        let out = run_ok(&mut self.compose(&["ps", "-q", service]), "compose ps -q");
+        let id = text(&out.stdout).trim().to_string();
+        assert!(!id.is_empty(), "no container for service {service}");
+        id
+    }
+
+    fn logs(&self) -> String {
+        match self
+            .compose(&["logs", "--no-color", "--tail", "200"])
+            .output()
+        {
+            Ok(out) => format!("{}{}", text(&out.stdout), text(&out.stderr)),
+            Err(e) => format!("(compose logs failed: {e})"),
+        }
+    }
+
+    /// `down -v`: containers, network and volumes.
+    fn down(&mut self) -> Result<(), String> {
+        self.down_done = true;
+        let out = self
+            .compose(&["down", "-v", "--remove-orphans", "-t", "10"])
+            .output()
+            .map_err(|e| format!("compose down: cannot run: {e}"))?;
+        if !out.status.success() {
+            return Err(describe("compose down -v", &out));
+        }
+        let left = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.project))
+            .output()
+            .map_err(|e| format!("docker volume ls: {e}"))?;
+        let left = text(&left.stdout);
+        if !left.trim().is_empty() {
+            return Err(format!("volumes left after down -v: {left}"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "==== compose project {} logs (tail) ====\n{}",
+                self.project,
+                self.logs()
+            );
+        }
+        if !self.down_done {
+            if let Err(e) = self.down() {
+                eprintln!("cleanup of compose project {} failed: {e}", self.project);
+            }
+        }
+    }
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+fn get_json(client: &Client, url: &str) -> reqwest::Result<(StatusCode, Value)> {
+    let resp = client.get(url).send()?;
+    let status = resp.status();
+    let body = resp.json::<Value>().unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Polls `check` until it gives `Some`, or panics at the deadline with the last observation.
+fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() >= deadline => {
+                panic!("{what}: not within {deadline:?}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn write_record(client: &Client, base: &str, token: &str, data: &Value) -> String {
+    let resp = client
+        .post(format!("{base}/v1/records"))
+        .bearer_auth(token)
+        .json(&json!({ "collection": "orders", "data": data }))
+        .send()
+        .expect("POST /v1/records");
+    let status = resp.status();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::CREATED, "write to node 1: {body}");
+    assert_eq!(body["author"], "primary", "{body}");
+    body["hash"].as_str().expect("hash").to_string()
+}
+
+fn assert_record(body: &Value, hash: &str, data: &Value) {
+    assert_eq!(body["hash"], hash, "{body}");
+    assert_eq!(body["author"], "primary", "{body}");
+    assert_eq!(body["collection"], "orders", "{body}");
+    assert_eq!(&body["data"], data, "{body}");
+}
+
+fn build_image() {
+    if std::env::var("SAPIX_DOCKER_REUSE_IMAGE").is_ok_and(|v| v == "1") {
+        run_ok(
+            Command::new("docker").args(["image", "inspect", IMAGE]),
+            "SAPIX_DOCKER_REUSE_IMAGE=1 but the image is missing",
+        );
+        println!("reusing the existing {IMAGE}");
+        return;
+    }
+    let out = run_ok(
+        Command::new("bash")
+            .arg(repo_root().join("scripts/docker-image.sh"))
+            .current_dir(repo_root())
+            .env_remove("SAPIX_IMAGE"),
+        "scripts/docker-image.sh",
+    );
+    let stdout = text(&out.stdout);
+    let tail: Vec<&str> = stdout.lines().rev().take(3).collect();
+    println!(
+        "scripts/docker-image.sh: {}",
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    );
+}
+
+#[test]
+fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
+    if let Some(why) = docker_engine_missing() {
+        println!("SKIPPED docker_compose: no Docker engine ({why})");
+        eprintln!("SKIPPED docker_compose: no Docker engine ({why})");
+        return;
+    }
+    let t0 = Instant::now();
+    let mut phase = t0;
+    let mut lap = |name: &str| {
+        println!(
+            "[{:>6.1}s] {name} ({:.1}s)",
+            t0.elapsed().as_secs_f64(),
+            phase.elapsed().as_secs_f64()
+        );
+        phase = Instant::now();
+    };
+
+    build_image();
+    lap("image built");
+
+    let seed = random_seed_hex();
+    let p1 = host_port(7475, &[]);
+    let p2 = host_port(7476, &[p1]);
+    let mut stack = Stack::new(&seed, p1, p2);
+    println!(
+        "compose project {} ({}) in {}: node 1 on 127.0.0.1:{p1}, node 2 on 127.0.0.1:{p2}",
+        stack.project,
+        stack.cli.join(" "),
+        stack.dir.path().display()
+    );
+    // The spec's second command: `SAPIX_MASTER_SEED=<hex> docker compose up -d`.
+    run_ok(&mut stack.compose(&["up", "-d"]), "compose up -d");
+    lap("compose up -d");
+
+    let client = http();
+    let node1 = format!("http://127.0.0.1:{p1}");
+    let node2 = format!("http://127.0.0.1:{p2}");
+    for (base, id) in [(&node1, "primary"), (&node2, "replica-eu")] {
+        poll(
+            &format!("{id} healthy at {base}"),
+            START_DEADLINE,
+            || match get_json(&client, &format!("{base}/healthz")) {
+                Ok((StatusCode::OK, body)) if body["agent_id"] == id => Ok(()),
+                Ok((status, body)) => Err(format!("{status} {body}")),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    }
+    lap("both /healthz answer");
+
+    // The containers run unprivileged on a read-only root filesystem.
+    for service in ["primary", "replica-eu"] {
+        let cid = stack.container(service);
+        let out = run_ok(
+            Command::new("docker").args([
+                "inspect",
+                "-f",
+                "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}",
+                &cid,
+            ]),
+            "docker inspect",
+        );
+        assert_eq!(text(&out.stdout).trim(), "10001:10001 true", "{service}");
+    }
+
+    // The root key, read as the compose file documents (the image has no shell to exec).
+    let expected_key = sapix_core::KeySchedule::new(
+        sapix_core::MasterSeed::from_hex(&seed).expect("seed is 64 hex chars"),
+    )
+    .default_root_key();
+    for service in ["primary", "replica-eu"] {
+        let dest = stack.dir.path().join(format!("root_key.{service}"));
+        let src = format!("{}:/data/root_key", stack.container(service));
+        run_ok(
+            Command::new("docker").arg("cp").arg(&src).arg(&dest),
+            "docker cp root_key",
+        );
+        let key = std::fs::read_to_string(&dest).expect("root_key copied out");
+        assert_eq!(
+            key.trim(),
+            expected_key.expose(),
+            "{service}'s /data/root_key is not the key derived from the master seed"
+        );
+    }
+    let token = expected_key.expose().to_string();
+    lap("root key read from /data/root_key");
+
+    // Records written before the replica joins: Step 3 must copy them.
+    let before: Vec<(String, Value)> = (0..3)
+        .map(|i| {
+            let data = json!({"id": i, "amount": 10.5 * f64::from(i), "phase": "before-divide"});
+            (write_record(&client, &node1, &token, &data), data)
+        })
+        .collect();
+
+    // Step 3, from the host, with the endpoint node 1 reaches node 2 at on the compose network.
+    let resp = client
+        .post(format!("{node1}/v1/cluster/divide"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "new_agent_id": "replica-eu",
+            "endpoint": "http://replica-eu:7475",
+            "role": "Replica",
+        }))
+        .send()
+        .expect("POST /v1/cluster/divide");
+    let status = resp.status();
+    let divided: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::OK, "divide: {divided}");
+    assert_eq!(divided["replica_agent_id"], "replica-eu", "{divided}");
+    assert_eq!(divided["endpoint"], "http://replica-eu:7475", "{divided}");
+    let pushed = divided["blocks_pushed"].as_u64().expect("blocks_pushed");
+    assert!(
+        pushed >= 3,
+        "divide pushed {pushed} blocks, node 1 had 3: {divided}"
+    );
+    lap("divide");
+
+    // "The replica is immediately readable after the call returns."
+    for (hash, data) in &before {
+        let (status, body) =
+            get_json(&client, &format!("{node2}/v1/records/{hash}")).expect("GET on node 2");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "bootstrapped record {hash} on node 2: {body}"
+        );
+        assert_record(&body, hash, data);
+    }
+
+    // Records written after it reach node 2 by push.
+    let after: Vec<(String, Value)> = (0..5)
+        .map(|i| {
+            let data = json!({"id": 100 + i, "phase": "after-divide", "tags": ["x", i]});
+            (write_record(&client, &node1, &token, &data), data)
+        })
+        .collect();
+    for (hash, data) in &after {
+        let body = poll(
+            &format!("record {hash} on node 2"),
+            REPLICATION_DEADLINE,
+            || match get_json(&client, &format!("{node2}/v1/records/{hash}")) {
+                Ok((StatusCode::OK, body)) => Ok(body),
+                Ok((status, body)) => Err(format!("{status} {body}")),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+        assert_record(&body, hash, data);
+    }
+    lap("8 records readable on node 2");
+
+    // Node 2's view of the cluster: both nodes, both reachable, at their in-network endpoints.
+    let status = poll(
+        "node 2 lists both nodes reachable",
+        REPLICATION_DEADLINE,
+        || {
+            let (code, body) = get_json(&client, &format!("{node2}/v1/cluster/status"))
+                .map_err(|e| e.to_string())?;
+            let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+            let ok = ["primary", "replica-eu"].iter().all(|id| {
+                nodes
+                    .iter()
+                    .any(|n| n["agent_id"] == *id && n["reachable"] == true)
+            });
+            if code == StatusCode::OK && ok {
+                Ok(body)
+            } else {
+                Err(format!("{code} {body}"))
+            }
+        },
+    );
+    let endpoint_of = |id: &str| {
+        status["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["agent_id"] == id))
+            .map(|n| n["endpoint"].clone())
+    };
+    assert_eq!(
+        endpoint_of("primary"),
+        Some(json!("http://primary:7475")),
+        "{status}"
+    );
+    assert_eq!(
+        endpoint_of("replica-eu"),
+        Some(json!("http://replica-eu:7475")),
+        "{status}"
+    );
+    assert_eq!(status["partitioned"], false, "{status}");
+    lap("cluster status on node 2");
+
+    stack.down().unwrap_or_else(|e| panic!("{e}"));
+    lap("compose down -v");
+    println!("total {:.1}s", t0.elapsed().as_secs_f64());
+}
