@@ -115,39 +115,37 @@ impl MeshClient {
         Err(format!("ingest answered {status}: {}", truncate(&text)))
     }
 
+    /// Sends an authenticated request and returns its body if the answer is a success;
+    /// anything else is an error naming `what` and the start of the body.
+    async fn success_body(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Vec<u8>, String> {
+        let resp = self.auth(rb).send().await.map_err(|e| describe(&e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| describe(&e))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(format!("{what} answered {status}: {}", truncate(&text)));
+        }
+        Ok(body.to_vec())
+    }
+
     /// Asks `endpoint` who it is and how much of `author`'s chain it holds.
     pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeBody, String> {
-        let resp = self
-            .auth(self.http.get(format!("{endpoint}/v1/mesh/probe")))
-            .query(&[("author", author.as_str())])
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| describe(&e))?;
-        if !status.is_success() {
-            return Err(format!(
-                "probe answered {status}: {}",
-                truncate(&String::from_utf8_lossy(&bytes))
-            ));
-        }
+        let rb = self.http.get(format!("{endpoint}/v1/mesh/probe"));
+        let bytes = self
+            .success_body(rb.query(&[("author", author.as_str())]), "probe")
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| format!("garbled probe answer: {e}"))
     }
 
     /// Fetches the page of `endpoint`'s export after `after`, structurally checked.
     pub async fn fetch(&self, endpoint: &str, after: u64) -> Result<ParsedPage, String> {
-        let resp = self
-            .auth(self.http.get(format!("{endpoint}/v1/mesh/export")))
-            .query(&[("after", after), ("limit", MAX_BATCH as u64)])
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| describe(&e))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            return Err(format!("export answered {status}: {}", truncate(&text)));
-        }
+        let rb = self.http.get(format!("{endpoint}/v1/mesh/export"));
+        let query = [("after", after), ("limit", MAX_BATCH as u64)];
+        let bytes = self.success_body(rb.query(&query), "export").await?;
         ExportPage::parse(&bytes).map_err(|e| format!("garbled export page: {e}"))
     }
 
