@@ -8,9 +8,11 @@
 //! changing how the workload draws never perturbs the network's draws.
 
 use core::fmt;
+use core::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sapix_core::auth::{AuthPolicy, BreakerConfig};
 use sapix_core::node::planted::PlantedBug;
 
 /// Simulated time in microseconds since the start of the run.
@@ -36,6 +38,9 @@ pub enum Stream {
     Storage = 5,
     /// Seeds of the nodes' own rngs and clock origins.
     Nodes = 6,
+    /// Codios: whether it is used, its policy changes, outages and latencies. Its own stream,
+    /// so a seed with Codios off runs exactly as it did before Codios was modelled.
+    Codios = 7,
 }
 
 /// The rng of one concern of the run seeded by `seed`.
@@ -134,6 +139,85 @@ pub struct ClockConfig {
     pub wall_steps: Option<f64>,
 }
 
+/// Codios and the nodes' authorization settings (DESIGN §5), when the seed turns it on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodiosConfig {
+    /// Cache TTLs, stale bound, `require_codios`, capacity — the same for every node.
+    pub policy: AuthPolicy,
+    /// The opt-in circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Bearer tokens the clients use (never the root key); each has a decision per collection.
+    pub tokens: usize,
+    /// Share of writes made with the root key (always permitted, Codios not asked).
+    pub root_share: f64,
+    /// Policy changes per second: one (token, collection) flips between permit and deny.
+    pub flips_per_sec: f64,
+    /// One-way latency range between a node and Codios.
+    pub latency: (Micros, Micros),
+    /// The node's Codios call timeout (`SAPIX_CODIOS_TIMEOUT_MS`).
+    pub timeout: Micros,
+    /// Outages: Codios refuses connections.
+    pub outages: Option<Episodes>,
+    /// Slow spells: each answer takes up to `slow_extra` more (often past the timeout).
+    pub slow: Option<(Episodes, Micros)>,
+    /// Flapping: Codios goes up and down with a period bound.
+    pub flapping: Option<(Episodes, Micros)>,
+}
+
+impl CodiosConfig {
+    /// Draws Codios for `seed` from its own stream: off for about half the seeds.
+    fn draw(seed: u64) -> Option<CodiosConfig> {
+        let r = &mut stream(seed, Stream::Codios);
+        if !r.gen_bool(0.5) {
+            return None;
+        }
+        let require_codios = r.gen_bool(0.2);
+        let policy = AuthPolicy {
+            permit_ttl: Duration::from_millis(r.gen_range(500..=10_000)),
+            max_stale: Duration::from_millis(r.gen_range(1_000..=300_000)),
+            require_codios,
+            // Tiny caches make eviction part of the story.
+            capacity: if r.gen_bool(0.2) {
+                r.gen_range(1..=4)
+            } else {
+                AuthPolicy::default().capacity
+            },
+            ..AuthPolicy::default()
+        };
+        let breaker = BreakerConfig {
+            // The breaker and require_codios are refused together at config time.
+            enabled: !require_codios && r.gen_bool(0.5),
+            open_after: Duration::from_millis(r.gen_range(500..=30_000)),
+            probe_interval: Duration::from_millis(r.gen_range(200..=5_000)),
+        };
+        let lat_lo = r.gen_range(100..=5 * MILLI);
+        Some(CodiosConfig {
+            policy,
+            breaker,
+            tokens: r.gen_range(1..=4),
+            root_share: r.gen_range(0.0..0.3),
+            flips_per_sec: log_uniform(r, 0.05, 2.0),
+            latency: (lat_lo, r.gen_range(lat_lo..=lat_lo + 50 * MILLI)),
+            timeout: if r.gen_bool(0.5) {
+                2 * SECOND
+            } else {
+                r.gen_range(50 * MILLI..=3 * SECOND)
+            },
+            outages: maybe(r, 0.5, |r| {
+                episodes(r, (0.02, 0.3), (100 * MILLI, 60 * SECOND))
+            }),
+            slow: maybe(r, 0.3, |r| {
+                let e = episodes(r, (0.02, 0.3), (100 * MILLI, 20 * SECOND));
+                (e, r.gen_range(10 * MILLI..=5 * SECOND))
+            }),
+            flapping: maybe(r, 0.3, |r| {
+                let e = episodes(r, (0.02, 0.1), (SECOND, 30 * SECOND));
+                (e, r.gen_range(20 * MILLI..=2 * SECOND))
+            }),
+        })
+    }
+}
+
 /// Everything a run is told: the seed and what it drew.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -157,6 +241,8 @@ pub struct Config {
     pub nodes: NodeConfig,
     /// Clocks.
     pub clocks: ClockConfig,
+    /// Codios, if the nodes use it (otherwise they run in local mode: root key only).
+    pub codios: Option<CodiosConfig>,
     /// Bugs planted in every node (the "it bites" tests); never drawn.
     pub bugs: Vec<PlantedBug>,
 }
@@ -278,6 +364,7 @@ impl Config {
             net,
             nodes,
             clocks,
+            codios: CodiosConfig::draw(seed),
             bugs: Vec::new(),
         }
     }
@@ -379,6 +466,41 @@ impl fmt::Display for Config {
             c.random_origin, c.drift_ppm, c.wall_offset_ms
         )?;
         rate(f, "wall-steps", c.wall_steps)?;
+        match &self.codios {
+            None => write!(f, "\n  codios: off (local mode)")?,
+            Some(a) => {
+                write!(
+                    f,
+                    "\n  codios: permit-ttl {} max-stale {} require={} capacity={} breaker={}",
+                    Ms(a.policy.permit_ttl.as_micros() as Micros),
+                    Ms(a.policy.max_stale.as_micros() as Micros),
+                    a.policy.require_codios,
+                    a.policy.capacity,
+                    if a.breaker.enabled {
+                        format!(
+                            "after {} probe {}",
+                            Ms(a.breaker.open_after.as_micros() as Micros),
+                            Ms(a.breaker.probe_interval.as_micros() as Micros)
+                        )
+                    } else {
+                        "off".into()
+                    }
+                )?;
+                write!(
+                    f,
+                    " tokens={} root={:.2} flips={:.3}/s latency {}..{} timeout {}",
+                    a.tokens,
+                    a.root_share,
+                    a.flips_per_sec,
+                    Ms(a.latency.0),
+                    Ms(a.latency.1),
+                    Ms(a.timeout)
+                )?;
+                episode(f, "outages", a.outages)?;
+                episode(f, "slow", a.slow.map(|(e, _)| e))?;
+                episode(f, "flapping", a.flapping.map(|(e, _)| e))?;
+            }
+        }
         if !self.bugs.is_empty() {
             write!(f, "\n  planted bugs: {:?}", self.bugs)?;
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use sapix_core::keys::AgentKey;
-use sapix_core::node::{Input, NodeConfig, RequestId};
+use sapix_core::node::{AuthSettings, Input, NodeConfig, RequestId};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, Node, UnixMillis};
 
@@ -93,7 +93,16 @@ impl World {
                 added_at: host.added_at,
                 backoff: BackoffPolicy::default(),
                 rng_seed,
-                auth: Default::default(),
+                auth: self
+                    .cfg
+                    .codios
+                    .as_ref()
+                    .map(|c| AuthSettings {
+                        codios: true,
+                        policy: c.policy.clone(),
+                        breaker: c.breaker.clone(),
+                    })
+                    .unwrap_or_default(),
             },
             host.key.clone(),
             store.restored(),
@@ -105,6 +114,7 @@ impl World {
         let tip = store.tip();
         self.trace
             .line(self.now, || format!("n{i} boots (strand tip {tip})"));
+        self.checks.auth.restarted(i);
         let r = self.checks.acked.after_restart(i, &self.stores[i]);
         self.check("acked_writes", r);
         // The runtime wakes the core once at start.

@@ -17,6 +17,7 @@
 
 pub mod checkers;
 pub mod clock;
+mod codios;
 pub mod config;
 mod faults;
 mod host;

@@ -14,6 +14,7 @@ impl World {
     pub(crate) fn liveness(&mut self) {
         self.phase = Phase::Liveness { since: self.now };
         self.net.heal_all();
+        self.codios.heal();
         self.trace
             .line(self.now, || "LIVENESS: faults stop, all links heal".into());
         for i in 0..self.hosts.len() {

@@ -17,7 +17,8 @@ const USAGE: &str = "usage:
   sapix-sim run [--seeds N | --seconds T] [--start S] [--jobs J] [--bug NAME]...
   sapix-sim replay <seed> [--bug NAME]... [--quiet]
 bugs: cp-ack-before-peers ingest-ack-before-durable push-before-durable
-      cursor-before-durable failed-push-counts-as-delivered";
+      cursor-before-durable failed-push-counts-as-delivered
+      stale-permit-past-deny queue-overflow-drops";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -212,9 +212,13 @@ impl World {
                 },
             ),
             Output::AskCodios { key } => {
-                // Layer 0 has no Codios: every call fails (nodes run in local mode anyway).
-                let kind = CallKind::Codios { key };
-                self.local(i, kind.failure("no Codios in the simulation".into()));
+                if self.codios.on() {
+                    self.ask_codios(i, key);
+                } else {
+                    // A node in local mode never asks; answer as a shell without Codios would.
+                    let kind = CallKind::Codios { key };
+                    self.local(i, kind.failure("no Codios configured".into()));
+                }
             }
             Output::Respond { request, response } => self.respond(i, request, response),
             Output::Log(event) => match &event {
@@ -273,11 +277,17 @@ impl World {
         self.schedule(self.now, Ev::Local { node, inc, input });
     }
 
+    /// Registers a call of node `from` that times out after `timeout`.
+    pub(crate) fn register_call(&mut self, from: usize, kind: CallKind, timeout: Micros) -> u64 {
+        let call = self.register(from, kind);
+        self.schedule(self.now + timeout, Ev::Timeout { call });
+        call
+    }
+
     /// Sends a request from node `from` to `endpoint`, with the client's timeout.
     fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
-        let call = self.register(from, kind);
-        let timeout = self.now + self.net.timeout();
-        self.schedule(timeout, Ev::Timeout { call });
+        let timeout = self.net.timeout();
+        let call = self.register_call(from, kind, timeout);
         let Some(to) = self.index_of_endpoint(endpoint) else {
             return;
         };

@@ -29,7 +29,7 @@ pub fn replay_command(seed: u64, bugs: &[PlantedBug]) -> String {
 }
 
 /// Every planted bug with its command-line name.
-pub const BUGS: [(&str, PlantedBug); 5] = [
+pub const BUGS: [(&str, PlantedBug); 7] = [
     ("cp-ack-before-peers", PlantedBug::CpAckBeforePeers),
     (
         "ingest-ack-before-durable",
@@ -41,6 +41,8 @@ pub const BUGS: [(&str, PlantedBug); 5] = [
         "failed-push-counts-as-delivered",
         PlantedBug::FailedPushCountsAsDelivered,
     ),
+    ("stale-permit-past-deny", PlantedBug::StalePermitPastDeny),
+    ("queue-overflow-drops", PlantedBug::QueueOverflowDrops),
 ];
 
 /// The command-line name of `bug`.

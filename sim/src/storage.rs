@@ -111,6 +111,11 @@ impl Store {
             .get(usize::try_from(offset.checked_sub(1)?).ok()?)
     }
 
+    /// How many of `author`'s blocks are durable here.
+    pub fn held(&self, author: &AgentId) -> u64 {
+        self.by_author.get(author).map_or(0, |o| o.len() as u64)
+    }
+
     /// Every author's durable tip.
     pub fn tips(&self) -> BTreeMap<AgentId, (u64, Hash)> {
         self.by_author

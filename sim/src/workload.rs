@@ -7,6 +7,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sapix_core::auth::AuthKey;
 use sapix_core::node::{Input, Receipt, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
@@ -35,6 +36,13 @@ pub(crate) enum Client {
         cp: bool,
         epoch: u64,
         peers: Vec<usize>,
+    },
+    /// A write waiting for its authorization; sent as `Write` once authorized.
+    Authorize {
+        key: AuthKey,
+        is_root: bool,
+        collection: Collection,
+        payload: Vec<u8>,
     },
     Switch,
     Sync,
@@ -139,17 +147,31 @@ impl World {
         let Some(i) = self.work.choose(&cands) else {
             return;
         };
-        let client = Client::Write {
-            cp: false,
-            epoch: 0,
-            peers: Vec::new(),
-        };
-        let request = self.ask(i, client);
+        if self.codios.on() {
+            // As the server does: authorize first, send the write only once authorized.
+            self.work.writes += 1;
+            let (collection, payload) = self.write_body(i);
+            let (key, is_root) = self.codios.client_token(&collection);
+            let client = Client::Authorize {
+                key: key.clone(),
+                is_root,
+                collection,
+                payload,
+            };
+            let request = self.ask(i, client);
+            self.feed(
+                i,
+                Input::AuthorizeRequested {
+                    request,
+                    key,
+                    is_root,
+                },
+            );
+            return;
+        }
+        let request = self.ask(i, Self::new_write());
         self.work.writes += 1;
-        let n = self.work.writes;
-        let collection = Collection::new(if n % 3 == 0 { "events" } else { "orders" })
-            .expect("valid collection");
-        let payload = format!("{{\"n\":{n},\"node\":{i}}}").into_bytes();
+        let (collection, payload) = self.write_body(i);
         let wall = self.hosts[i].clock.wall(self.now);
         self.feed(
             i,
@@ -158,6 +180,70 @@ impl World {
                 collection,
                 payload,
                 wall,
+            },
+        );
+    }
+
+    fn new_write() -> Client {
+        Client::Write {
+            cp: false,
+            epoch: 0,
+            peers: Vec::new(),
+        }
+    }
+
+    /// The collection and payload of the latest write, made on node `i`.
+    fn write_body(&self, i: usize) -> (Collection, Vec<u8>) {
+        let n = self.work.writes;
+        let collection = Collection::new(if n % 3 == 0 {
+            crate::codios::COLLECTIONS[1]
+        } else {
+            crate::codios::COLLECTIONS[0]
+        })
+        .expect("valid collection");
+        let payload = format!("{{\"n\":{n},\"node\":{i}}}").into_bytes();
+        (collection, payload)
+    }
+
+    /// Node `i` authorized a client's write: judge the decision, then send the write.
+    fn authorized(&mut self, i: usize, client: Client, degraded: bool) {
+        let Client::Authorize {
+            key,
+            is_root,
+            collection,
+            payload,
+        } = client
+        else {
+            return;
+        };
+        self.stats.authorized += 1;
+        if degraded {
+            self.stats.auth_degraded += 1;
+        }
+        if !is_root {
+            let cfg = self.cfg.codios.as_ref().expect("codios on");
+            let local = self.hosts[i].clock.local(self.now);
+            let r =
+                self.checks
+                    .auth
+                    .authorized(i, &key, degraded, local, &cfg.policy, &cfg.breaker);
+            self.check("auth", r);
+        }
+        let request = self.ask(i, Self::new_write());
+        let wall = self.hosts[i].clock.wall(self.now);
+        let inc = self.hosts[i].inc;
+        let input = Input::WriteRequested {
+            request,
+            collection,
+            payload,
+            wall,
+        };
+        self.schedule(
+            self.now,
+            crate::world::Ev::Local {
+                node: i,
+                inc,
+                input,
             },
         );
     }
@@ -239,6 +325,10 @@ impl World {
                     (*cp, *epoch, *peers) = (now_cp, now_epoch, now_peers);
                 }
             }
+            Input::CodiosAnswered { key, decision } => {
+                let local = self.hosts[i].clock.local(self.now);
+                self.checks.auth.answered(i, key, *decision, local);
+            }
             _ => {}
         }
     }
@@ -273,6 +363,19 @@ impl World {
             }
             (Client::Write { .. }, other) => {
                 self.fail("answered", format!("n{i} answered a write with {other:?}"));
+            }
+            (client @ Client::Authorize { .. }, Response::Authorized { degraded }) => {
+                self.authorized(i, client, degraded)
+            }
+            (Client::Authorize { .. }, Response::Denied { .. }) => self.stats.denied += 1,
+            (Client::Authorize { .. }, Response::AuthUnavailable { .. }) => {
+                self.stats.auth_unavailable += 1
+            }
+            (Client::Authorize { .. }, other) => {
+                self.fail(
+                    "answered",
+                    format!("n{i} answered an authorization with {other:?}"),
+                );
             }
             (Client::Divide { new }, Response::Divided { .. }) => {
                 self.stats.divided += 1;

@@ -20,8 +20,9 @@ use sapix_core::node::{ClusterState, Input, RequestId};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{AgentId, Consistency, KeySchedule, MasterSeed, Node, Role};
 
-use crate::checkers::{Checkers, Violation};
+use crate::checkers::{self, Checkers, Violation};
 use crate::clock::NodeClock;
+use crate::codios::{Codios, CodiosEv};
 use crate::config::{stream, Config, Micros, Stream};
 use crate::faults::{Fault, Faults};
 use crate::host::Host;
@@ -61,6 +62,8 @@ pub(crate) enum Ev {
     Work(Op),
     /// A fault is due.
     Fault(Fault),
+    /// Codios decides, or its health or policy changes.
+    Codios(CodiosEv),
     /// A paused node's actor runs again: the inputs that queued up are fed in order.
     Resume { node: usize, inc: u32 },
     /// Faults stop; the liveness phase starts.
@@ -108,6 +111,14 @@ pub struct Stats {
     pub crashes: u64,
     /// Divides acknowledged.
     pub divided: u64,
+    /// Writes authorized (root or Codios).
+    pub authorized: u64,
+    /// Of those, let through with a stale permit or the circuit open.
+    pub auth_degraded: u64,
+    /// Writes denied.
+    pub denied: u64,
+    /// Writes refused because no decision could be served.
+    pub auth_unavailable: u64,
     /// Requests (client and mesh) fed to nodes.
     pub requests: u64,
     /// Simulated time from the start of the liveness phase to convergence.
@@ -152,6 +163,7 @@ pub struct World {
     next_request: u64,
     pub(crate) work: Workload,
     pub(crate) faults: Faults,
+    pub(crate) codios: Codios,
     pub(crate) storage_rng: ChaCha8Rng,
     pub(crate) node_rng: ChaCha8Rng,
     pub(crate) checks: Checkers,
@@ -220,6 +232,7 @@ impl World {
             net: Network::new(cfg.net.clone(), n, stream(seed, Stream::Network)),
             work: Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload)),
             faults: Faults::new(stream(seed, Stream::Faults)),
+            codios: Codios::new(cfg.codios.clone(), stream(seed, Stream::Codios)),
             storage_rng: stream(seed, Stream::Storage),
             node_rng,
             checks: Checkers::new(n),
@@ -252,6 +265,9 @@ impl World {
         }
         for (at, f) in self.faults.first(&self.cfg) {
             self.schedule(at, Ev::Fault(f));
+        }
+        for (at, ev) in self.codios.first() {
+            self.schedule(at, Ev::Codios(ev));
         }
         self.schedule(self.cfg.active, Ev::Liveness);
         while self.violation.is_none() && self.phase != Phase::Done {
@@ -339,6 +355,7 @@ impl World {
             Ev::WriteDone { node, inc } => self.write_done(node, inc),
             Ev::Work(op) => self.work(op),
             Ev::Fault(f) => self.fault(f),
+            Ev::Codios(ev) => self.codios_event(ev),
             Ev::Resume { node, inc } => {
                 if self.hosts[node].inc == inc && self.now >= self.hosts[node].paused_until {
                     self.trace.line(self.now, || format!("n{node} resumes"));
@@ -449,6 +466,11 @@ impl World {
     }
 
     fn drain(&mut self, i: usize) {
+        if let Some(node) = self.hosts[i].node.as_ref() {
+            let index = |a: &AgentId| self.hosts.iter().position(|h| &h.agent == a);
+            let r = checkers::peer_acks::check(i, &self.hosts[i].agent, node, &self.stores, index);
+            self.check("peer_acks", r);
+        }
         while let Some(out) = self.hosts[i].node.as_mut().and_then(Node::poll_output) {
             output_digest(&out, self.trace.hasher());
             if self.trace.printing() {

@@ -32,7 +32,7 @@ fn cp_ack_before_peers_is_found_within_5_seeds() {
 
 #[test]
 fn ingest_ack_before_durable_is_found_within_10_seeds() {
-    bites(PlantedBug::IngestAckBeforeDurable, 10, "cp_replicated");
+    bites(PlantedBug::IngestAckBeforeDurable, 10, "peer_acks");
 }
 
 #[test]
@@ -47,5 +47,15 @@ fn cursor_before_durable_is_found_within_10_seeds() {
 
 #[test]
 fn failed_push_counted_as_delivered_is_found_within_10_seeds() {
-    bites(PlantedBug::FailedPushCountsAsDelivered, 10, "cp_replicated");
+    bites(PlantedBug::FailedPushCountsAsDelivered, 10, "peer_acks");
+}
+
+#[test]
+fn stale_permit_past_deny_is_found_within_60_seeds() {
+    bites(PlantedBug::StalePermitPastDeny, 60, "auth");
+}
+
+#[test]
+fn queue_overflow_drops_is_found_within_30_seeds() {
+    bites(PlantedBug::QueueOverflowDrops, 30, "peer_acks");
 }

@@ -38,6 +38,9 @@ pub(super) struct Authz {
     degraded_total: u64,
     /// The last key Codios was asked about, for a probe when nothing is cached yet.
     last_asked: Option<AuthKey>,
+    /// `PlantedBug::StalePermitPastDeny`: keys Codios ever permitted.
+    #[cfg(feature = "sim")]
+    planted_ever_permitted: std::collections::BTreeSet<AuthKey>,
 }
 
 impl Authz {
@@ -48,6 +51,8 @@ impl Authz {
             breaker: CircuitBreaker::new(settings.breaker.clone()),
             degraded_total: 0,
             last_asked: None,
+            #[cfg(feature = "sim")]
+            planted_ever_permitted: Default::default(),
         }
     }
 
@@ -145,6 +150,10 @@ impl Node {
             BreakerState::Open { since } | BreakerState::HalfOpen { since } => Some(since),
             BreakerState::Closed => None,
         };
+        #[cfg(feature = "sim")]
+        if decision == Decision::Permit {
+            self.authz.planted_ever_permitted.insert(key.clone());
+        }
         let waiters = self.authz.cache.record(now, key.clone(), decision);
         for request in waiters {
             self.answer_decision(request, &key, decision);
@@ -222,6 +231,21 @@ impl Node {
         circuit_open: bool,
         why: &str,
     ) {
+        #[cfg(feature = "sim")]
+        let verdict = match verdict {
+            FailureVerdict::Deny
+                if self
+                    .bugs
+                    .has(super::planted::PlantedBug::StalePermitPastDeny)
+                    && self.authz.planted_ever_permitted.contains(key) =>
+            {
+                FailureVerdict::Permit {
+                    degraded: true,
+                    age: core::time::Duration::ZERO,
+                }
+            }
+            v => v,
+        };
         let response = match verdict {
             FailureVerdict::Permit { degraded, age } => {
                 if degraded {

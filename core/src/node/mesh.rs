@@ -48,6 +48,10 @@ impl Node {
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
+        #[cfg(feature = "sim")]
+        if self.bugs.has(PlantedBug::QueueOverflowDrops) {
+            peer.planted_drop_overflow(own, super::planted::PLANTED_QUEUE_CAP);
+        }
         if let Some((from, to)) = peer.next_push(now, own) {
             let endpoint = peer.info.endpoint.clone();
             self.outputs.push_back(Output::Push {

@@ -18,7 +18,16 @@ pub enum PlantedBug {
     CursorBeforeDurable,
     /// Forget a dropped push: count the blocks of a failed push as delivered.
     FailedPushCountsAsDelivered,
+    /// Auth: when Codios fails, serve a permit this key once had even though Codios has
+    /// denied it since (the deny is overridden by an older, stale permit).
+    StalePermitPastDeny,
+    /// Retry queue: on overflow, drop the oldest queued blocks (counted as delivered) instead
+    /// of holding positions in the strand. The cap is 8 blocks so the simulator reaches it.
+    QueueOverflowDrops,
 }
+
+/// The queue cap of [`PlantedBug::QueueOverflowDrops`].
+pub const PLANTED_QUEUE_CAP: u64 = 8;
 
 /// The planted bugs of one node; empty (and zero-sized) unless the `sim` feature is on.
 #[derive(Debug, Default)]

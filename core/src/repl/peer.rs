@@ -174,6 +174,15 @@ impl Peer {
         }
     }
 
+    /// A planted bug (`PlantedBug::QueueOverflowDrops`): past `cap` queued blocks, count the
+    /// oldest as delivered. Simulator only.
+    #[cfg(feature = "sim")]
+    pub fn planted_drop_overflow(&mut self, own_tip: u64, cap: u64) {
+        if self.in_flight.is_none() && self.queue_depth(own_tip) > cap {
+            self.acked = Some(own_tip - cap);
+        }
+    }
+
     /// Whether a push is in flight.
     pub fn pushing(&self) -> bool {
         self.in_flight.is_some()

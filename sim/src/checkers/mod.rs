@@ -6,6 +6,7 @@
 
 pub mod acked_writes;
 pub mod answered;
+pub mod auth;
 pub mod backoff;
 pub mod chain_intact;
 pub mod convergence;
@@ -13,6 +14,7 @@ pub mod cp_replicated;
 pub mod cursors;
 pub mod durable_sends;
 pub mod no_equivocation;
+pub mod peer_acks;
 pub mod stored_once;
 
 use crate::config::Micros;
@@ -52,6 +54,8 @@ pub struct Checkers {
     pub cursors: cursors::CursorsBehindDurable,
     /// §4 / §6.7: the retry schedule.
     pub backoff: backoff::BackoffSchedule,
+    /// §6.6: Codios decisions.
+    pub auth: auth::AuthDecisions,
 }
 
 impl Checkers {
@@ -62,6 +66,7 @@ impl Checkers {
             equivocation: no_equivocation::NoEquivocation::default(),
             cursors: cursors::CursorsBehindDurable::new(n),
             backoff: backoff::BackoffSchedule::new(n),
+            auth: auth::AuthDecisions::new(n),
         }
     }
 }

@@ -1,0 +1,272 @@
+//! Codios, the authorization service (DESIGN §5): a policy table of permit/deny per
+//! (token, collection) that changes while the run goes on, behind a link that can be down
+//! (outages, flapping) or slow (answers that outlast the node's timeout).
+//!
+//! A node's `AskCodios` is a call like a mesh call: it carries the Codios client's timeout, and
+//! whichever of the answer and the timeout reaches the node first is its outcome. Codios
+//! decides when the request reaches it, from the table as it is at that instant, so a flip
+//! racing a call is seen or not exactly as in production. The nodes' decisions are judged by
+//! the `auth` checker.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sapix_core::auth::{Action, AuthKey, Decision};
+use sapix_core::node::Input;
+use sapix_core::Collection;
+
+use crate::config::{CodiosConfig, Episodes, Micros, SECOND};
+use crate::mesh::CallKind;
+use crate::world::{Ev, Phase, World};
+
+/// The collections the clients write to.
+pub(crate) const COLLECTIONS: [&str; 2] = ["orders", "events"];
+
+/// Something Codios does at a simulated time.
+#[derive(Debug)]
+pub(crate) enum CodiosEv {
+    /// The request of call `call` reaches Codios, which decides now.
+    Decide { call: u64, node: usize },
+    /// A policy flip is due.
+    FlipTick,
+    /// An outage is due.
+    OutageTick,
+    /// A slow spell is due.
+    SlowTick,
+    /// A flapping episode is due.
+    FlapTick,
+    /// Codios goes down or comes back within a flapping episode.
+    Flap { down: bool, until: Micros },
+}
+
+/// The service: its table and its health.
+#[derive(Debug)]
+pub(crate) struct Codios {
+    cfg: Option<CodiosConfig>,
+    rng: ChaCha8Rng,
+    tokens: Vec<String>,
+    policy: BTreeMap<AuthKey, Decision>,
+    down_until: Micros,
+    slow_until: Micros,
+    flapping_down: bool,
+    /// Set by the liveness phase: Codios is healthy from then on.
+    healed: bool,
+}
+
+fn token_name(t: usize) -> String {
+    format!("client-token-{t}")
+}
+
+impl Codios {
+    /// Codios for `cfg` (off when `None`), drawing from `rng`.
+    pub(crate) fn new(cfg: Option<CodiosConfig>, mut rng: ChaCha8Rng) -> Self {
+        let tokens: Vec<String> = (0..cfg.as_ref().map_or(0, |c| c.tokens))
+            .map(token_name)
+            .collect();
+        let mut policy = BTreeMap::new();
+        for t in &tokens {
+            for c in COLLECTIONS {
+                let key = write_key(t, c);
+                let d = if rng.gen_bool(0.7) {
+                    Decision::Permit
+                } else {
+                    Decision::Deny
+                };
+                policy.insert(key, d);
+            }
+        }
+        Codios {
+            cfg,
+            rng,
+            tokens,
+            policy,
+            down_until: 0,
+            slow_until: 0,
+            flapping_down: false,
+            healed: false,
+        }
+    }
+
+    /// Whether the nodes use Codios at all.
+    pub(crate) fn on(&self) -> bool {
+        self.cfg.is_some()
+    }
+
+    fn cfg(&self) -> &CodiosConfig {
+        self.cfg.as_ref().expect("codios on")
+    }
+
+    fn down(&self, now: Micros) -> bool {
+        !self.healed && (now < self.down_until || self.flapping_down)
+    }
+
+    fn gap(&mut self, rate: f64) -> Micros {
+        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+    }
+
+    fn length(&mut self, e: Episodes) -> Micros {
+        self.rng.gen_range(e.min..=e.max)
+    }
+
+    fn latency(&mut self, now: Micros) -> Micros {
+        let (lo, hi) = self.cfg().latency;
+        let mut d = self.rng.gen_range(lo..=hi);
+        if let Some((_, extra)) = self.cfg().slow {
+            if !self.healed && now < self.slow_until {
+                d += self.rng.gen_range(0..=extra);
+            }
+        }
+        d
+    }
+
+    /// The token and key of a client write on `collection`: the root key with the configured
+    /// share, else one of the client tokens.
+    pub(crate) fn client_token(&mut self, collection: &Collection) -> (AuthKey, bool) {
+        let root = self.tokens.is_empty() || self.rng.gen_bool(self.cfg().root_share);
+        if root {
+            return (write_key("root-key", collection.as_str()), true);
+        }
+        let t = self.rng.gen_range(0..self.tokens.len());
+        (write_key(&self.tokens[t], collection.as_str()), false)
+    }
+
+    /// The first occurrence of every enabled class of change.
+    pub(crate) fn first(&mut self) -> Vec<(Micros, CodiosEv)> {
+        let Some(cfg) = self.cfg.clone() else {
+            return Vec::new();
+        };
+        let mut out = vec![(self.gap(cfg.flips_per_sec), CodiosEv::FlipTick)];
+        if let Some(e) = cfg.outages {
+            out.push((self.gap(e.per_sec), CodiosEv::OutageTick));
+        }
+        if let Some((e, _)) = cfg.slow {
+            out.push((self.gap(e.per_sec), CodiosEv::SlowTick));
+        }
+        if let Some((e, _)) = cfg.flapping {
+            out.push((self.gap(e.per_sec), CodiosEv::FlapTick));
+        }
+        out
+    }
+
+    /// The liveness phase: Codios is up and fast from now on.
+    pub(crate) fn heal(&mut self) {
+        self.healed = true;
+        self.flapping_down = false;
+    }
+}
+
+/// The cache key of a write by `token` on `collection`.
+fn write_key(token: &str, collection: &str) -> AuthKey {
+    let c = Collection::new(collection).expect("valid collection");
+    AuthKey::new(token, Action::Write, &c)
+}
+
+impl World {
+    /// Node `i` asks Codios about `key`.
+    pub(crate) fn ask_codios(&mut self, i: usize, key: AuthKey) {
+        let local = self.hosts[i].clock.local(self.now);
+        self.checks.auth.asked(i, &key, local);
+        let kind = CallKind::Codios { key };
+        let timeout = self.codios.cfg().timeout;
+        let call = self.register_call(i, kind, timeout);
+        let d = self.codios.latency(self.now);
+        if self.codios.down(self.now) {
+            let input = self.calls[&call].kind.failure("connection refused".into());
+            self.schedule(self.now + d, Ev::Reply { call, input });
+        } else {
+            self.schedule(self.now + d, Ev::Codios(CodiosEv::Decide { call, node: i }));
+        }
+    }
+
+    /// Codios does what is due.
+    pub(crate) fn codios_event(&mut self, ev: CodiosEv) {
+        match ev {
+            CodiosEv::Decide { call, node } => {
+                let Some(c) = self.calls.get(&call) else {
+                    return; // the caller gave up (or restarted) before the request arrived
+                };
+                let CallKind::Codios { key } = c.kind.clone() else {
+                    return;
+                };
+                let d = self.codios.latency(self.now);
+                let input = if self.codios.down(self.now) {
+                    c.kind.failure("connection reset".into())
+                } else {
+                    let decision = self
+                        .codios
+                        .policy
+                        .get(&key)
+                        .copied()
+                        .unwrap_or(Decision::Deny);
+                    Input::CodiosAnswered { key, decision }
+                };
+                self.trace
+                    .line(self.now, || format!("codios answers n{node} #{call}"));
+                self.schedule(self.now + d, Ev::Reply { call, input });
+                return;
+            }
+            CodiosEv::Flap { down, until } => {
+                let period = self.codios.cfg().flapping.map_or(SECOND, |(_, p)| p);
+                let over = self.now >= until || self.codios.healed;
+                self.codios.flapping_down = down && !over;
+                if !over {
+                    let at = self.now + self.codios.rng.gen_range(period / 10..=period);
+                    let next = CodiosEv::Flap { down: !down, until };
+                    self.schedule(at, Ev::Codios(next));
+                }
+                return;
+            }
+            _ => {}
+        }
+        if self.phase != Phase::Active {
+            return;
+        }
+        let cfg = self.codios.cfg().clone();
+        let rate = match ev {
+            CodiosEv::FlipTick => {
+                let n = self.codios.policy.len();
+                if n > 0 {
+                    let k = self.codios.rng.gen_range(0..n);
+                    let (key, d) = self.codios.policy.iter_mut().nth(k).expect("in range");
+                    *d = match d {
+                        Decision::Permit => Decision::Deny,
+                        Decision::Deny => Decision::Permit,
+                    };
+                    let (key, d) = (format!("{key:?}"), *d);
+                    self.trace
+                        .line(self.now, || format!("codios policy: {key} now {d:?}"));
+                }
+                cfg.flips_per_sec
+            }
+            CodiosEv::OutageTick => {
+                let e = cfg.outages.expect("outages on");
+                let until = self.now + self.codios.length(e);
+                self.codios.down_until = self.codios.down_until.max(until);
+                self.trace
+                    .line(self.now, || format!("codios down until {until}µs"));
+                e.per_sec
+            }
+            CodiosEv::SlowTick => {
+                let (e, _) = cfg.slow.expect("slow on");
+                let until = self.now + self.codios.length(e);
+                self.codios.slow_until = self.codios.slow_until.max(until);
+                self.trace
+                    .line(self.now, || format!("codios slow until {until}µs"));
+                e.per_sec
+            }
+            CodiosEv::FlapTick => {
+                let (e, _) = cfg.flapping.expect("flapping on");
+                let until = self.now + self.codios.length(e);
+                self.trace
+                    .line(self.now, || format!("codios flapping until {until}µs"));
+                self.schedule(self.now, Ev::Codios(CodiosEv::Flap { down: true, until }));
+                e.per_sec
+            }
+            CodiosEv::Decide { .. } | CodiosEv::Flap { .. } => unreachable!("handled above"),
+        };
+        let at = self.now + self.codios.gap(rate);
+        self.schedule(at, Ev::Codios(ev));
+    }
+}
