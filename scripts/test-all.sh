@@ -12,8 +12,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "build the agent binary the black-box tests start"
-cargo build --locked -p sapix-server --bin sapix-agent
+step "build the binaries the black-box tests start (once, not once per test process)"
+cargo build --locked -p sapix-server --bins
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
+export SAPIX_AGENT_BIN="${SAPIX_AGENT_BIN:-$target_dir/debug/sapix-agent}"
+export CODIOS_DEV_BIN="${CODIOS_DEV_BIN:-$target_dir/debug/codios-dev}"
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
