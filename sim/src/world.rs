@@ -204,7 +204,7 @@ impl World {
                 } else {
                     0
                 };
-                let key = keys.signing_key(&agent);
+                let key = keys.signing_key(&agent).sim_mac();
                 Host::new(agent, key, NodeClock::new(drift, offset), i < cfg.members)
             })
             .collect();
