@@ -103,6 +103,10 @@ pub struct NetConfig {
     pub one_way: Option<Episodes>,
     /// Flapping links, with the toggle period bound.
     pub flapping: Option<(Episodes, Micros)>,
+    /// Swizzle-clog (FoundationDB): nodes are cut off one by one in a random order, a step
+    /// apart, then reconnected one by one in another random order. Episodes per second and
+    /// the step bound.
+    pub swizzle: Option<(f64, Micros)>,
 }
 
 /// Node and storage faults and latencies.
@@ -328,6 +332,7 @@ impl Config {
                 let e = episodes(r, (0.02, 0.1), (SECOND, 20 * SECOND));
                 (e, r.gen_range(20 * MILLI..=SECOND))
             }),
+            swizzle: None, // drawn last, below, so earlier draws keep their values
         };
         let fsync_lo = r.gen_range(20..=2 * MILLI);
         let persist_lo = r.gen_range(50..=5 * MILLI);
@@ -353,13 +358,21 @@ impl Config {
             wall_offset_ms: maybe(r, 0.5, |r| r.gen_range(1..=600_000)).unwrap_or(0),
             wall_steps: maybe(r, 0.2, |r| log_uniform(r, 0.01, 0.1)),
         };
+        let restart_all = r.gen_bool(0.5);
+        let mut net = net;
+        net.swizzle = maybe(r, 0.25, |r| {
+            (
+                log_uniform(r, 0.01, 0.1),
+                r.gen_range(10 * MILLI..=3 * SECOND),
+            )
+        });
         Config {
             seed,
             members,
             spares,
             active,
             liveness: 120 * SECOND,
-            restart_all: r.gen_bool(0.5),
+            restart_all,
             workload,
             net,
             nodes,
@@ -444,6 +457,10 @@ impl fmt::Display for Config {
         episode(f, "flapping", n.flapping.map(|(e, _)| e))?;
         if let Some((_, p)) = n.flapping {
             write!(f, " period≤{}", Ms(p))?;
+        }
+        match n.swizzle {
+            Some((r, step)) => write!(f, " swizzle={r:.3}/s step≤{}", Ms(step))?,
+            None => write!(f, " swizzle=off")?,
         }
         writeln!(f)?;
         write!(f, "  nodes:")?;

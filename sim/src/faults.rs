@@ -37,6 +37,17 @@ pub(crate) enum Fault {
     },
     StorageTick,
     WallStepTick,
+    SwizzleTick,
+    /// Swizzle-clog: cut every link to and from `node` (if still in `generation`).
+    Clog {
+        node: usize,
+        generation: u32,
+    },
+    /// Swizzle-clog: restore them.
+    Unclog {
+        node: usize,
+        generation: u32,
+    },
 }
 
 /// The faults' rng.
@@ -54,6 +65,7 @@ fn rate_of(cfg: &Config, f: &Fault) -> Option<f64> {
         Fault::FlapTick => cfg.net.flapping.map(|(e, _)| e.per_sec),
         Fault::StorageTick => cfg.nodes.storage_faults,
         Fault::WallStepTick => cfg.clocks.wall_steps,
+        Fault::SwizzleTick => cfg.net.swizzle.map(|(r, _)| r),
         _ => None,
     }
 }
@@ -73,6 +85,16 @@ impl Faults {
         self.rng.gen_range(e.min..=e.max)
     }
 
+    /// `0..n` in a random order.
+    fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.rng.gen_range(0..=i);
+            v.swap(i, j);
+        }
+        v
+    }
+
     fn pair(&mut self, n: usize) -> (usize, usize) {
         let a = self.rng.gen_range(0..n);
         let b = (a + self.rng.gen_range(1..n)) % n;
@@ -89,6 +111,7 @@ impl Faults {
             Fault::FlapTick,
             Fault::StorageTick,
             Fault::WallStepTick,
+            Fault::SwizzleTick,
         ];
         ticks
             .into_iter()
@@ -135,6 +158,19 @@ impl World {
                     };
                     self.schedule(at, Ev::Fault(next));
                 }
+                return;
+            }
+            Fault::Clog { node, generation } | Fault::Unclog { node, generation } => {
+                let links = node_links(node, n);
+                if matches!(f, Fault::Clog { .. }) {
+                    if generation == self.net.generation() {
+                        self.net.cut(&links);
+                    }
+                } else {
+                    self.net.heal(&links, generation);
+                }
+                let now = self.net.describe();
+                self.trace.line(self.now, || format!("swizzle:{now}"));
                 return;
             }
             other => other,
@@ -208,6 +244,22 @@ impl World {
                 self.trace
                     .line(self.now, || format!("n{i} wall clock steps {delta} ms"));
             }
+            Fault::SwizzleTick => {
+                let (_, step_max) = self.cfg.net.swizzle.expect("swizzle on");
+                let step = self.faults.rng.gen_range(step_max / 10..=step_max);
+                let generation = self.net.generation();
+                let clog = self.faults.permutation(n);
+                let unclog = self.faults.permutation(n);
+                let mut at = self.now;
+                for node in clog {
+                    self.schedule(at, Ev::Fault(Fault::Clog { node, generation }));
+                    at += step;
+                }
+                for node in unclog {
+                    at += step;
+                    self.schedule(at, Ev::Fault(Fault::Unclog { node, generation }));
+                }
+            }
             _ => unreachable!("handled above"),
         }
         if let Some(rate) = rate_of(&self.cfg, &f) {
@@ -224,4 +276,12 @@ impl World {
         let generation = self.net.generation();
         self.schedule(at, Ev::Fault(Fault::Heal { links, generation }));
     }
+}
+
+/// Every directed link to and from `node`.
+fn node_links(node: usize, n: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .filter(|&o| o != node)
+        .flat_map(|o| [(node, o), (o, node)])
+        .collect()
 }
