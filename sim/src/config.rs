@@ -237,6 +237,9 @@ pub struct Config {
     pub liveness: Micros,
     /// The liveness phase restarts every node (otherwise only those down or broken).
     pub restart_all: bool,
+    /// The liveness phase leaves this member down for good: the others must still converge,
+    /// including on its blocks that any of them holds (only pulls can spread those).
+    pub leave_down: Option<usize>,
     /// Client operations.
     pub workload: WorkloadConfig,
     /// The network.
@@ -366,6 +369,11 @@ impl Config {
                 r.gen_range(10 * MILLI..=3 * SECOND),
             )
         });
+        let leave_down = if members >= 3 && r.gen_bool(0.3) {
+            Some(r.gen_range(0..members))
+        } else {
+            None
+        };
         Config {
             seed,
             members,
@@ -373,6 +381,7 @@ impl Config {
             active,
             liveness: 120 * SECOND,
             restart_all,
+            leave_down,
             workload,
             net,
             nodes,
@@ -435,6 +444,9 @@ impl fmt::Display for Config {
             Ms(self.liveness),
             if self.restart_all { "all" } else { "down/broken" }
         )?;
+        if let Some(d) = self.leave_down {
+            writeln!(f, "  liveness leaves n{d} down for good")?;
+        }
         write!(f, "  workload: writes={:.2}/s", w.writes_per_sec)?;
         rate(f, "switches", w.switches_per_sec)?;
         rate(f, "syncs", w.syncs_per_sec)?;

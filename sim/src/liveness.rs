@@ -18,7 +18,11 @@ impl World {
         self.trace
             .line(self.now, || "LIVENESS: faults stop, all links heal".into());
         for i in 0..self.hosts.len() {
-            if self.cfg.restart_all || !self.up(i) || self.stores[i].broken {
+            if self.cfg.leave_down == Some(i) {
+                self.crash(i);
+                self.trace
+                    .line(self.now, || format!("n{i} stays down for good"));
+            } else if self.cfg.restart_all || !self.up(i) || self.stores[i].broken {
                 self.crash(i);
                 self.boot(i);
             }
@@ -33,10 +37,15 @@ impl World {
         let members: Vec<usize> = (0..self.hosts.len())
             .filter(|&i| self.hosts[i].member)
             .collect();
-        let mut result = checkers::convergence::same_blocks(&members, &self.stores)
-            .map_err(|m| ("convergence", m));
+        let live: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&i| self.cfg.leave_down != Some(i))
+            .collect();
+        let mut result =
+            checkers::convergence::same_blocks(&live, &self.stores).map_err(|m| ("convergence", m));
         if result.is_ok() {
-            for &m in &members {
+            for &m in &live {
                 let knows: Vec<usize> = self.hosts[m]
                     .node
                     .as_ref()

@@ -14,8 +14,8 @@ use crate::repl::pull::Step;
 use crate::time::Instant;
 
 impl Node {
-    /// The drain tick: probe idle or unknown peers, send what is ready, start wanted pulls,
-    /// resend pending announcements.
+    /// The drain tick: probe idle or unknown peers, send what is ready, start wanted (and
+    /// periodic anti-entropy) pulls, resend pending announcements.
     pub(super) fn tick(&mut self, now: Instant) {
         let ids: Vec<AgentId> = self.peers.keys().cloned().collect();
         for id in &ids {
@@ -29,6 +29,9 @@ impl Node {
                 });
             }
             self.push_one(now, id);
+            if let Some(pull) = self.pulls.get_mut(id) {
+                pull.tick(now);
+            }
             self.maybe_pull(id);
         }
         self.tick_admin(now);
@@ -177,7 +180,7 @@ impl Node {
         let Some(pull) = self.pulls.get_mut(id) else {
             return;
         };
-        if pull.wants_start() && (reachable || asked) {
+        if pull.wants_start(self.last_now) && (reachable || asked) {
             let step = pull.start();
             self.pull_step(id, step);
         }
@@ -251,7 +254,7 @@ impl Node {
             if !pull.running() {
                 return;
             }
-            pull.failed();
+            pull.failed(self.last_now);
         }
         self.log(Event::PullFailed {
             peer: id.clone(),

@@ -5,6 +5,26 @@
 //! fetches the next page, until it reaches the tip the peer reported. Invariant: the durable
 //! cursor never passes a block that is not durable here, so a crash at any point at worst
 //! fetches a page again (ingest is idempotent) and never skips one.
+//!
+//! A failed run is wanted again: it restarts after a delay doubling from 1 s to 60 s (reset by
+//! a run that reaches the tip), or at once when the peer heals or an operator asks. Pushes
+//! carry only each author's own chain, so without the retry a node that missed a third
+//! author's blocks would wait for the peer to flap.
+
+use core::time::Duration;
+
+use crate::time::Instant;
+
+/// First delay before a failed run is retried.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest delay before a failed run is retried.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a pull stays idle before an anti-entropy run from the cursor.
+///
+/// Pushes carry each author's own chain only, so a block that reached one peer from an author
+/// who then died spreads further only by pulls; without this, it would wait for a restart,
+/// a heal or an operator. An idle run costs one export request that answers an empty page.
+pub const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +86,12 @@ pub struct Pull {
     phase: Option<Phase>,
     wanted: bool,
     totals: Totals,
+    /// After a failure: not before then, unless asked again.
+    retry_at: Option<Instant>,
+    /// The delay the last failure waited (zero after a success).
+    retry_delay: Duration,
+    /// First drain tick seen with nothing running or wanted.
+    idle_since: Option<Instant>,
 }
 
 impl Pull {
@@ -92,14 +118,32 @@ impl Pull {
         self.phase.is_some()
     }
 
-    /// Asks for a run (now if idle, or again after the current one).
+    /// Asks for a run (now if idle, or again after the current one), cutting short the wait
+    /// after a failure.
     pub fn want(&mut self) {
         self.wanted = true;
+        self.retry_at = None;
     }
 
-    /// Whether a run was asked for and none is under way.
-    pub fn wants_start(&self) -> bool {
-        self.wanted && self.phase.is_none()
+    /// The drain tick at `now`: a pull idle for [`ANTI_ENTROPY_INTERVAL`] wants a run.
+    pub fn tick(&mut self, now: Instant) {
+        if self.phase.is_some() || self.wanted {
+            self.idle_since = None;
+            return;
+        }
+        match self.idle_since {
+            None => self.idle_since = Some(now),
+            Some(since) if now >= since + ANTI_ENTROPY_INTERVAL => {
+                self.wanted = true;
+                self.idle_since = None;
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Whether a run was asked for, none is under way, and no retry delay is pending at `now`.
+    pub fn wants_start(&self, now: Instant) -> bool {
+        self.wanted && self.phase.is_none() && self.retry_at.is_none_or(|at| now >= at)
     }
 
     /// Starts a run.
@@ -152,14 +196,20 @@ impl Pull {
         }
     }
 
-    /// The run failed (fetch error, refused page); the cursor stays where it is.
-    pub fn failed(&mut self) -> Totals {
+    /// The run failed at `now` (fetch error, refused page); the cursor stays where it is and
+    /// the run is wanted again after the retry delay.
+    pub fn failed(&mut self, now: Instant) -> Totals {
         self.phase = None;
+        self.wanted = true;
+        self.retry_delay = (self.retry_delay * 2).clamp(RETRY_MIN, RETRY_MAX);
+        self.retry_at = Some(now + self.retry_delay);
         self.totals
     }
 
     fn finish(&mut self) -> Step {
         self.phase = None;
+        self.retry_delay = Duration::ZERO;
+        self.retry_at = None;
         Step::Done(self.totals)
     }
 }
@@ -172,7 +222,7 @@ mod tests {
     fn pages_until_the_tip_advancing_the_cursor_only_when_durable() {
         let mut p = Pull::new(10);
         p.want();
-        assert!(p.wants_start());
+        assert!(p.wants_start(Instant::ZERO));
         assert_eq!(p.start(), Step::Fetch { after: 10 });
         assert_eq!(p.fetched(5, 5, 15, 20), Step::Wait);
         assert_eq!(p.cursor(), 10, "not durable yet");
@@ -208,10 +258,63 @@ mod tests {
         p.want();
         p.start();
         p.fetched(4, 4, 4, 9);
-        p.failed();
+        p.failed(Instant::ZERO);
         assert_eq!(p.cursor(), 0);
         p.want();
         assert_eq!(p.start(), Step::Fetch { after: 0 });
+    }
+
+    #[test]
+    fn a_failed_run_is_retried_after_a_doubling_delay_reset_by_success() {
+        let s = |secs: u64| Instant::ZERO + Duration::from_secs(secs);
+        let mut p = Pull::new(0);
+        p.want();
+        let mut now = s(0);
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            p.start();
+            p.failed(now);
+            assert!(!p.wants_start(now), "not at once");
+            let mut wait = 0;
+            while !p.wants_start(now + Duration::from_secs(wait)) {
+                wait += 1;
+            }
+            waits.push(wait);
+            now = now + Duration::from_secs(wait);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        p.start();
+        p.failed(now);
+        p.want();
+        assert!(p.wants_start(now), "a heal or an operator does not wait");
+        p.start();
+        assert!(matches!(p.fetched(0, 0, 0, 0), Step::Done(_)));
+        p.start();
+        p.failed(now);
+        assert!(p.wants_start(now + RETRY_MIN), "success reset the delay");
+    }
+
+    #[test]
+    fn an_idle_pull_wants_an_anti_entropy_run_every_interval() {
+        let mut p = Pull::new(0);
+        let at = |ms: u64| Instant::ZERO + Duration::from_millis(ms);
+        let interval = ANTI_ENTROPY_INTERVAL.as_millis() as u64;
+        p.tick(at(0));
+        p.tick(at(interval - 1));
+        assert!(!p.wants_start(at(interval - 1)));
+        p.tick(at(interval));
+        assert!(p.wants_start(at(interval)));
+        p.start();
+        p.tick(at(2 * interval));
+        assert!(matches!(p.fetched(0, 0, 0, 0), Step::Done(_)));
+        p.tick(at(2 * interval + 1));
+        p.tick(at(3 * interval));
+        assert!(
+            !p.wants_start(at(3 * interval)),
+            "idle counts from after the run"
+        );
+        p.tick(at(3 * interval + 1));
+        assert!(p.wants_start(at(3 * interval + 1)));
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct Host {
     pending: VecDeque<(AppendToken, Vec<Block>)>,
     /// While true, appends wait for [`World::complete_appends`].
     pub hold_appends: bool,
+    /// The next this many export fetches of this node fail as an HTTP 500 would.
+    pub fail_fetches: u32,
     /// The last `sync_cursors.json` written.
     pub persisted_cursors: Vec<(AgentId, u64)>,
     /// The last cluster state written.
@@ -313,6 +315,7 @@ impl World {
             by_author_seq: BTreeMap::new(),
             pending: VecDeque::new(),
             hold_appends: false,
+            fail_fetches: 0,
             persisted_cursors: Vec::new(),
             persisted_cluster: cluster,
         };
@@ -701,7 +704,16 @@ impl World {
                 let target = self
                     .target_at(&endpoint)
                     .filter(|target| self.link_up(&me, target));
+                let failing = self.hosts.get_mut(&me).is_some_and(|h| {
+                    let fail = h.fail_fetches > 0;
+                    h.fail_fetches = h.fail_fetches.saturating_sub(1);
+                    fail
+                });
                 let input = match target {
+                    _ if failing => Input::FetchFailed {
+                        peer,
+                        reason: "export answered 500".into(),
+                    },
                     None => Input::FetchFailed {
                         peer,
                         reason: "connection refused".into(),
