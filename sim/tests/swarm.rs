@@ -1,6 +1,6 @@
-//! The swarm: as many seeds as fit in the time budget (`SAPIX_SIM_SECS`, default 60), on
-//! every core, must all pass. Seeds are consecutive from `SAPIX_SIM_START` (default 0), so a
-//! failure is reproducible from the printed command alone.
+//! The swarm: `SAPIX_SIM_SEEDS` seeds (default 10,000), or as many as fit in `SAPIX_SIM_SECS`
+//! if that is set, on every core, must all pass. Seeds are consecutive from `SAPIX_SIM_START`
+//! (default 0), so a failure is reproducible from the printed command alone.
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,17 +16,15 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn swarm_of_seeds_keeps_every_invariant() {
-    let secs = env("SAPIX_SIM_SECS", 60);
+    let budget = match std::env::var("SAPIX_SIM_SECS") {
+        Ok(_) => Budget::Time(Duration::from_secs(env("SAPIX_SIM_SECS", 60))),
+        Err(_) => Budget::Seeds(env("SAPIX_SIM_SEEDS", 10_000)),
+    };
     let start = env("SAPIX_SIM_START", 0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let sum = runner::hunt(
-        start,
-        Budget::Time(Duration::from_secs(secs)),
-        jobs,
-        &[],
-        false,
-        &|r| runner::print_failure(r, &[]),
-    );
+    let sum = runner::hunt(start, budget, jobs, &[], false, &|r| {
+        runner::print_failure(r, &[])
+    });
     // Straight to stderr, past the test harness's capture: the count is the point.
     let _ = writeln!(std::io::stderr(), "swarm: {}", sum.line(jobs));
     assert!(sum.seeds > 0);
