@@ -8,7 +8,7 @@
 //! swarm testing), and checks DESIGN §6 after every step ([`checkers`]). A failing seed
 //! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`.
 //!
-//! Layer 0b, [`madsim_driver`] (built only with `--cfg madsim`, by `cargo madsim-test`), drives
+//! Layer 0b, `madsim_driver` (built only with `--cfg madsim`, by `cargo madsim-test`), drives
 //! the same nodes, workload and checkers over madsim's network and node kill/restart instead
 //! of this crate's event heap: a second opinion with a different scheduler and network model.
 //!

@@ -109,6 +109,16 @@ fn cp_ack_before_peers_is_found_within_10_seeds() {
 }
 
 #[test]
+fn ingest_ack_before_durable_is_found_within_10_seeds() {
+    bites(PlantedBug::IngestAckBeforeDurable, 10, "cp_replicated");
+}
+
+#[test]
+fn failed_push_counted_as_delivered_is_found_within_10_seeds() {
+    bites(PlantedBug::FailedPushCountsAsDelivered, 10, "cp_replicated");
+}
+
+#[test]
 fn push_before_durable_is_found_within_10_seeds() {
     bites(PlantedBug::PushBeforeDurable, 10, "durable_sends");
 }
