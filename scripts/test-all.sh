@@ -21,3 +21,8 @@ export CODIOS_DEV_BIN="${CODIOS_DEV_BIN:-$target_dir/debug/codios-dev}"
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+
+step "madsim second opinion: the core nodes over madsim's network (cargo madsim-test)"
+# Its own target dir and `--cfg madsim` come from the alias in .cargo/config.toml; an env
+# RUSTFLAGS would replace that flag, so this step runs without one.
+env -u RUSTFLAGS cargo madsim-test

@@ -10,15 +10,16 @@
 use std::collections::BTreeMap;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use sapix_core::keys::AgentKey;
 use sapix_core::node::{AuthSettings, Input, NodeConfig, RequestId};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, Node, UnixMillis};
 
-use crate::checkers;
+use crate::checkers::{Checkers, Verdict};
 use crate::clock::NodeClock;
-use crate::config::Micros;
-use crate::storage::{Completion, StateWrite};
+use crate::config::{Config, Micros};
+use crate::storage::{Completion, StateWrite, Store};
 use crate::workload::Client;
 use crate::world::{Ev, World};
 
@@ -70,48 +71,163 @@ impl Host {
     }
 }
 
+/// Starts a new process for `host` from what `store` holds, as the agent's startup does: a
+/// fresh monotonic origin and rng seed (drawn from `rng`), exactly the durable `Restored`
+/// state, and `cfg`'s planted bugs. Shared by both drivers.
+pub(crate) fn start(
+    host: &mut Host,
+    store: &mut Store,
+    cfg: &Config,
+    rng: &mut ChaCha8Rng,
+    now: Micros,
+) {
+    let origin = if cfg.clocks.random_origin {
+        rng.gen_range(0..1u64 << 40)
+    } else {
+        0
+    };
+    let rng_seed = rng.gen();
+    host.inc += 1;
+    host.mode_epoch += 1;
+    host.clock.boot(now, origin);
+    store.last_append_done = now;
+    store.last_write_done = now;
+    let mut node = Node::new(
+        NodeConfig {
+            agent_id: host.agent.clone(),
+            endpoint: host.endpoint.clone(),
+            added_at: host.added_at,
+            backoff: BackoffPolicy::default(),
+            rng_seed,
+            auth: cfg
+                .codios
+                .as_ref()
+                .map(|c| AuthSettings {
+                    codios: true,
+                    policy: c.policy.clone(),
+                    breaker: c.breaker.clone(),
+                })
+                .unwrap_or_default(),
+        },
+        host.key.clone(),
+        store.restored(),
+    );
+    for &bug in &cfg.bugs {
+        node.plant(bug);
+    }
+    host.node = Some(node);
+}
+
+/// What a crash did to a disk.
+pub(crate) struct Crashed {
+    /// Blocks of appends in flight that reached the disk anyway.
+    pub(crate) kept_blocks: usize,
+    /// State-file writes in flight that reached the disk anyway.
+    pub(crate) kept_writes: usize,
+    /// The landing and cursor checks of what survived.
+    pub(crate) verdict: Verdict,
+}
+
+/// The disk side of node `i`'s process dying: whatever was in flight is lost, except a random
+/// surviving prefix when `keep_tail` (drawn from `rng`); what survives is checked as it lands.
+pub(crate) fn crash_disk(
+    i: usize,
+    stores: &mut [Store],
+    checks: &mut Checkers,
+    keep_tail: bool,
+    rng: &mut ChaCha8Rng,
+    names: &[AgentId],
+) -> Crashed {
+    let store = &mut stores[i];
+    let (keep_a, keep_w) = if keep_tail {
+        (
+            rng.gen_range(0..=store.in_flight()),
+            rng.gen_range(0..=store.writes_in_flight()),
+        )
+    } else {
+        (0, 0)
+    };
+    let cursors_before = store.cursors.clone();
+    let kept = store.crash(keep_a, keep_w);
+    let kept_blocks = kept.len();
+    let mut verdict = Ok(());
+    for b in kept {
+        verdict = verdict.and(checks.landing(&stores[i], &b));
+        stores[i].land(b);
+    }
+    stores[i].settle_view();
+    if stores[i].cursors != cursors_before {
+        verdict = verdict.and(cursors_landed(i, stores, checks, names));
+    }
+    Crashed {
+        kept_blocks,
+        kept_writes: keep_w,
+        verdict,
+    }
+}
+
+/// The oldest append in flight on `store` completes: its blocks are checked as they land, and
+/// the input that tells the node.
+pub(crate) fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Verdict) {
+    let blocks: Vec<sapix_core::Block> = match store.next_append() {
+        Some(b) if !store.broken => b.to_vec(),
+        _ => Vec::new(),
+    };
+    let mut verdict = Ok(());
+    for b in &blocks {
+        verdict = verdict.and(checks.landing(store, b));
+    }
+    let input = match store.complete_append() {
+        Some(Completion::Durable(token, offsets)) => Some(Input::Appended { token, offsets }),
+        Some(Completion::Failed(token)) => Some(Input::AppendFailed {
+            token,
+            reason: "simulated storage failure".into(),
+        }),
+        None => None,
+    };
+    (input, verdict)
+}
+
+/// The oldest state-file write in flight on node `i` completes: a cursor file is checked
+/// against what is durable, and the input that tells the node.
+pub(crate) fn write_landed(
+    i: usize,
+    stores: &mut [Store],
+    checks: &mut Checkers,
+    names: &[AgentId],
+) -> (Option<Input>, Verdict) {
+    match stores[i].complete_write() {
+        Some(StateWrite::Cursors { peer, cursor, .. }) => {
+            let verdict = cursors_landed(i, stores, checks, names);
+            (Some(Input::CursorPersisted { peer, cursor }), verdict)
+        }
+        Some(StateWrite::Cluster { version, .. }) => {
+            (Some(Input::ClusterPersisted { version }), Ok(()))
+        }
+        None => (None, Ok(())),
+    }
+}
+
+fn cursors_landed(i: usize, stores: &[Store], checks: &mut Checkers, names: &[AgentId]) -> Verdict {
+    checks
+        .cursors
+        .persisted(i, &stores[i].cursors, stores, |a: &AgentId| {
+            names.iter().position(|n| n == a)
+        })
+        .map_err(|m| ("cursors", m))
+}
+
 impl World {
     /// Starts node `i`'s process from its durable state, as the agent's startup does.
     pub(crate) fn boot(&mut self, i: usize) {
-        let origin = if self.cfg.clocks.random_origin {
-            self.node_rng.gen_range(0..1u64 << 40)
-        } else {
-            0
-        };
-        let rng_seed = self.node_rng.gen();
-        let host = &mut self.hosts[i];
-        host.inc += 1;
-        host.mode_epoch += 1;
-        host.clock.boot(self.now, origin);
-        let store = &mut self.stores[i];
-        store.last_append_done = self.now;
-        store.last_write_done = self.now;
-        let mut node = Node::new(
-            NodeConfig {
-                agent_id: host.agent.clone(),
-                endpoint: host.endpoint.clone(),
-                added_at: host.added_at,
-                backoff: BackoffPolicy::default(),
-                rng_seed,
-                auth: self
-                    .cfg
-                    .codios
-                    .as_ref()
-                    .map(|c| AuthSettings {
-                        codios: true,
-                        policy: c.policy.clone(),
-                        breaker: c.breaker.clone(),
-                    })
-                    .unwrap_or_default(),
-            },
-            host.key.clone(),
-            store.restored(),
+        start(
+            &mut self.hosts[i],
+            &mut self.stores[i],
+            &self.cfg,
+            &mut self.node_rng,
+            self.now,
         );
-        for &bug in &self.cfg.bugs {
-            node.plant(bug);
-        }
-        host.node = Some(node);
-        let tip = store.tip();
+        let tip = self.stores[i].tip();
         self.trace
             .line(self.now, || format!("n{i} boots (strand tip {tip})"));
         self.checks.auth.restarted(i);
@@ -142,31 +258,22 @@ impl World {
                 }
             }
         }
-        let store = &mut self.stores[i];
-        let (keep_a, keep_w) = if self.cfg.nodes.crash_keeps_tail {
-            (
-                self.storage_rng.gen_range(0..=store.in_flight()),
-                self.storage_rng.gen_range(0..=store.writes_in_flight()),
-            )
-        } else {
-            (0, 0)
-        };
-        let cursors_before = store.cursors.clone();
-        let kept = store.crash(keep_a, keep_w);
+        let names = self.names();
+        let c = crash_disk(
+            i,
+            &mut self.stores,
+            &mut self.checks,
+            self.cfg.nodes.crash_keeps_tail,
+            &mut self.storage_rng,
+            &names,
+        );
         self.trace.line(self.now, || {
             format!(
-                "n{i} CRASHES ({} blocks of appends in flight survive, {keep_w} state writes)",
-                kept.len()
+                "n{i} CRASHES ({} blocks of appends in flight survive, {} state writes)",
+                c.kept_blocks, c.kept_writes
             )
         });
-        for b in kept {
-            self.land(i, &b);
-            self.stores[i].land(b);
-        }
-        self.stores[i].settle_view();
-        if self.stores[i].cursors != cursors_before {
-            self.cursors_landed(i);
-        }
+        self.verdict(c.verdict);
     }
 
     /// Stalls node `i`'s actor until `until`.
@@ -181,37 +288,14 @@ impl World {
         self.schedule(until, Ev::Resume { node: i, inc });
     }
 
-    /// Checks a block about to become durable on node `i`.
-    pub(crate) fn land(&mut self, i: usize, b: &sapix_core::Block) {
-        let r = checkers::stored_once::check_landing(&self.stores[i], b);
-        self.check("stored_once", r);
-        let r = self.checks.equivocation.landed(b);
-        self.check("no_equivocation", r);
-    }
-
     pub(crate) fn append_done(&mut self, i: usize, inc: u32) {
         if self.hosts[i].inc != inc || !self.up(i) {
             return;
         }
-        let blocks: Vec<sapix_core::Block> = match self.stores[i].next_append() {
-            Some(b) if !self.stores[i].broken => b.to_vec(),
-            _ => Vec::new(),
-        };
-        for b in &blocks {
-            self.land(i, b);
-        }
-        match self.stores[i].complete_append() {
-            Some(Completion::Durable(token, offsets)) => {
-                self.feed(i, Input::Appended { token, offsets })
-            }
-            Some(Completion::Failed(token)) => self.feed(
-                i,
-                Input::AppendFailed {
-                    token,
-                    reason: "simulated storage failure".into(),
-                },
-            ),
-            None => {}
+        let (input, verdict) = append_landed(&mut self.stores[i], &mut self.checks);
+        self.verdict(verdict);
+        if let Some(input) = input {
+            self.feed(i, input);
         }
     }
 
@@ -219,26 +303,11 @@ impl World {
         if self.hosts[i].inc != inc || !self.up(i) {
             return;
         }
-        match self.stores[i].complete_write() {
-            Some(StateWrite::Cursors { peer, cursor, .. }) => {
-                self.cursors_landed(i);
-                self.feed(i, Input::CursorPersisted { peer, cursor });
-            }
-            Some(StateWrite::Cluster { version, .. }) => {
-                self.feed(i, Input::ClusterPersisted { version })
-            }
-            None => {}
+        let names = self.names();
+        let (input, verdict) = write_landed(i, &mut self.stores, &mut self.checks, &names);
+        self.verdict(verdict);
+        if let Some(input) = input {
+            self.feed(i, input);
         }
-    }
-
-    fn cursors_landed(&mut self, i: usize) {
-        let names: Vec<AgentId> = self.hosts.iter().map(|h| h.agent.clone()).collect();
-        let r = self.checks.cursors.persisted(
-            i,
-            &self.stores[i].cursors,
-            &self.stores,
-            |a: &AgentId| names.iter().position(|n| n == a),
-        );
-        self.check("cursors", r);
     }
 }

@@ -8,6 +8,10 @@
 //! swarm testing), and checks DESIGN §6 after every step ([`checkers`]). A failing seed
 //! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`.
 //!
+//! Layer 0b, `madsim_driver` (built only with `--cfg madsim`, by `cargo madsim-test`), drives
+//! the same nodes, workload and checkers over madsim's network and node kill/restart instead
+//! of this crate's event heap: a second opinion with a different scheduler and network model.
+//!
 //! ```no_run
 //! use sapix_sim::{runner, trace::Trace};
 //! let report = runner::run_seed(0x2a, &[], Trace::quiet());
@@ -22,6 +26,8 @@ pub mod config;
 mod faults;
 mod host;
 mod liveness;
+#[cfg(madsim)]
+pub mod madsim_driver;
 mod mesh;
 pub mod network;
 pub mod runner;

@@ -2,12 +2,44 @@
 //! members must then converge — same blocks, full mesh, no client left waiting — within the
 //! configured bound.
 
-use crate::checkers;
+use sapix_core::AgentId;
+
+use crate::checkers::{self, Verdict};
 use crate::config::{Micros, MILLI, SECOND};
+use crate::host::Host;
+use crate::storage::Store;
 use crate::world::{Ev, Phase, World};
 
 /// How often convergence is checked in the liveness phase.
 const CHECK_EVERY: Micros = 250 * MILLI;
+
+/// Whether the cluster has settled: the members hold the same blocks, each knows every other
+/// member, and no client is left waiting. Shared by both drivers.
+pub(crate) fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
+    let index_of = |a: &AgentId| hosts.iter().position(|h| &h.agent == a);
+    let members: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].member).collect();
+    // A member left down for good is still a member the others must know, but has no say.
+    let live: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| left_down != Some(i))
+        .collect();
+    checkers::convergence::same_blocks(&live, stores).map_err(|m| ("convergence", m))?;
+    for &m in &live {
+        let knows: Vec<usize> = hosts[m]
+            .node
+            .as_ref()
+            .map(|n| n.peers().keys().filter_map(index_of).collect())
+            .unwrap_or_default();
+        checkers::convergence::full_mesh(m, &members, &knows).map_err(|e| ("membership", e))?;
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        if let Some(m) = checkers::answered::hanging(i, &h.clients) {
+            return Err(("answered", m));
+        }
+    }
+    Ok(())
+}
 
 impl World {
     /// Faults stop, links heal, nodes restart; convergence is checked from now on.
@@ -34,38 +66,7 @@ impl World {
         let Phase::Liveness { since } = self.phase else {
             return;
         };
-        let members: Vec<usize> = (0..self.hosts.len())
-            .filter(|&i| self.hosts[i].member)
-            .collect();
-        let live: Vec<usize> = members
-            .iter()
-            .copied()
-            .filter(|&i| self.cfg.leave_down != Some(i))
-            .collect();
-        let mut result =
-            checkers::convergence::same_blocks(&live, &self.stores).map_err(|m| ("convergence", m));
-        if result.is_ok() {
-            for &m in &live {
-                let knows: Vec<usize> = self.hosts[m]
-                    .node
-                    .as_ref()
-                    .map(|n| n.peers().keys().filter_map(|a| self.index_of(a)).collect())
-                    .unwrap_or_default();
-                let r = checkers::convergence::full_mesh(m, &members, &knows);
-                if let Err(e) = r {
-                    result = Err(("membership", e));
-                    break;
-                }
-            }
-        }
-        if result.is_ok() {
-            for (i, h) in self.hosts.iter().enumerate() {
-                if let Some(m) = checkers::answered::hanging(i, &h.clients) {
-                    result = Err(("answered", m));
-                    break;
-                }
-            }
-        }
+        let result = settled(&self.hosts, &self.stores, self.cfg.leave_down);
         match result {
             Ok(()) => {
                 self.stats.converged_after = Some(self.now - since);

@@ -30,7 +30,7 @@ use sapix_core::{AgentId, Role};
 
 use crate::checkers::{self, answered, durable_sends};
 use crate::config::Micros;
-use crate::storage::StateWrite;
+use crate::storage::{StateWrite, Store};
 use crate::world::{Ev, World};
 
 /// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
@@ -82,8 +82,21 @@ impl CallKind {
         }
     }
 
+    /// The input a page of the target's export turns into.
+    pub(crate) fn paged(&self, page: Page) -> Input {
+        match self {
+            CallKind::Fetch { peer } => Input::PageFetched {
+                peer: peer.clone(),
+                blocks: page.blocks,
+                next: page.next,
+                tip: page.tip,
+            },
+            other => other.failure("answered with a page".into()),
+        }
+    }
+
     /// The input the target's answer turns into (the mesh client's status mapping).
-    fn answered(&self, response: Response) -> Input {
+    pub(crate) fn answered(&self, response: Response) -> Input {
         match (self.clone(), response) {
             (CallKind::Push { peer, through }, Response::Ingested { .. }) => {
                 Input::PushAcked { peer, through }
@@ -121,12 +134,181 @@ impl CallKind {
     }
 }
 
+/// A page of a node's export, as its server answers `GET /mesh/export?after=`.
+#[derive(Debug, Clone)]
+pub(crate) struct Page {
+    pub(crate) blocks: Vec<Verified>,
+    pub(crate) next: u64,
+    pub(crate) tip: u64,
+}
+
+/// The server's answer to an export request, read from the durable strand (the core is not
+/// asked): blocks after `after`, at most `MAX_BATCH`.
+pub(crate) fn export(store: &Store, after: u64) -> Page {
+    let (blocks, next) = store.page(after, MAX_BATCH);
+    let tip = store.tip().max(next);
+    Page { blocks, next, tip }
+}
+
+impl Req {
+    /// The input a request other than an export becomes at the target's server.
+    pub(crate) fn into_input(self, request: RequestId) -> Input {
+        match self {
+            Req::Ingest(blocks) => Input::IngestRequested { request, blocks },
+            Req::Probe(author) => Input::ProbeRequested { request, author },
+            Req::Members {
+                members,
+                your_role,
+                cursors,
+            } => Input::MembersAnnounced {
+                request,
+                members,
+                your_role,
+                cursors,
+            },
+            Req::Export(_) => unreachable!("exports are served from the strand"),
+        }
+    }
+}
+
+/// What one output asks of the shell, decided from the node's own disk; each driver carries
+/// it out over its own network, disk timing and clients.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Hand an append to the strand.
+    Append {
+        token: sapix_core::node::AppendToken,
+        blocks: Vec<sapix_core::Block>,
+    },
+    /// Hand a state-file write to the persister.
+    Persist(StateWrite),
+    /// A mesh call.
+    Call {
+        endpoint: String,
+        kind: CallKind,
+        req: Req,
+    },
+    /// A completion without the network (as the runtime's tasks produce).
+    Local(Input),
+    /// A broken invariant seen in the output itself; the node still hears `input`.
+    Broken {
+        checker: &'static str,
+        message: String,
+        input: Input,
+    },
+    /// An answer to a peer's or a client's request.
+    Respond {
+        request: RequestId,
+        response: Response,
+    },
+    /// A log line, for the checkers.
+    Log(Event),
+    /// A Codios call (a driver without a Codios model answers it with a failure).
+    AskCodios(sapix_core::auth::AuthKey),
+}
+
+/// What node `me`'s output `out` asks for, with `store` its disk.
+pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
+    match out {
+        Output::Append { token, blocks } => Effect::Append { token, blocks },
+        Output::Push {
+            peer,
+            endpoint,
+            from,
+            to,
+        } => {
+            let kind = CallKind::Push { peer, through: to };
+            match store.own_range(me, from, to) {
+                Ok(blocks) => Effect::Call {
+                    endpoint,
+                    kind,
+                    req: Req::Ingest(blocks),
+                },
+                Err(missing) => {
+                    let message = durable_sends::push_of_non_durable(me, from, to, missing);
+                    let input = kind.failure(message.clone());
+                    Effect::Broken {
+                        checker: "durable_sends",
+                        message,
+                        input,
+                    }
+                }
+            }
+        }
+        Output::Probe { peer, endpoint } => Effect::Call {
+            endpoint,
+            kind: CallKind::Probe { peer },
+            req: Req::Probe(me.clone()),
+        },
+        Output::FetchPage {
+            peer,
+            endpoint,
+            after,
+        } => Effect::Call {
+            endpoint,
+            kind: CallKind::Fetch { peer },
+            req: Req::Export(after),
+        },
+        Output::PersistCursors {
+            cursors,
+            peer,
+            cursor,
+        } => Effect::Persist(StateWrite::Cursors {
+            cursors: cursors.into_iter().collect(),
+            peer,
+            cursor,
+        }),
+        Output::PersistCluster { version, state } => {
+            Effect::Persist(StateWrite::Cluster { state, version })
+        }
+        Output::Copy {
+            to,
+            endpoint,
+            after,
+        } => {
+            let (blocks, next) = store.page(after, COPY_BATCH);
+            let sent = blocks.len() as u64;
+            let kind = CallKind::Copy { to, next, sent };
+            if blocks.is_empty() {
+                Effect::Local(kind.answered(Response::Ingested {
+                    accepted: 0,
+                    duplicates: 0,
+                }))
+            } else {
+                Effect::Call {
+                    endpoint,
+                    kind,
+                    req: Req::Ingest(blocks),
+                }
+            }
+        }
+        Output::Announce {
+            to,
+            endpoint,
+            members,
+            your_role,
+            cursors,
+        } => Effect::Call {
+            endpoint,
+            kind: CallKind::Announce { to },
+            req: Req::Members {
+                members,
+                your_role,
+                cursors,
+            },
+        },
+        Output::AskCodios { key } => Effect::AskCodios(key),
+        Output::Respond { request, response } => Effect::Respond { request, response },
+        Output::Log(event) => Effect::Log(event),
+    }
+}
+
 impl World {
     /// Performs one output of node `i`.
     pub(crate) fn perform(&mut self, i: usize, out: Output) {
-        let me = || self.hosts[i].agent.clone();
-        match out {
-            Output::Append { token, blocks } => {
+        let me = self.hosts[i].agent.clone();
+        match effect(out, &self.stores[i], &me) {
+            Effect::Append { token, blocks } => {
                 let r = checkers::chain_intact::check_append(&self.stores[i], &blocks);
                 self.check("chain_intact", r);
                 let done = self.fsync_latency() + self.stores[i].last_append_done.max(self.now);
@@ -135,83 +317,27 @@ impl World {
                 let inc = self.hosts[i].inc;
                 self.schedule(done, Ev::AppendDone { node: i, inc });
             }
-            Output::Push {
-                peer,
+            Effect::Persist(w) => self.state_write(i, w),
+            Effect::Call {
                 endpoint,
-                from,
-                to,
+                kind,
+                req,
+            } => self.call(i, &endpoint, kind, req),
+            Effect::Local(input) => self.local(i, input),
+            Effect::Broken {
+                checker,
+                message,
+                input,
             } => {
-                let kind = CallKind::Push { peer, through: to };
-                let me = me();
-                match self.stores[i].own_range(&me, from, to) {
-                    Ok(blocks) => self.call(i, &endpoint, kind, Req::Ingest(blocks)),
-                    Err(missing) => {
-                        let m = durable_sends::push_of_non_durable(&me, from, to, missing);
-                        self.fail("durable_sends", m.clone());
-                        self.local(i, kind.failure(m));
-                    }
-                }
+                self.fail(checker, message);
+                self.local(i, input);
             }
-            Output::Probe { peer, endpoint } => {
-                self.call(i, &endpoint, CallKind::Probe { peer }, Req::Probe(me()))
+            Effect::Respond { request, response } => self.respond(i, request, response),
+            Effect::Log(event) => {
+                let v = self.checks.logged(i, &event);
+                self.verdict(v);
             }
-            Output::FetchPage {
-                peer,
-                endpoint,
-                after,
-            } => self.call(i, &endpoint, CallKind::Fetch { peer }, Req::Export(after)),
-            Output::PersistCursors {
-                cursors,
-                peer,
-                cursor,
-            } => self.state_write(
-                i,
-                StateWrite::Cursors {
-                    cursors: cursors.into_iter().collect(),
-                    peer,
-                    cursor,
-                },
-            ),
-            Output::PersistCluster { version, state } => {
-                self.state_write(i, StateWrite::Cluster { state, version })
-            }
-            Output::Copy {
-                to,
-                endpoint,
-                after,
-            } => {
-                let (blocks, next) = self.stores[i].page(after, COPY_BATCH);
-                let sent = blocks.len() as u64;
-                let kind = CallKind::Copy { to, next, sent };
-                if blocks.is_empty() {
-                    self.local(
-                        i,
-                        kind.answered(Response::Ingested {
-                            accepted: 0,
-                            duplicates: 0,
-                        }),
-                    );
-                } else {
-                    self.call(i, &endpoint, kind, Req::Ingest(blocks));
-                }
-            }
-            Output::Announce {
-                to,
-                endpoint,
-                members,
-                your_role,
-                cursors,
-            } => self.call(
-                i,
-                &endpoint,
-                CallKind::Announce { to },
-                Req::Members {
-                    members,
-                    your_role,
-                    cursors,
-                },
-            ),
-            Output::AskCodios { key } => {
+            Effect::AskCodios(key) => {
                 if self.codios.on() {
                     self.ask_codios(i, key);
                 } else {
@@ -220,26 +346,6 @@ impl World {
                     self.local(i, kind.failure("no Codios configured".into()));
                 }
             }
-            Output::Respond { request, response } => self.respond(i, request, response),
-            Output::Log(event) => match &event {
-                Event::Equivocation { .. } => {
-                    self.fail("no_equivocation", format!("n{i} logged {event:?}"))
-                }
-                Event::PushRetry {
-                    peer,
-                    failures,
-                    retry_in_ms,
-                    ..
-                } => {
-                    let r = self.checks.backoff.retry(i, peer, *failures, *retry_in_ms);
-                    self.check("backoff", r);
-                }
-                Event::ExtendedFailure { peer, .. } => {
-                    let r = self.checks.backoff.extended(i, peer);
-                    self.check("backoff", r);
-                }
-                _ => {}
-            },
         }
     }
 
@@ -342,47 +448,16 @@ impl World {
             }
             return;
         }
-        let input = match req {
-            Req::Export(after) => {
-                let (blocks, next) = self.stores[to].page(after, MAX_BATCH);
-                let tip = self.stores[to].tip().max(next);
-                if let Some(Call {
-                    kind: CallKind::Fetch { peer },
-                    ..
-                }) = self.calls.get(&call)
-                {
-                    let input = Input::PageFetched {
-                        peer: peer.clone(),
-                        blocks,
-                        next,
-                        tip,
-                    };
-                    self.reply(call, from, to, input);
-                }
-                return;
+        if let Req::Export(after) = req {
+            let page = export(&self.stores[to], after);
+            if let Some(c) = self.calls.get(&call) {
+                let input = c.kind.paged(page);
+                self.reply(call, from, to, input);
             }
-            Req::Ingest(blocks) => {
-                let request = self.server_request(to, call, from);
-                Input::IngestRequested { request, blocks }
-            }
-            Req::Probe(author) => {
-                let request = self.server_request(to, call, from);
-                Input::ProbeRequested { request, author }
-            }
-            Req::Members {
-                members,
-                your_role,
-                cursors,
-            } => {
-                let request = self.server_request(to, call, from);
-                Input::MembersAnnounced {
-                    request,
-                    members,
-                    your_role,
-                    cursors,
-                }
-            }
-        };
+            return;
+        }
+        let request = self.server_request(to, call, from);
+        let input = req.into_input(request);
         self.feed(to, input);
     }
 

@@ -8,13 +8,15 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::AuthKey;
-use sapix_core::node::{Input, Receipt, Response};
+use sapix_core::node::{Input, Receipt, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
 
-use crate::checkers::cp_replicated;
+use crate::checkers::{cp_replicated, Checkers, Verdict};
 use crate::config::{Micros, WorkloadConfig, SECOND};
-use crate::world::{Phase, World};
+use crate::host::Host;
+use crate::storage::Store;
+use crate::world::{Phase, Stats, World};
 
 /// A class of client operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,7 @@ pub(crate) enum Client {
         epoch: u64,
         peers: Vec<usize>,
     },
-    /// A write waiting for its authorization; sent as `Write` once authorized.
+    /// A write waiting for its authorization (Codios seeds); sent as `Write` once authorized.
     Authorize {
         key: AuthKey,
         is_root: bool,
@@ -101,100 +103,17 @@ impl Workload {
             Some(from[self.rng.gen_range(0..from.len())])
         }
     }
-}
 
-impl World {
-    fn up_where(&self, pred: impl Fn(usize) -> bool) -> Vec<usize> {
-        (0..self.hosts.len())
-            .filter(|&i| self.up(i) && pred(i))
-            .collect()
-    }
-
-    /// An operation of class `op` is due.
-    pub(crate) fn work(&mut self, op: Op) {
-        if self.phase != Phase::Active {
-            return;
-        }
-        match op {
-            Op::Write => self.write(),
-            Op::Switch => self.switch(),
-            Op::Sync => self.sync(),
-            Op::Divide => self.divide(),
-            Op::Status => {
-                let all = self.up_where(|_| true);
-                if let Some(i) = self.work.choose(&all) {
-                    let request = self.ask(i, Client::Status);
-                    let wall = self.hosts[i].clock.wall(self.now);
-                    self.feed(i, Input::StatusRequested { request, wall });
-                }
-            }
-        }
-        if let Some(rate) = self.work.rate(op) {
-            let at = self.now + self.work.gap(rate);
-            self.schedule(at, crate::world::Ev::Work(op));
-        }
-    }
-
-    fn ask(&mut self, i: usize, client: Client) -> sapix_core::node::RequestId {
-        let request = self.new_request();
-        self.hosts[i].clients.insert(request, client);
-        request
-    }
-
-    fn write(&mut self) {
-        let spares = self.cfg.workload.writes_on_spares;
-        let cands = self.up_where(|i| self.hosts[i].member || spares);
-        let Some(i) = self.work.choose(&cands) else {
-            return;
-        };
-        if self.codios.on() {
-            // As the server does: authorize first, send the write only once authorized.
-            self.work.writes += 1;
-            let (collection, payload) = self.write_body(i);
-            let (key, is_root) = self.codios.client_token(&collection);
-            let client = Client::Authorize {
-                key: key.clone(),
-                is_root,
-                collection,
-                payload,
-            };
-            let request = self.ask(i, client);
-            self.feed(
-                i,
-                Input::AuthorizeRequested {
-                    request,
-                    key,
-                    is_root,
-                },
-            );
-            return;
-        }
-        let request = self.ask(i, Self::new_write());
-        self.work.writes += 1;
-        let (collection, payload) = self.write_body(i);
-        let wall = self.hosts[i].clock.wall(self.now);
-        self.feed(
-            i,
-            Input::WriteRequested {
-                request,
-                collection,
-                payload,
-                wall,
-            },
-        );
-    }
-
-    fn new_write() -> Client {
-        Client::Write {
-            cp: false,
-            epoch: 0,
-            peers: Vec::new(),
-        }
-    }
-
-    /// The collection and payload of the latest write, made on node `i`.
-    fn write_body(&self, i: usize) -> (Collection, Vec<u8>) {
-        let n = self.work.writes;
+    /// The next write: on which up node (a member, or any with spare writes on), to which
+    /// collection, with what payload.
+    pub(crate) fn next_write(&mut self, hosts: &[Host]) -> Option<(usize, Collection, Vec<u8>)> {
+        let spares = self.cfg.writes_on_spares;
+        let cands: Vec<usize> = (0..hosts.len())
+            .filter(|&i| hosts[i].node.is_some() && (hosts[i].member || spares))
+            .collect();
+        let i = self.choose(&cands)?;
+        self.writes += 1;
+        let n = self.writes;
         let collection = Collection::new(if n % 3 == 0 {
             crate::codios::COLLECTIONS[1]
         } else {
@@ -202,11 +121,236 @@ impl World {
         })
         .expect("valid collection");
         let payload = format!("{{\"n\":{n},\"node\":{i}}}").into_bytes();
-        (collection, payload)
+        Some((i, collection, payload))
     }
 
-    /// Node `i` authorized a client's write: judge the decision, then send the write.
-    fn authorized(&mut self, i: usize, client: Client, degraded: bool) {
+    /// The time from now to the next operation of class `op`, if the class is on.
+    pub(crate) fn next_gap(&mut self, op: Op) -> Option<Micros> {
+        self.rate(op).map(|r| self.gap(r))
+    }
+
+    /// An operation of class `op` is due at `now`: the request it sends and to which node,
+    /// given the nodes' `hosts` (a node is up when it has a process). Drivers assign the
+    /// request id and deliver it.
+    pub(crate) fn next(&mut self, op: Op, hosts: &[Host], now: Micros) -> Option<Ask> {
+        let up_where = |pred: &dyn Fn(usize) -> bool| -> Vec<usize> {
+            (0..hosts.len())
+                .filter(|&i| hosts[i].node.is_some() && pred(i))
+                .collect()
+        };
+        match op {
+            Op::Write => {
+                let (i, collection, payload) = self.next_write(hosts)?;
+                let wall = hosts[i].clock.wall(now);
+                let client = Client::Write {
+                    cp: false,
+                    epoch: 0,
+                    peers: Vec::new(),
+                };
+                Some(Ask::new(i, client, move |request| Input::WriteRequested {
+                    request,
+                    collection,
+                    payload,
+                    wall,
+                }))
+            }
+            Op::Switch => {
+                let cands = up_where(&|i| hosts[i].member);
+                let i = self.choose(&cands)?;
+                let mode = if self.rng.gen_bool(0.5) {
+                    Consistency::Cp
+                } else {
+                    Consistency::Ap
+                };
+                Some(Ask::new(i, Client::Switch, move |request| {
+                    Input::ConsistencyRequested { request, mode }
+                }))
+            }
+            Op::Sync => {
+                let cands = up_where(&|i| hosts[i].member);
+                let i = self.choose(&cands)?;
+                let others: Vec<usize> = (0..hosts.len()).filter(|&o| o != i).collect();
+                let p = self.choose(&others)?;
+                let peer = hosts[p].agent.clone();
+                Some(Ask::new(i, Client::Sync, move |request| {
+                    Input::SyncRequested { request, peer }
+                }))
+            }
+            Op::Divide => {
+                let cands = up_where(&|i| hosts[i].member);
+                let at = self.choose(&cands)?;
+                let spares: Vec<usize> = (0..hosts.len()).filter(|&o| !hosts[o].member).collect();
+                let again = self.rng.gen_bool(0.1);
+                let others: Vec<usize> = (0..hosts.len()).filter(|&o| o != at).collect();
+                let new = if again {
+                    self.choose(&others)
+                } else {
+                    self.choose(&spares)
+                }?;
+                let info = PeerInfo {
+                    agent_id: hosts[new].agent.clone(),
+                    endpoint: hosts[new].endpoint.clone(),
+                    role: Role::Replica,
+                    added_at_ms: hosts[at].clock.wall(now).0,
+                };
+                Some(Ask::new(at, Client::Divide { new }, move |request| {
+                    Input::DivideRequested { request, new: info }
+                }))
+            }
+            Op::Status => {
+                let all = up_where(&|_| true);
+                let i = self.choose(&all)?;
+                let wall = hosts[i].clock.wall(now);
+                Some(Ask::new(i, Client::Status, move |request| {
+                    Input::StatusRequested { request, wall }
+                }))
+            }
+        }
+    }
+}
+
+/// A client request about to be sent: to which node, what the checkers must remember of it,
+/// and the input it becomes once the driver names it.
+pub(crate) struct Ask {
+    pub(crate) node: usize,
+    pub(crate) client: Client,
+    pub(crate) input: Box<dyn FnOnce(RequestId) -> Input + Send>,
+}
+
+impl Ask {
+    fn new(
+        node: usize,
+        client: Client,
+        input: impl FnOnce(RequestId) -> Input + Send + 'static,
+    ) -> Self {
+        Ask {
+            node,
+            client,
+            input: Box::new(input),
+        }
+    }
+}
+
+/// Node `i` of `hosts` is about to take `input`: record what the checkers must know of that
+/// moment (its mode and peers when it takes a write, which may be later than it was sent).
+pub(crate) fn taking(hosts: &mut [Host], i: usize, input: &Input) {
+    match input {
+        Input::ConsistencyRequested { .. } => hosts[i].mode_epoch += 1,
+        Input::WriteRequested { request, .. } => {
+            let node = hosts[i].node.as_ref().expect("up");
+            let now_cp = node.consistency() == Consistency::Cp;
+            let now_peers: Vec<usize> = node
+                .peers()
+                .keys()
+                .filter_map(|a| hosts.iter().position(|h| &h.agent == a))
+                .collect();
+            let now_epoch = hosts[i].mode_epoch;
+            if let Some(Client::Write { cp, epoch, peers }) = hosts[i].clients.get_mut(request) {
+                (*cp, *epoch, *peers) = (now_cp, now_epoch, now_peers);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Judges node `i`'s `response` to `client`: a receipt must be durable in its own strand and,
+/// for a CP write, on every peer it had. Returns the node a divide made a member.
+pub(crate) fn judge(
+    i: usize,
+    client: Client,
+    response: Response,
+    hosts: &[Host],
+    stores: &[Store],
+    checks: &mut Checkers,
+    stats: &mut Stats,
+) -> (Option<usize>, Verdict) {
+    let mut acked = |receipt: &Receipt| -> Verdict {
+        if receipt.author != hosts[i].agent {
+            Err(format!("n{i} handed out a receipt for {}", receipt.author))
+        } else {
+            checks.acked.acknowledged(i, receipt, &stores[i])
+        }
+        .map_err(|m| ("acked_writes", m))
+    };
+    match (client, response) {
+        (Client::Write { cp, epoch, peers }, Response::Written(receipt)) => {
+            stats.written += 1;
+            let mut v = acked(&receipt);
+            if cp && epoch == hosts[i].mode_epoch {
+                stats.cp_checked += 1;
+                let r = cp_replicated::check(&receipt, &peers, stores);
+                v = v.and(r.map_err(|m| ("cp_replicated", m)));
+            }
+            (None, v)
+        }
+        (Client::Write { .. }, Response::Indeterminate { receipt, .. }) => {
+            stats.indeterminate += 1;
+            (None, acked(&receipt))
+        }
+        (Client::Write { .. }, Response::Partitioned { .. } | Response::StorageFailed) => {
+            stats.refused += 1;
+            (None, Ok(()))
+        }
+        (Client::Write { .. }, other) => (
+            None,
+            Err(("answered", format!("n{i} answered a write with {other:?}"))),
+        ),
+        (Client::Divide { new }, Response::Divided { .. }) => {
+            stats.divided += 1;
+            (Some(new), Ok(()))
+        }
+        _ => (None, Ok(())),
+    }
+}
+
+impl World {
+    /// An operation of class `op` is due.
+    pub(crate) fn work(&mut self, op: Op) {
+        if self.phase != Phase::Active {
+            return;
+        }
+        if op == Op::Write && self.codios.on() {
+            self.authorize_write();
+        } else if let Some(ask) = self.work.next(op, &self.hosts, self.now) {
+            if let Client::Divide { new } = ask.client {
+                let at = ask.node;
+                self.trace
+                    .line(self.now, || format!("client: divide n{new} into n{at}"));
+            }
+            let request = self.new_request();
+            self.hosts[ask.node].clients.insert(request, ask.client);
+            self.feed(ask.node, (ask.input)(request));
+        }
+        if let Some(gap) = self.work.next_gap(op) {
+            self.schedule(self.now + gap, crate::world::Ev::Work(op));
+        }
+    }
+
+    /// A write on a Codios seed: as the server does, authorize first and send the write only
+    /// once authorized.
+    fn authorize_write(&mut self) {
+        let Some((i, collection, payload)) = self.work.next_write(&self.hosts) else {
+            return;
+        };
+        let (key, is_root) = self.codios.client_token(&collection);
+        let client = Client::Authorize {
+            key: key.clone(),
+            is_root,
+            collection,
+            payload,
+        };
+        let request = self.new_request();
+        self.hosts[i].clients.insert(request, client);
+        let input = Input::AuthorizeRequested {
+            request,
+            key,
+            is_root,
+        };
+        self.feed(i, input);
+    }
+
+    /// Node `i` answered an authorization: judge it (§6.6) and, if authorized, send the write.
+    fn authorization_answered(&mut self, i: usize, client: Client, response: Response) {
         let Client::Authorize {
             key,
             is_root,
@@ -215,6 +359,24 @@ impl World {
         } = client
         else {
             return;
+        };
+        let degraded = match response {
+            Response::Authorized { degraded } => degraded,
+            Response::Denied { .. } => {
+                self.stats.denied += 1;
+                return;
+            }
+            Response::AuthUnavailable { .. } => {
+                self.stats.auth_unavailable += 1;
+                return;
+            }
+            other => {
+                self.fail(
+                    "answered",
+                    format!("n{i} answered an authorization with {other:?}"),
+                );
+                return;
+            }
         };
         self.stats.authorized += 1;
         if degraded {
@@ -229,15 +391,20 @@ impl World {
                     .authorized(i, &key, degraded, local, &cfg.policy, &cfg.breaker);
             self.check("auth", r);
         }
-        let request = self.ask(i, Self::new_write());
-        let wall = self.hosts[i].clock.wall(self.now);
-        let inc = self.hosts[i].inc;
+        let client = Client::Write {
+            cp: false,
+            epoch: 0,
+            peers: Vec::new(),
+        };
+        let request = self.new_request();
+        self.hosts[i].clients.insert(request, client);
         let input = Input::WriteRequested {
             request,
             collection,
             payload,
-            wall,
+            wall: self.hosts[i].clock.wall(self.now),
         };
+        let inc = self.hosts[i].inc;
         self.schedule(
             self.now,
             crate::world::Ev::Local {
@@ -248,140 +415,33 @@ impl World {
         );
     }
 
-    fn switch(&mut self) {
-        let cands = self.up_where(|i| self.hosts[i].member);
-        let Some(i) = self.work.choose(&cands) else {
-            return;
-        };
-        let mode = if self.work.rng.gen_bool(0.5) {
-            Consistency::Cp
-        } else {
-            Consistency::Ap
-        };
-        let request = self.ask(i, Client::Switch);
-        self.feed(i, Input::ConsistencyRequested { request, mode });
-    }
-
-    fn sync(&mut self) {
-        let cands = self.up_where(|i| self.hosts[i].member);
-        let Some(i) = self.work.choose(&cands) else {
-            return;
-        };
-        let others: Vec<usize> = (0..self.hosts.len()).filter(|&o| o != i).collect();
-        let Some(p) = self.work.choose(&others) else {
-            return;
-        };
-        let peer = self.hosts[p].agent.clone();
-        let request = self.ask(i, Client::Sync);
-        self.feed(i, Input::SyncRequested { request, peer });
-    }
-
-    fn divide(&mut self) {
-        let cands = self.up_where(|i| self.hosts[i].member);
-        let Some(at) = self.work.choose(&cands) else {
-            return;
-        };
-        let spares: Vec<usize> = (0..self.hosts.len())
-            .filter(|&o| !self.hosts[o].member)
-            .collect();
-        let again = self.work.rng.gen_bool(0.1);
-        let others: Vec<usize> = (0..self.hosts.len()).filter(|&o| o != at).collect();
-        let pick = if again {
-            self.work.choose(&others)
-        } else {
-            self.work.choose(&spares)
-        };
-        let Some(new) = pick else {
-            return;
-        };
-        let info = PeerInfo {
-            agent_id: self.hosts[new].agent.clone(),
-            endpoint: self.hosts[new].endpoint.clone(),
-            role: Role::Replica,
-            added_at_ms: self.hosts[at].clock.wall(self.now).0,
-        };
-        self.trace
-            .line(self.now, || format!("client: divide n{new} into n{at}"));
-        let request = self.ask(at, Client::Divide { new });
-        self.feed(at, Input::DivideRequested { request, new: info });
-    }
-
-    /// Node `i` is about to take `input`: record what the checkers must know of that moment.
+    /// Node `i` is about to take `input`.
     pub(crate) fn taking(&mut self, i: usize, input: &Input) {
-        match input {
-            Input::ConsistencyRequested { .. } => self.hosts[i].mode_epoch += 1,
-            Input::WriteRequested { request, .. } => {
-                let node = self.hosts[i].node.as_ref().expect("up");
-                let now_cp = node.consistency() == Consistency::Cp;
-                let now_peers: Vec<usize> = node
-                    .peers()
-                    .keys()
-                    .filter_map(|a| self.index_of(a))
-                    .collect();
-                let now_epoch = self.hosts[i].mode_epoch;
-                if let Some(Client::Write { cp, epoch, peers }) =
-                    self.hosts[i].clients.get_mut(request)
-                {
-                    (*cp, *epoch, *peers) = (now_cp, now_epoch, now_peers);
-                }
-            }
-            Input::CodiosAnswered { key, decision } => {
-                let local = self.hosts[i].clock.local(self.now);
-                self.checks.auth.answered(i, key, *decision, local);
-            }
-            _ => {}
+        taking(&mut self.hosts, i, input);
+        if let Input::CodiosAnswered { key, decision } = input {
+            let local = self.hosts[i].clock.local(self.now);
+            self.checks.auth.answered(i, key, *decision, local);
         }
-    }
-
-    fn acked(&mut self, i: usize, receipt: &Receipt) {
-        let r = if receipt.author != self.hosts[i].agent {
-            Err(format!("n{i} handed out a receipt for {}", receipt.author))
-        } else {
-            self.checks.acked.acknowledged(i, receipt, &self.stores[i])
-        };
-        self.check("acked_writes", r);
     }
 
     /// Node `i` answered a client's request.
     pub(crate) fn client_answered(&mut self, i: usize, client: Client, response: Response) {
-        match (client, response) {
-            (Client::Write { cp, epoch, peers }, Response::Written(receipt)) => {
-                self.stats.written += 1;
-                self.acked(i, &receipt);
-                if cp && epoch == self.hosts[i].mode_epoch {
-                    self.stats.cp_checked += 1;
-                    let r = cp_replicated::check(&receipt, &peers, &self.stores);
-                    self.check("cp_replicated", r);
-                }
-            }
-            (Client::Write { .. }, Response::Indeterminate { receipt, .. }) => {
-                self.stats.indeterminate += 1;
-                self.acked(i, &receipt);
-            }
-            (Client::Write { .. }, Response::Partitioned { .. } | Response::StorageFailed) => {
-                self.stats.refused += 1;
-            }
-            (Client::Write { .. }, other) => {
-                self.fail("answered", format!("n{i} answered a write with {other:?}"));
-            }
-            (client @ Client::Authorize { .. }, Response::Authorized { degraded }) => {
-                self.authorized(i, client, degraded)
-            }
-            (Client::Authorize { .. }, Response::Denied { .. }) => self.stats.denied += 1,
-            (Client::Authorize { .. }, Response::AuthUnavailable { .. }) => {
-                self.stats.auth_unavailable += 1
-            }
-            (Client::Authorize { .. }, other) => {
-                self.fail(
-                    "answered",
-                    format!("n{i} answered an authorization with {other:?}"),
-                );
-            }
-            (Client::Divide { new }, Response::Divided { .. }) => {
-                self.stats.divided += 1;
-                self.hosts[new].member = true;
-            }
-            _ => {}
+        if matches!(client, Client::Authorize { .. }) {
+            self.authorization_answered(i, client, response);
+            return;
+        }
+        let (member, v) = judge(
+            i,
+            client,
+            response,
+            &self.hosts,
+            &self.stores,
+            &mut self.checks,
+            &mut self.stats,
+        );
+        self.verdict(v);
+        if let Some(new) = member {
+            self.hosts[new].member = true;
         }
     }
 }

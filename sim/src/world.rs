@@ -20,7 +20,7 @@ use sapix_core::node::{ClusterState, Input, RequestId};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{AgentId, Consistency, KeySchedule, MasterSeed, Node, Role};
 
-use crate::checkers::{self, Checkers, Violation};
+use crate::checkers::{self, Checkers, Verdict, Violation};
 use crate::clock::NodeClock;
 use crate::codios::{Codios, CodiosEv};
 use crate::config::{stream, Config, Micros, Stream};
@@ -174,6 +174,58 @@ pub struct World {
     violation: Option<Violation>,
 }
 
+/// The nodes of `cfg` and their disks, not started yet, and the rng that seeds their
+/// processes: identities, keys, clock drift and offsets, and the initial members' cluster
+/// files. Shared by both drivers, so one seed names one cluster.
+pub(crate) fn cluster(cfg: &Config) -> (Vec<Host>, Vec<Store>, ChaCha8Rng) {
+    let n = cfg.total();
+    let mut node_rng = stream(cfg.seed, Stream::Nodes);
+    let mut master = [0u8; 32];
+    node_rng.fill(&mut master);
+    let keys = KeySchedule::new(MasterSeed::from_bytes(master));
+    let clocks = &cfg.clocks;
+    let hosts = (0..n)
+        .map(|i| {
+            let agent = AgentId::new(agent_name(i)).expect("valid id");
+            let drift = if clocks.drift_ppm > 0 {
+                let d = clocks.drift_ppm as i64;
+                node_rng.gen_range(-d..=d)
+            } else {
+                0
+            };
+            let offset = if clocks.wall_offset_ms > 0 {
+                let o = clocks.wall_offset_ms as i64;
+                node_rng.gen_range(-o..=o)
+            } else {
+                0
+            };
+            let key = keys.signing_key(&agent).sim_mac();
+            Host::new(agent, key, NodeClock::new(drift, offset), i < cfg.members)
+        })
+        .collect();
+    let mut stores: Vec<Store> = (0..n).map(|_| Store::default()).collect();
+    let infos: Vec<PeerInfo> = (0..cfg.members)
+        .map(|i: usize| PeerInfo {
+            agent_id: AgentId::new(agent_name(i)).expect("valid id"),
+            endpoint: format!("http://{}.sim:7475", agent_name(i)),
+            role: if i == 0 { Role::Primary } else { Role::Replica },
+            added_at_ms: 1_700_000_000_000,
+        })
+        .collect();
+    for (i, store) in stores.iter_mut().enumerate().take(cfg.members) {
+        store.cluster = Some(ClusterState {
+            role: infos[i].role,
+            consistency: if cfg.workload.initial_ap[i] {
+                Consistency::Ap
+            } else {
+                Consistency::Cp
+            },
+            peers: infos.iter().filter(|p| p != &&infos[i]).cloned().collect(),
+        });
+    }
+    (hosts, stores, node_rng)
+}
+
 /// The agent id of node `i`.
 pub fn agent_name(i: usize) -> String {
     format!("n{i}")
@@ -182,52 +234,8 @@ pub fn agent_name(i: usize) -> String {
 impl World {
     /// A world for `cfg`, tracing into `trace`.
     pub fn new(cfg: Config, trace: Trace) -> Self {
-        let n = cfg.total();
-        let seed = cfg.seed;
-        let mut node_rng = stream(seed, Stream::Nodes);
-        let mut master = [0u8; 32];
-        node_rng.fill(&mut master);
-        let keys = KeySchedule::new(MasterSeed::from_bytes(master));
-        let clocks = &cfg.clocks;
-        let hosts = (0..n)
-            .map(|i| {
-                let agent = AgentId::new(agent_name(i)).expect("valid id");
-                let drift = if clocks.drift_ppm > 0 {
-                    let d = clocks.drift_ppm as i64;
-                    node_rng.gen_range(-d..=d)
-                } else {
-                    0
-                };
-                let offset = if clocks.wall_offset_ms > 0 {
-                    let o = clocks.wall_offset_ms as i64;
-                    node_rng.gen_range(-o..=o)
-                } else {
-                    0
-                };
-                let key = keys.signing_key(&agent).sim_mac();
-                Host::new(agent, key, NodeClock::new(drift, offset), i < cfg.members)
-            })
-            .collect();
-        let mut stores: Vec<Store> = (0..n).map(|_| Store::default()).collect();
-        let infos: Vec<PeerInfo> = (0..cfg.members)
-            .map(|i: usize| PeerInfo {
-                agent_id: AgentId::new(agent_name(i)).expect("valid id"),
-                endpoint: format!("http://{}.sim:7475", agent_name(i)),
-                role: if i == 0 { Role::Primary } else { Role::Replica },
-                added_at_ms: 1_700_000_000_000,
-            })
-            .collect();
-        for (i, store) in stores.iter_mut().enumerate().take(cfg.members) {
-            store.cluster = Some(ClusterState {
-                role: infos[i].role,
-                consistency: if cfg.workload.initial_ap[i] {
-                    Consistency::Ap
-                } else {
-                    Consistency::Cp
-                },
-                peers: infos.iter().filter(|p| p != &&infos[i]).cloned().collect(),
-            });
-        }
+        let (n, seed) = (cfg.total(), cfg.seed);
+        let (hosts, stores, node_rng) = cluster(&cfg);
         World {
             net: Network::new(cfg.net.clone(), n, stream(seed, Stream::Network)),
             work: Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload)),
@@ -390,6 +398,18 @@ impl World {
         }
     }
 
+    /// Records a failed verdict.
+    pub(crate) fn verdict(&mut self, v: Verdict) {
+        if let Err((checker, m)) = v {
+            self.fail(checker, m);
+        }
+    }
+
+    /// Every node's agent id, by index.
+    pub(crate) fn names(&self) -> Vec<AgentId> {
+        self.hosts.iter().map(|h| h.agent.clone()).collect()
+    }
+
     /// Records `result` under `checker`.
     pub(crate) fn check(&mut self, checker: &'static str, result: Result<(), String>) {
         if let Err(m) = result {
@@ -410,11 +430,6 @@ impl World {
     /// The node at `endpoint`.
     pub(crate) fn index_of_endpoint(&self, endpoint: &str) -> Option<usize> {
         self.hosts.iter().position(|h| h.endpoint == endpoint)
-    }
-
-    /// The node named `agent`.
-    pub(crate) fn index_of(&self, agent: &AgentId) -> Option<usize> {
-        self.hosts.iter().position(|h| &h.agent == agent)
     }
 
     /// Feeds `input` to node `i` at its own clock's now, then performs what it asks for.

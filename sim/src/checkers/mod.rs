@@ -17,7 +17,14 @@ pub mod no_equivocation;
 pub mod peer_acks;
 pub mod stored_once;
 
+use sapix_core::block::Block;
+use sapix_core::node::Event;
+
 use crate::config::Micros;
+use crate::storage::Store;
+
+/// A check's outcome: the checker's name and what it saw, when it fails.
+pub type Verdict = Result<(), (&'static str, String)>;
 
 /// A broken invariant: which checker, when, and what it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +74,43 @@ impl Checkers {
             cursors: cursors::CursorsBehindDurable::new(n),
             backoff: backoff::BackoffSchedule::new(n),
             auth: auth::AuthDecisions::new(n),
+        }
+    }
+}
+
+impl Checkers {
+    /// A block is about to become durable on node `node` (`store` is its disk): stored once
+    /// there, and no second block at its author and seq anywhere.
+    pub fn landing(&mut self, store: &Store, block: &Block) -> Verdict {
+        let once = stored_once::check_landing(store, block).map_err(|m| ("stored_once", m));
+        // Always record the landing, so later blocks are judged against it.
+        let honest = self
+            .equivocation
+            .landed(block)
+            .map_err(|m| ("no_equivocation", m));
+        once.and(honest)
+    }
+
+    /// Node `node` logged `event`: an equivocation, or a retry off the schedule, is a violation.
+    pub fn logged(&mut self, node: usize, event: &Event) -> Verdict {
+        match event {
+            Event::Equivocation { .. } => {
+                Err(("no_equivocation", format!("n{node} logged {event:?}")))
+            }
+            Event::PushRetry {
+                peer,
+                failures,
+                retry_in_ms,
+                ..
+            } => self
+                .backoff
+                .retry(node, peer, *failures, *retry_in_ms)
+                .map_err(|m| ("backoff", m)),
+            Event::ExtendedFailure { peer, .. } => self
+                .backoff
+                .extended(node, peer)
+                .map_err(|m| ("backoff", m)),
+            _ => Ok(()),
         }
     }
 }

@@ -1,0 +1,341 @@
+//! The supervisor of a madsim run: the nodes' creation, the clients and faults as Poisson
+//! processes on madsim's main node, the heal and the liveness judgement, and the runtime
+//! seeded per run.
+
+use std::sync::{Arc, Mutex};
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, Runtime};
+use madsim::time::{sleep, Instant};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sapix_core::node::planted::PlantedBug;
+
+use super::{ip, lock, micros, node_main, Cluster, Shared, MAX_EVENTS, TICK};
+use crate::checkers::Checkers;
+use crate::config::{stream, Config, Episodes, Micros, Stream};
+use crate::liveness::settled;
+use crate::trace::Trace;
+use crate::workload::{Op, Workload};
+use crate::world::{Phase, Report, Stats};
+
+fn gap(rng: &mut ChaCha8Rng, rate: f64) -> Micros {
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    ((-u.ln() / rate) * crate::config::SECOND as f64) as Micros + 1
+}
+
+fn length(rng: &mut ChaCha8Rng, e: Episodes) -> Micros {
+    rng.gen_range(e.min..=e.max)
+}
+
+/// One class of client operation, as a Poisson process on the supervisor.
+async fn clients(cl: Cluster, op: Op, first: Micros) {
+    sleep(micros(first)).await;
+    loop {
+        let next = {
+            let mut guard = lock(&cl);
+            let s = &mut *guard;
+            if s.phase != Phase::Active || s.violation.is_some() {
+                return;
+            }
+            let now = s.now();
+            if let Some(ask) = s.work.next(op, &s.hosts, now) {
+                s.ask(ask);
+            }
+            s.work.next_gap(op)
+        };
+        let Some(g) = next else { return };
+        sleep(micros(g)).await;
+    }
+}
+
+/// A class of fault, as a Poisson process on the supervisor.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Crash(Episodes),
+    Pause(Episodes),
+    Partition(Episodes),
+    OneWay(Episodes),
+    Storage(f64),
+}
+
+async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
+    let rate = match kind {
+        Kind::Crash(e) | Kind::Pause(e) | Kind::Partition(e) | Kind::OneWay(e) => e.per_sec,
+        Kind::Storage(r) => r,
+    };
+    loop {
+        sleep(micros(gap(&mut rng, rate))).await;
+        let mut s = lock(&cl);
+        if s.phase != Phase::Active || s.violation.is_some() {
+            return;
+        }
+        let n = s.hosts.len();
+        let i = rng.gen_range(0..n);
+        let handle = Handle::current();
+        match kind {
+            Kind::Crash(e) if s.up(i) => {
+                handle.kill(s.ids[i]);
+                s.crash(i);
+                let (cl2, inc, down) = (cl.clone(), s.hosts[i].inc, length(&mut rng, e));
+                drop(s);
+                madsim::task::spawn(async move {
+                    sleep(micros(down)).await;
+                    let s = lock(&cl2);
+                    if !s.up(i) && s.hosts[i].inc == inc && s.phase == Phase::Active {
+                        let id = s.ids[i];
+                        drop(s);
+                        Handle::current().restart(id);
+                    }
+                });
+            }
+            Kind::Pause(e) if s.up(i) && !s.paused[i] => {
+                s.paused[i] = true;
+                let (id, inc, stall) = (s.ids[i], s.hosts[i].inc, length(&mut rng, e));
+                s.line(|| format!("n{i} stalls for {stall}µs"));
+                handle.pause(id);
+                drop(s);
+                let cl2 = cl.clone();
+                madsim::task::spawn(async move {
+                    sleep(micros(stall)).await;
+                    let mut s = lock(&cl2);
+                    if s.hosts[i].inc == inc && s.paused[i] {
+                        s.paused[i] = false;
+                        Handle::current().resume(id);
+                    }
+                });
+            }
+            Kind::Partition(e) | Kind::OneWay(e) => {
+                let links: Vec<(usize, usize)> = if let Kind::OneWay(_) = kind {
+                    let b = (i + rng.gen_range(1..n)) % n;
+                    vec![(i, b)]
+                } else {
+                    let side: Vec<bool> = loop {
+                        let s: Vec<bool> = (0..n).map(|_| rng.gen_bool(0.5)).collect();
+                        if s.iter().any(|x| *x) && s.iter().any(|x| !*x) {
+                            break s;
+                        }
+                    };
+                    (0..n)
+                        .flat_map(|a| (0..n).map(move |b| (a, b)))
+                        .filter(|&(a, b)| side[a] != side[b])
+                        .collect()
+                };
+                s.cut(&links, false);
+                s.line(|| format!("cut {links:?}"));
+                let (cl2, generation, len) = (cl.clone(), s.generation, length(&mut rng, e));
+                drop(s);
+                madsim::task::spawn(async move {
+                    sleep(micros(len)).await;
+                    let mut s = lock(&cl2);
+                    if s.generation == generation {
+                        s.cut(&links, true);
+                    }
+                });
+            }
+            Kind::Storage(_) if s.up(i) => {
+                s.stores[i].broken = true;
+                s.line(|| format!("n{i} storage fails"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Faults stop, every link heals, down, broken (or, on some seeds, all) nodes restart.
+fn heal(cl: &Cluster) {
+    let mut s = lock(cl);
+    let now = s.now();
+    s.phase = Phase::Liveness { since: now };
+    s.line(|| "LIVENESS: faults stop, all links heal".into());
+    s.generation += 1;
+    let n = s.hosts.len();
+    let net = NetSim::current();
+    for a in 0..n {
+        for b in 0..n {
+            if s.cuts[a * n + b] > 0 {
+                s.cuts[a * n + b] = 0;
+                net.unclog_link(s.ids[a], s.ids[b]);
+            }
+        }
+    }
+    net.update_config(|c| c.packet_loss_rate = 0.0);
+    madsim::buggify::disable();
+    let handle = Handle::current();
+    for i in 0..n {
+        if s.paused[i] {
+            s.paused[i] = false;
+            handle.resume(s.ids[i]);
+        }
+        if s.cfg.leave_down == Some(i) {
+            handle.kill(s.ids[i]);
+            s.crash(i);
+            s.line(|| format!("n{i} stays down for good"));
+        } else if s.cfg.restart_all || !s.up(i) || s.stores[i].broken {
+            // Kill before the disk crashes, so no task of the old process sees the new disk.
+            handle.kill(s.ids[i]);
+            s.crash(i);
+            handle.restart(s.ids[i]);
+        }
+    }
+}
+
+async fn supervise(cfg: Config, trace: Trace) -> Report {
+    let (hosts, stores, node_rng) = crate::world::cluster(&cfg);
+    let n = hosts.len();
+    let seed = cfg.seed;
+    let mut work = Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload));
+    let firsts = work.first();
+    let cl: Cluster = Arc::new_cyclic(|me| {
+        Mutex::new(Shared {
+            me: me.clone(),
+            start: Instant::now(),
+            checks: Checkers::new(n),
+            stats: Stats::default(),
+            work,
+            storage_rng: stream(seed, Stream::Storage),
+            node_rng,
+            hosts,
+            stores,
+            ids: Vec::new(),
+            eps: vec![None; n],
+            timers: (0..n).map(|_| None).collect(),
+            paused: vec![false; n],
+            cuts: vec![0; n * n],
+            generation: 0,
+            next_call: 0,
+            next_request: 0,
+            events: 0,
+            trace,
+            phase: Phase::Active,
+            violation: None,
+            cfg: cfg.clone(),
+        })
+    });
+    {
+        let cfg_line = cfg.to_string();
+        lock(&cl).line(|| format!("config (madsim driver)\n{cfg_line}"));
+    }
+    let handle = Handle::current();
+    for i in 0..n {
+        let cl2 = cl.clone();
+        let node = handle
+            .create_node()
+            .name(crate::world::agent_name(i))
+            .ip(ip(i))
+            .init(move || node_main(cl2.clone(), i))
+            .build();
+        lock(&cl).ids.push(node.id());
+    }
+    for (first, op) in firsts {
+        madsim::task::spawn(clients(cl.clone(), op, first));
+    }
+    let mut fault_rng = stream(seed, Stream::Faults);
+    let d = &cfg.nodes;
+    let kinds = [
+        d.crashes.map(Kind::Crash),
+        d.pauses.map(Kind::Pause),
+        cfg.net.partitions.map(Kind::Partition),
+        cfg.net.one_way.map(Kind::OneWay),
+        d.storage_faults.map(Kind::Storage),
+    ];
+    for kind in kinds.into_iter().flatten() {
+        // Each class draws from its own stream, so the order madsim runs them in does not
+        // change what any of them draws.
+        let rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(fault_rng.gen());
+        madsim::task::spawn(faults(cl.clone(), kind, rng));
+    }
+
+    let (active, liveness) = (cfg.active, cfg.liveness);
+    let watch = |s: &mut Shared| {
+        if s.events > MAX_EVENTS {
+            s.fail("world", format!("more than {MAX_EVENTS} steps: runaway"));
+        }
+        s.violation.is_some()
+    };
+    loop {
+        sleep(micros(TICK)).await;
+        let mut s = lock(&cl);
+        if watch(&mut s) || s.now() >= active {
+            break;
+        }
+    }
+    if lock(&cl).violation.is_none() {
+        heal(&cl);
+        loop {
+            sleep(micros(TICK)).await;
+            let mut s = lock(&cl);
+            if watch(&mut s) {
+                break;
+            }
+            let Phase::Liveness { since } = s.phase else {
+                break;
+            };
+            let now = s.now();
+            match settled(&s.hosts, &s.stores, s.cfg.leave_down) {
+                Ok(()) => {
+                    s.stats.converged_after = Some(now - since);
+                    s.line(|| "CONVERGED".into());
+                    s.phase = Phase::Done;
+                    break;
+                }
+                Err((checker, m)) if now >= since + liveness => {
+                    let limit = liveness / crate::config::SECOND;
+                    s.fail(
+                        checker,
+                        format!("not settled {limit} s after faults stopped: {m}"),
+                    );
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let mut s = lock(&cl);
+    if let Some(v) = &s.violation {
+        let line = v.to_string();
+        s.line(|| format!("VIOLATION {line}"));
+    }
+    s.trace.flush();
+    let sim_time = s.now();
+    Report {
+        seed,
+        events: s.events,
+        sim_time,
+        trace_hash: s.trace.hash(),
+        violation: s.violation.take(),
+        stats: std::mem::take(&mut s.stats),
+    }
+}
+
+/// Runs `seed` (the same swarm [`Config`] Layer 0 draws for it) with `bugs` planted, in a
+/// madsim runtime seeded with it.
+pub fn run_seed(seed: u64, bugs: &[PlantedBug], trace: Trace) -> Report {
+    let mut cfg = Config::draw(seed);
+    cfg.bugs = bugs.to_vec();
+    let mut knobs = stream(seed, Stream::Network);
+    let (lo, hi) = cfg.net.latency;
+    let mut config = madsim::Config::default();
+    config.net.packet_loss_rate = cfg.net.loss;
+    config.net.send_latency = micros(lo)..micros(hi.max(lo + 1));
+    let buggify = knobs.gen_bool(0.3);
+    let rt = Runtime::with_seed_and_config(seed, config);
+    rt.block_on(async move {
+        if buggify {
+            // madsim's own chaos: now and then a send or receive waits 1–5 s.
+            madsim::buggify::enable();
+        }
+        supervise(cfg, trace).await
+    })
+}
+
+/// The one command that replays `seed` under the madsim driver with its trace printed.
+pub fn replay_command(seed: u64, bugs: &[PlantedBug]) -> String {
+    let mut cmd = format!("SAPIX_MADSIM_REPLAY=0x{seed:016x}");
+    if !bugs.is_empty() {
+        let names: Vec<&str> = bugs.iter().map(|b| crate::runner::bug_name(*b)).collect();
+        cmd.push_str(&format!(" SAPIX_MADSIM_BUGS={}", names.join(",")));
+    }
+    cmd.push_str(" cargo madsim-test replay -- --nocapture");
+    cmd
+}
