@@ -18,6 +18,7 @@ use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::blocking::Blocking;
 use crate::clock::Clock;
 use crate::codios::CodiosClient;
 use crate::mesh::{self, MembersBody, MeshClient, PushOutcome};
@@ -129,6 +130,8 @@ pub struct Shell {
     pub clock: Arc<dyn Clock>,
     /// The Codios client, when `SAPIX_CODIOS_URL` is set.
     pub codios: Option<CodiosClient>,
+    /// Where strand reads, verification and state-file writes run.
+    pub blocking: Blocking,
 }
 
 /// Starts the actor task for `node`.
@@ -149,7 +152,7 @@ struct Ctx {
 
 async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Reply)>) {
     let (done, mut completions) = mpsc::unbounded_channel::<Input>();
-    let persist = persist::spawn(done.clone());
+    let persist = persist::spawn(done.clone(), shell.blocking);
     let mut ctx = Ctx {
         me: node.agent_id().clone(),
         shell,
@@ -289,8 +292,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 ctx.me.clone(),
                 ctx.done.clone(),
             );
+            let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
-                let input = match read_own(strand, me, from, to).await {
+                let input = match read_own(blocking, strand, me, from, to).await {
                     Err(reason) => Input::PushFailed { peer, reason },
                     Ok(blocks) => match mesh.ingest(&endpoint, &blocks).await {
                         Ok(PushOutcome::Acked) => Input::PushAcked { peer, through: to },
@@ -325,8 +329,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 ctx.shell.keys.clone(),
                 ctx.done.clone(),
             );
+            let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
-                let input = match fetch_verified(&mesh, &endpoint, after, keys).await {
+                let input = match fetch_verified(blocking, &mesh, &endpoint, after, keys).await {
                     Ok((blocks, next, tip)) => Input::PageFetched {
                         peer,
                         blocks,
@@ -368,8 +373,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 ctx.shell.mesh.clone(),
                 ctx.done.clone(),
             );
+            let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
-                let input = match copy_batch(strand, &mesh, &endpoint, after).await {
+                let input = match copy_batch(blocking, strand, &mesh, &endpoint, after).await {
                     Ok((next, sent)) => Input::Copied { to, next, sent },
                     Err(reason) => Input::CopyFailed { to, reason },
                 };
@@ -405,25 +411,28 @@ fn perform(output: Output, ctx: &mut Ctx) {
 
 /// Reads this node's own blocks `from..=to` from the strand.
 async fn read_own(
+    blocking: Blocking,
     strand: Arc<Strand>,
     me: AgentId,
     from: u64,
     to: u64,
 ) -> Result<Vec<Block>, String> {
-    tokio::task::spawn_blocking(move || {
-        (from..=to)
-            .map(|seq| match strand.get_by_author_seq(&me, seq) {
-                Ok(Some((_, b))) => Ok(b),
-                Ok(None) => Err(format!("own block {me}/{seq} is not in the strand")),
-                Err(e) => Err(format!("reading own block {me}/{seq}: {e}")),
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| format!("read task failed: {e}"))?
+    blocking
+        .run(move || {
+            (from..=to)
+                .map(|seq| match strand.get_by_author_seq(&me, seq) {
+                    Ok(Some((_, b))) => Ok(b),
+                    Ok(None) => Err(format!("own block {me}/{seq} is not in the strand")),
+                    Err(e) => Err(format!("reading own block {me}/{seq}: {e}")),
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 async fn fetch_verified(
+    blocking: Blocking,
     mesh: &MeshClient,
     endpoint: &str,
     after: u64,
@@ -431,21 +440,24 @@ async fn fetch_verified(
 ) -> Result<(Vec<Verified>, u64, u64), String> {
     let page = mesh.fetch(endpoint, after).await?;
     let (next, tip) = (page.next, page.tip);
-    let blocks = tokio::task::spawn_blocking(move || mesh::verify_page(page, &keys))
+    let blocks = blocking
+        .run(move || mesh::verify_page(page, &keys))
         .await
-        .map_err(|e| format!("verify task failed: {e}"))??;
+        .map_err(|e| e.to_string())??;
     Ok((blocks, next, tip))
 }
 
 async fn copy_batch(
+    blocking: Blocking,
     strand: Arc<Strand>,
     mesh: &MeshClient,
     endpoint: &str,
     after: u64,
 ) -> Result<(u64, u64), String> {
-    let page = tokio::task::spawn_blocking(move || strand.export(after, COPY_BATCH, COPY_BYTES))
+    let page = blocking
+        .run(move || strand.export(after, COPY_BATCH, COPY_BYTES))
         .await
-        .map_err(|e| format!("read task failed: {e}"))?
+        .map_err(|e| e.to_string())?
         .map_err(|e| format!("reading the strand: {e}"))?;
     let Some(next) = page.last().map(|(o, _)| *o) else {
         return Ok((after, 0));

@@ -56,3 +56,48 @@ impl Clock for SystemClock {
         self.origin + std::time::Duration::from_micros(at.as_micros())
     }
 }
+
+/// A simulated host's clocks: monotonic time from tokio's clock (simulated under turmoil), and
+/// a wall clock that starts at a given reading, is off by a fixed offset and drifts at a fixed
+/// rate. Nodes of one cluster get different skews: correctness must not depend on clocks
+/// agreeing (DESIGN §6.8).
+#[derive(Debug, Clone, Copy)]
+pub struct SkewedClock {
+    origin: tokio::time::Instant,
+    wall_at_origin: UnixMillis,
+    offset_ms: i64,
+    drift_ppm: i64,
+}
+
+impl SkewedClock {
+    /// A clock whose [`Instant::ZERO`] is now, when the true wall clock reads
+    /// `wall_at_origin`; it reads `offset_ms` off that, and gains `drift_ppm` millionths of
+    /// each elapsed millisecond (negative: loses).
+    pub fn new(wall_at_origin: UnixMillis, offset_ms: i64, drift_ppm: i64) -> Self {
+        SkewedClock {
+            origin: tokio::time::Instant::now(),
+            wall_at_origin,
+            offset_ms,
+            drift_ppm,
+        }
+    }
+}
+
+impl Clock for SkewedClock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    fn wall(&self) -> UnixMillis {
+        let elapsed = self.origin.elapsed().as_millis() as i64;
+        let ms = self.wall_at_origin.0 as i64
+            + elapsed
+            + elapsed * self.drift_ppm / 1_000_000
+            + self.offset_ms;
+        UnixMillis(ms.max(0) as u64)
+    }
+
+    fn deadline(&self, at: Instant) -> tokio::time::Instant {
+        self.origin + std::time::Duration::from_micros(at.as_micros())
+    }
+}

@@ -9,9 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::Url;
 use sapix_core::auth::{Action, AuthKey, Decision};
 use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::http::{Call, Connector, HttpClient, HttpError};
 
 /// Default timeout of one Codios call (`SAPIX_CODIOS_TIMEOUT_MS`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -94,7 +96,8 @@ pub fn action_name(action: Action) -> &'static str {
 /// An HTTP client for one Codios endpoint.
 #[derive(Clone)]
 pub struct CodiosClient {
-    http: reqwest::Client,
+    http: HttpClient,
+    /// The authorize URL, without user info (never sent, never logged).
     authorize: Url,
     api_key: Option<CodiosApiKey>,
 }
@@ -114,35 +117,41 @@ pub enum CodiosClientError {
     /// The base URL does not parse or is not http(s).
     #[error("not an http:// or https:// URL")]
     BadUrl,
-    /// The HTTP client could not be built.
-    #[error("building the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
 }
 
 impl CodiosClient {
-    /// A client for the Codios at `base_url` (`SAPIX_CODIOS_URL`) that gives up on any call
-    /// after `timeout`.
+    /// A client over real TCP (TLS for `https://`) for the Codios at `base_url`
+    /// (`SAPIX_CODIOS_URL`) that gives up on any call after `timeout`.
     pub fn new(
         base_url: &str,
         api_key: Option<CodiosApiKey>,
         timeout: Duration,
     ) -> Result<Self, CodiosClientError> {
+        Self::with_connector(base_url, api_key, timeout, Connector::tcp())
+    }
+
+    /// The same client over `connector` (a simulation's sockets).
+    pub fn with_connector(
+        base_url: &str,
+        api_key: Option<CodiosApiKey>,
+        timeout: Duration,
+        connector: Connector,
+    ) -> Result<Self, CodiosClientError> {
         let base = Url::parse(base_url.trim_end_matches('/'))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
             .ok_or(CodiosClientError::BadUrl)?;
-        let authorize = Url::parse(&format!(
+        let mut authorize = Url::parse(&format!(
             "{}{AUTHORIZE_PATH}",
             base.as_str().trim_end_matches('/')
         ))
         .map_err(|_| CodiosClientError::BadUrl)?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
+        // User info in the URL is not a credential here (the API key is): drop it so it can
+        // neither leak into a log nor reach the wire.
+        let _ = authorize.set_username("");
+        let _ = authorize.set_password(None);
         Ok(CodiosClient {
-            http,
+            http: HttpClient::new(connector, timeout, timeout),
             authorize,
             api_key,
         })
@@ -150,28 +159,27 @@ impl CodiosClient {
 
     /// The authorize URL without any user info, for logs.
     pub fn endpoint(&self) -> String {
-        let mut u = self.authorize.clone();
-        let _ = u.set_username("");
-        let _ = u.set_password(None);
-        u.to_string()
+        self.authorize.to_string()
     }
 
     /// Asks Codios about `key`. `Err` is a failure the core must not treat as a permit.
     pub async fn authorize(&self, key: &AuthKey) -> Result<Decision, String> {
-        let mut rb = self
-            .http
-            .post(self.authorize.clone())
-            .json(&AuthorizeRequest::for_key(key));
+        let mut call = Call::post_json(
+            self.authorize.as_str(),
+            &AuthorizeRequest::for_key(key),
+            MAX_ANSWER_BYTES,
+        );
         if let Some(k) = &self.api_key {
-            rb = rb.bearer_auth(k.expose());
+            call = call.bearer(k.expose());
         }
-        let resp = rb.send().await.map_err(describe)?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(describe)?;
-        if !status.is_success() {
-            return Err(format!("Codios answered {status}"));
+        let answer = self.http.send(call).await.map_err(|e| match e {
+            HttpError::TooLarge(n) => format!("garbled Codios answer: over {n} bytes"),
+            e => e.to_string(),
+        })?;
+        if !answer.status.is_success() {
+            return Err(format!("Codios answered {}", answer.status));
         }
-        parse_answer(&bytes)
+        parse_answer(&answer.body)
     }
 }
 
@@ -191,18 +199,6 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Decision, String> {
             "garbled Codios answer: unknown decision {:?}",
             other.chars().take(40).collect::<String>()
         )),
-    }
-}
-
-fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        // Without the URL (it may carry user info); headers are never shown, so neither is
-        // the API key.
-        e.without_url().to_string()
     }
 }
 

@@ -5,8 +5,10 @@
 //! Policy never lives here: see `sapix_core::node`.
 
 pub mod actor;
+pub mod blocking;
 pub mod clock;
 pub mod codios;
+pub mod http;
 pub mod mesh;
 pub mod persist;
 pub mod state_file;

@@ -1,17 +1,21 @@
 //! The mesh client: how this node talks to peers over HTTP.
 //!
-//! Every call has a timeout and carries the root key. Answers are parsed and blocks verified
+//! Every call goes through the runtime's one [`HttpClient`], has a timeout and carries the
+//! root key. Answers are parsed and blocks verified
 //! here, with the core's pure functions, so the core only ever sees typed facts. Whether to
 //! retry, and when, is never decided here.
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use bytes::Bytes;
+use hyper::StatusCode;
 use sapix_core::block::Verified;
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::{ExportPage, ParsedPage, WireBlock, MAX_BATCH};
 use sapix_core::{AgentId, Block, KeySchedule, Role, RootKey};
 use serde::{Deserialize, Serialize};
+
+use crate::http::{Answer, Call, Connector, HttpClient};
 
 /// Default timeout of one mesh call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,26 +66,36 @@ pub fn verify_page(page: ParsedPage, keys: &KeySchedule) -> Result<Vec<Verified>
         .collect()
 }
 
+/// The largest answer read from a peer: an export page is at most 4 MiB of blocks plus one
+/// block over that, JSON-encoded; the same bound as the ingest body a peer accepts.
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// An HTTP client for peers.
 #[derive(Clone, Debug)]
 pub struct MeshClient {
-    http: reqwest::Client,
+    http: HttpClient,
     root_key: RootKey,
 }
 
 impl MeshClient {
-    /// A client that authenticates with `root_key` and gives up on any call after `timeout`.
-    pub fn new(root_key: RootKey, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(MeshClient { http, root_key })
+    /// A client over real TCP that authenticates with `root_key` and gives up on any call
+    /// after `timeout`.
+    pub fn new(root_key: RootKey, timeout: Duration) -> Self {
+        Self::with_connector(root_key, timeout, Connector::tcp())
     }
 
-    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        rb.bearer_auth(self.root_key.expose())
+    /// The same client over `connector` (a simulation's sockets).
+    pub fn with_connector(root_key: RootKey, timeout: Duration, connector: Connector) -> Self {
+        let http = HttpClient::new(connector, timeout, timeout.min(Duration::from_secs(2)));
+        MeshClient { http, root_key }
+    }
+
+    /// Sends an authenticated call and returns the answer, whatever its status.
+    async fn send(&self, call: Call<'_>) -> Result<Answer, String> {
+        self.http
+            .send(call.bearer(self.root_key.expose()))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Sends blocks to `endpoint`'s ingest.
@@ -92,17 +106,15 @@ impl MeshClient {
                 .map(|b| WireBlock::from_block(b, None))
                 .collect(),
         };
-        let resp = self
-            .auth(self.http.post(format!("{endpoint}/v1/mesh/ingest")))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = resp.status();
+        let url = format!("{endpoint}/v1/mesh/ingest");
+        let answer = self
+            .send(Call::post_json(url, &body, MAX_ANSWER_BYTES))
+            .await?;
+        let status = answer.status;
         if status.is_success() {
             return Ok(PushOutcome::Acked);
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&answer.body);
         if status == StatusCode::CONFLICT {
             if let Ok(err) = serde_json::from_str::<ErrorBody>(&text) {
                 if let (Some("out_of_order"), Some(expected)) =
@@ -115,57 +127,46 @@ impl MeshClient {
         Err(format!("ingest answered {status}: {}", truncate(&text)))
     }
 
-    /// Sends an authenticated request and returns its body if the answer is a success;
-    /// anything else is an error naming `what` and the start of the body.
-    async fn success_body(
-        &self,
-        rb: reqwest::RequestBuilder,
-        what: &str,
-    ) -> Result<Vec<u8>, String> {
-        let resp = self.auth(rb).send().await.map_err(|e| describe(&e))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| describe(&e))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
-            return Err(format!("{what} answered {status}: {}", truncate(&text)));
+    /// Sends an authenticated call and returns its body if the answer is a success; anything
+    /// else is an error naming `what` and the start of the body.
+    async fn success_body(&self, call: Call<'_>, what: &str) -> Result<Bytes, String> {
+        let answer = self.send(call).await?;
+        if !answer.status.is_success() {
+            let text = String::from_utf8_lossy(&answer.body);
+            return Err(format!(
+                "{what} answered {}: {}",
+                answer.status,
+                truncate(&text)
+            ));
         }
-        Ok(body.to_vec())
+        Ok(answer.body)
     }
 
     /// Asks `endpoint` who it is and how much of `author`'s chain it holds.
     pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeBody, String> {
-        let rb = self.http.get(format!("{endpoint}/v1/mesh/probe"));
+        // Agent ids are `[a-z0-9._-]`: nothing in them needs escaping in a query.
+        let url = format!("{endpoint}/v1/mesh/probe?author={}", author.as_str());
         let bytes = self
-            .success_body(rb.query(&[("author", author.as_str())]), "probe")
+            .success_body(Call::get(url, MAX_ANSWER_BYTES), "probe")
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| format!("garbled probe answer: {e}"))
     }
 
     /// Fetches the page of `endpoint`'s export after `after`, structurally checked.
     pub async fn fetch(&self, endpoint: &str, after: u64) -> Result<ParsedPage, String> {
-        let rb = self.http.get(format!("{endpoint}/v1/mesh/export"));
-        let query = [("after", after), ("limit", MAX_BATCH as u64)];
-        let bytes = self.success_body(rb.query(&query), "export").await?;
+        let url = format!("{endpoint}/v1/mesh/export?after={after}&limit={MAX_BATCH}");
+        let bytes = self
+            .success_body(Call::get(url, MAX_ANSWER_BYTES), "export")
+            .await?;
         ExportPage::parse(&bytes).map_err(|e| format!("garbled export page: {e}"))
     }
 
     /// Tells `endpoint` about the membership.
     pub async fn announce(&self, endpoint: &str, body: &MembersBody) -> Result<(), String> {
-        let resp = self
-            .auth(self.http.post(format!("{endpoint}/v1/cluster/members")))
-            .json(body)
-            .send()
+        let url = format!("{endpoint}/v1/cluster/members");
+        self.success_body(Call::post_json(url, body, MAX_ANSWER_BYTES), "members")
             .await
-            .map_err(|e| describe(&e))?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            let status = resp.status();
-            Err(format!(
-                "members answered {status}: {}",
-                truncate(&resp.text().await.unwrap_or_default())
-            ))
-        }
+            .map(drop)
     }
 }
 
@@ -178,17 +179,6 @@ struct IngestOut {
 struct ErrorBody {
     error: Option<String>,
     expected_seq: Option<u64>,
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        // reqwest's Display includes the URL, never a header: no secret leaks here.
-        e.to_string()
-    }
 }
 
 fn truncate(s: &str) -> String {

@@ -13,6 +13,7 @@ use sapix_core::node::{ClusterState, Input};
 use sapix_core::AgentId;
 use tokio::sync::mpsc;
 
+use crate::blocking::Blocking;
 use crate::state_file;
 
 /// File name of the pull cursors.
@@ -55,7 +56,7 @@ impl Job {
 }
 
 /// Starts the writer task; completions are sent to `done`.
-pub fn spawn(done: mpsc::UnboundedSender<Input>) -> mpsc::UnboundedSender<Job> {
+pub fn spawn(done: mpsc::UnboundedSender<Input>, blocking: Blocking) -> mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
@@ -65,9 +66,9 @@ pub fn spawn(done: mpsc::UnboundedSender<Input>) -> mpsc::UnboundedSender<Job> {
                 done: input,
             } = job;
             let p = path.clone();
-            let result =
-                tokio::task::spawn_blocking(move || state_file::write_atomic(&p, &bytes, 0o644))
-                    .await;
+            let result = blocking
+                .run(move || state_file::write_atomic(&p, &bytes, 0o644))
+                .await;
             match result {
                 Ok(Ok(())) => {
                     let _ = done.send(input);

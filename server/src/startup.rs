@@ -8,13 +8,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::Router;
 use rand::RngCore;
 use sapix_core::node::{NodeConfig, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
 use sapix_runtime::actor::Shell;
+use sapix_runtime::blocking::Blocking;
 use sapix_runtime::clock::{Clock, SystemClock};
 use sapix_runtime::codios::CodiosClient;
+use sapix_runtime::http::Connector;
 use sapix_runtime::mesh::MeshClient;
 use sapix_runtime::strand::{Strand, StrandOptions};
 use sapix_runtime::{persist, state_file};
@@ -74,33 +77,43 @@ struct Identity {
     added_at_ms: u64,
 }
 
+/// What differs between the production process and a simulated host: the clocks, how
+/// connections to peers and Codios are made, the node's rng seed, and where blocking work runs.
+#[derive(Clone)]
+pub struct Environment {
+    /// The clocks.
+    pub clock: Arc<dyn Clock>,
+    /// How the mesh and Codios clients connect.
+    pub connector: Connector,
+    /// The seed of the node's rng (retry jitter).
+    pub rng_seed: u64,
+    /// Where strand reads, verification and state-file writes run; [`Blocking::Inline`] also
+    /// commits appends on the actor's task instead of the writer thread.
+    pub blocking: Blocking,
+}
+
+impl Environment {
+    /// The real process: system clocks, TCP (and TLS), a random seed, the blocking pool.
+    pub fn production() -> Self {
+        Environment {
+            clock: Arc::new(SystemClock::new()),
+            connector: Connector::tcp(),
+            rng_seed: rand::rngs::OsRng.next_u64(),
+            blocking: Blocking::Pool,
+        }
+    }
+}
+
+/// A node that runs: its actor is started and its router is ready to serve.
+pub struct Started {
+    /// The whole HTTP API, to serve on any listener.
+    pub app: Router,
+    /// The durable strand, for the shutdown checkpoint.
+    pub strand: Arc<Strand>,
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    for dir in [
-        &config.data_dir,
-        &config.strand_dir,
-        &config.graph_dir,
-        &config.blob_dir,
-    ] {
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    }
-    let seed = master_seed(&config)?;
-    let keys = Arc::new(KeySchedule::new(seed));
-    let root_key = root_key(&config, &keys)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let identity = identity(&config, clock.wall().0)?;
-
-    let opts = StrandOptions::new(
-        config.strand_dir.clone(),
-        config.graph_dir.clone(),
-        config.blob_dir.clone(),
-    );
-    let (strand, report) = tokio::task::spawn_blocking(move || Strand::open(opts))
-        .await
-        .expect("strand open task panicked")?;
-    tracing::info!(recovery = ?report, "strand open");
-    let strand = Arc::new(strand);
-
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -111,6 +124,57 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         addr: config.bind_addr,
         source,
     })?;
+    let Started { app, strand } = start(&config, bound, Environment::production()).await?;
+    spawn_checkpoints(strand.clone(), Blocking::Pool);
+    tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
+    // The one line on stdout: scripts and tests wait for it to learn the bound address.
+    println!("sapix-agent listening on http://{bound}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(io("serving on", Path::new("socket")))?;
+    tracing::info!("shutting down");
+    if let Err(e) = strand.checkpoint() {
+        tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
+    }
+    Ok(())
+}
+
+/// Opens the node's storage, recovers its state, starts its actor and builds its router: all
+/// of start-up but the listening socket, so a simulation can serve the same node on its own.
+/// `bound` is the address the router will be served on (the default endpoint).
+pub async fn start(
+    config: &Config,
+    bound: SocketAddr,
+    env: Environment,
+) -> Result<Started, StartError> {
+    for dir in [
+        &config.data_dir,
+        &config.strand_dir,
+        &config.graph_dir,
+        &config.blob_dir,
+    ] {
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    }
+    let seed = master_seed(config)?;
+    let keys = Arc::new(KeySchedule::new(seed));
+    let root_key = root_key(config, &keys)?;
+    let clock = env.clock;
+    let identity = identity(config, clock.wall().0)?;
+
+    let mut opts = StrandOptions::new(
+        config.strand_dir.clone(),
+        config.graph_dir.clone(),
+        config.blob_dir.clone(),
+    );
+    opts.inline_writer = env.blocking == Blocking::Inline;
+    let (strand, report) = env
+        .blocking
+        .run(move || Strand::open(opts))
+        .await
+        .expect("strand open task panicked")?;
+    tracing::info!(recovery = ?report, "strand open");
+    let strand = Arc::new(strand);
 
     let (cluster, cursors) =
         persist::load(&config.strand_dir).map_err(io("reading state in", &config.strand_dir))?;
@@ -126,19 +190,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             endpoint: config.endpoint_for(bound),
             added_at: sapix_core::UnixMillis(identity.added_at_ms),
             backoff: BackoffPolicy::default(),
-            rng_seed: rand::rngs::OsRng.next_u64(),
+            rng_seed: env.rng_seed,
             auth: config.auth.clone(),
         },
         keys.signing_key(&config.agent_id),
         restored,
     );
     let mesh =
-        MeshClient::new(root_key.clone(), config.mesh_timeout).map_err(|e| StartError::Io {
-            what: "building the HTTP client for",
-            path: PathBuf::from("peers"),
-            source: std::io::Error::other(e),
-        })?;
-    let codios = codios_client(&config)?;
+        MeshClient::with_connector(root_key.clone(), config.mesh_timeout, env.connector.clone());
+    let codios = codios_client(config, env.connector)?;
     let handle = sapix_runtime::actor::spawn(
         node,
         Shell {
@@ -148,6 +208,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             state_dir: config.strand_dir.clone(),
             clock: clock.clone(),
             codios,
+            blocking: env.blocking,
         },
     );
     let app = api::router(AppState {
@@ -157,25 +218,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         root_key,
         agent_id: config.agent_id.clone(),
         clock,
+        blocking: env.blocking,
     });
-
-    spawn_checkpoints(strand.clone());
-    tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
-    // The one line on stdout: scripts and tests wait for it to learn the bound address.
-    println!("sapix-agent listening on http://{bound}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(io("serving on", Path::new("socket")))?;
-    tracing::info!("shutting down");
-    if let Err(e) = strand.checkpoint() {
-        tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
-    }
-    Ok(())
+    Ok(Started { app, strand })
 }
 
 /// The Codios client in Codios mode; says at start which mode the agent runs in.
-fn codios_client(config: &Config) -> Result<Option<CodiosClient>, StartError> {
+fn codios_client(
+    config: &Config,
+    connector: Connector,
+) -> Result<Option<CodiosClient>, StartError> {
     let Some(url) = &config.codios_url else {
         tracing::warn!(auth = "local", "{}", config.auth_mode_line());
         let a = &config.auth;
@@ -187,12 +239,17 @@ fn codios_client(config: &Config) -> Result<Option<CodiosClient>, StartError> {
         }
         return Ok(None);
     };
-    let client = CodiosClient::new(url, config.codios_api_key.clone(), config.codios_timeout)
-        .map_err(|e| StartError::Io {
-            what: "building the Codios client for",
-            path: PathBuf::from("SAPIX_CODIOS_URL"),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let client = CodiosClient::with_connector(
+        url,
+        config.codios_api_key.clone(),
+        config.codios_timeout,
+        connector,
+    )
+    .map_err(|e| StartError::Io {
+        what: "building the Codios client for",
+        path: PathBuf::from("SAPIX_CODIOS_URL"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     tracing::info!(
         auth = "codios",
         codios = %client.endpoint(),
@@ -208,7 +265,8 @@ fn codios_client(config: &Config) -> Result<Option<CodiosClient>, StartError> {
 /// scan a restart after a crash has to do.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn spawn_checkpoints(strand: Arc<Strand>) {
+/// Refreshes the index checkpoint every [`CHECKPOINT_EVERY`] while anything was appended.
+pub fn spawn_checkpoints(strand: Arc<Strand>, blocking: Blocking) {
     tokio::spawn(async move {
         let mut done = strand.tip();
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
@@ -220,7 +278,7 @@ fn spawn_checkpoints(strand: Arc<Strand>) {
                 continue;
             }
             let s = strand.clone();
-            match tokio::task::spawn_blocking(move || s.checkpoint()).await {
+            match blocking.run(move || s.checkpoint()).await {
                 Ok(Ok(())) => done = tip,
                 Ok(Err(e)) => tracing::warn!(error = %e, "index checkpoint failed; will retry"),
                 Err(e) => tracing::warn!(error = %e, "index checkpoint task failed"),

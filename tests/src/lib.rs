@@ -9,7 +9,9 @@
 //!   same data and port, stderr kept and shown when a test fails;
 //! - [`Api`] is a blocking client with a timeout on every call and the contract's answers;
 //! - [`strand`] parses export pages byte-exactly and verifies a strand with `sapix-core`;
-//! - [`wait_until`] polls a condition against a deadline: tests never sleep for an event.
+//! - [`wait_until`] polls a condition against a deadline: tests never sleep for an event;
+//! - [`turmoil_cluster`] runs three real nodes and a Codios host under turmoil with seeded
+//!   faults (Layer 1), over the adapters in [`turmoil_net`].
 //!
 //! The behaviours live in `tests/*.rs`, one file per area; `src/bin/sapix-load.rs` is a load
 //! generator built on the same harness.
@@ -19,6 +21,8 @@ pub mod codios;
 pub mod http;
 pub mod locate;
 pub mod strand;
+pub mod turmoil_cluster;
+pub mod turmoil_net;
 pub mod wait;
 
 pub use agent::{Agent, AgentBuilder, Exited};

@@ -90,6 +90,10 @@ pub struct StrandOptions {
     pub segment_bytes: u64,
     /// Payloads longer than this many bytes are stored as blobs.
     pub blob_threshold: usize,
+    /// Commit each append on the caller's thread instead of the group-commit writer thread:
+    /// for deterministic simulation, where a real thread's timing would escape the seed.
+    /// Appends are then durable when [`Strand::append`] returns, one fsync each.
+    pub inline_writer: bool,
 }
 
 impl StrandOptions {
@@ -105,6 +109,7 @@ impl StrandOptions {
             blob_dir: blob_dir.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             blob_threshold: DEFAULT_BLOB_THRESHOLD,
+            inline_writer: false,
         }
     }
 }
@@ -141,12 +146,22 @@ fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Where appends are committed.
+enum Committer {
+    /// The group-commit writer thread, fed through a channel.
+    Thread {
+        tx: mpsc::Sender<Request>,
+        handle: thread::JoinHandle<()>,
+    },
+    /// On the caller's thread ([`StrandOptions::inline_writer`]).
+    Inline(Mutex<Writer>),
+}
+
 /// The durable, append-only block log of one node. Share it through an `Arc`.
 pub struct Strand {
     shared: Arc<Shared>,
     opts: StrandOptions,
-    tx: Option<mpsc::Sender<Request>>,
-    writer: Option<thread::JoinHandle<()>>,
+    committer: Option<Committer>,
     checkpoint_lock: Mutex<()>,
     // Released last, after the writer has stopped and the checkpoint is written.
     _dir_lock: fsio::DirLock,
@@ -180,15 +195,19 @@ impl Strand {
             poisoned: AtomicBool::new(false),
         });
         let writer = Writer::new(shared.clone(), &opts, active, rec.active_len, next_offset)?;
-        let (tx, rx) = mpsc::channel();
-        let handle = writer
-            .spawn(rx)
-            .map_err(|e| StrandError::io("spawn writer for", &opts.strand_dir, e))?;
+        let committer = if opts.inline_writer {
+            Committer::Inline(Mutex::new(writer))
+        } else {
+            let (tx, rx) = mpsc::channel();
+            let handle = writer
+                .spawn(rx)
+                .map_err(|e| StrandError::io("spawn writer for", &opts.strand_dir, e))?;
+            Committer::Thread { tx, handle }
+        };
         let strand = Strand {
             shared,
             opts,
-            tx: Some(tx),
-            writer: Some(handle),
+            committer: Some(committer),
             checkpoint_lock: Mutex::new(()),
             _dir_lock: rec.lock,
         };
@@ -213,11 +232,18 @@ impl Strand {
                 Err(source) => return done(Err(StrandError::InvalidBlock { index, source })),
             }
         }
-        let Some(tx) = &self.tx else {
-            return done(Err(StrandError::Closed));
-        };
-        if let Err(mpsc::SendError(req)) = tx.send(Request { frames, done }) {
-            (req.done)(Err(StrandError::Closed));
+        let request = Request { frames, done };
+        match &self.committer {
+            None => (request.done)(Err(StrandError::Closed)),
+            Some(Committer::Inline(writer)) => writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .commit(vec![request]),
+            Some(Committer::Thread { tx, .. }) => {
+                if let Err(mpsc::SendError(req)) = tx.send(request) {
+                    (req.done)(Err(StrandError::Closed));
+                }
+            }
         }
     }
 
@@ -366,9 +392,13 @@ impl Strand {
     }
 
     fn shutdown(&mut self) -> Result<(), StrandError> {
-        drop(self.tx.take());
-        let Some(handle) = self.writer.take() else {
-            return Ok(());
+        let handle = match self.committer.take() {
+            None => return Ok(()),
+            Some(Committer::Inline(_)) => return self.checkpoint(),
+            Some(Committer::Thread { tx, handle }) => {
+                drop(tx);
+                handle
+            }
         };
         // Dropped from inside an append callback: the writer exits on its own once the
         // channel is closed; joining here would deadlock.

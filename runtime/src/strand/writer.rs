@@ -167,7 +167,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Request>) {
+    pub(crate) fn commit(&mut self, batch: Vec<Request>) {
         if self.shared.is_poisoned() {
             for req in batch {
                 answer(req.done, Err(StrandError::Poisoned));

@@ -41,18 +41,20 @@ pub(crate) async fn export(
         )));
     }
     let strand = s.strand.clone();
-    let (blocks, tip) = tokio::task::spawn_blocking(move || {
-        let tip = strand.tip();
-        strand
-            .export(q.after, limit, EXPORT_PAGE_BYTES)
-            .map(|b| (b, tip))
-    })
-    .await
-    .map_err(unexpected)?
-    .map_err(|e| {
-        tracing::error!(error = %e, "strand export failed");
-        ApiError::unavailable("storage_failed", "could not read the strand")
-    })?;
+    let (blocks, tip) = s
+        .blocking
+        .run(move || {
+            let tip = strand.tip();
+            strand
+                .export(q.after, limit, EXPORT_PAGE_BYTES)
+                .map(|b| (b, tip))
+        })
+        .await
+        .map_err(unexpected)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "strand export failed");
+            ApiError::unavailable("storage_failed", "could not read the strand")
+        })?;
     let next = blocks.last().map_or(q.after, |(o, _)| *o);
     Ok(Json(ExportPage {
         blocks: blocks
@@ -103,9 +105,7 @@ pub(crate) async fn ingest(
     let verified = if n <= VERIFY_INLINE_MAX {
         verify()?
     } else {
-        tokio::task::spawn_blocking(verify)
-            .await
-            .map_err(unexpected)??
+        s.blocking.run(verify).await.map_err(unexpected)??
     };
     let answer = s
         .node

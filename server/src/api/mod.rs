@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sapix_core::{AgentId, KeySchedule, RootKey};
 use sapix_runtime::actor::NodeHandle;
+use sapix_runtime::blocking::Blocking;
 use sapix_runtime::clock::Clock;
 use sapix_runtime::strand::Strand;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub agent_id: AgentId,
     /// The clocks.
     pub clock: Arc<dyn Clock>,
+    /// Where strand reads and block verification run.
+    pub blocking: Blocking,
 }
 
 impl AppState {

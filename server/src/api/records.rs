@@ -136,7 +136,9 @@ pub(crate) async fn read(
         .filter(|_| hash.len() == 64)
         .ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))?;
     let strand = s.strand.clone();
-    let found = tokio::task::spawn_blocking(move || strand.get_by_hash(&hash))
+    let found = s
+        .blocking
+        .run(move || strand.get_by_hash(&hash))
         .await
         .map_err(unexpected)?
         .map_err(|e| {

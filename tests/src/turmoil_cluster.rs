@@ -1,0 +1,654 @@
+//! Layer 1: the real shell under turmoil. Three `sapix-agent` nodes (the real start-up,
+//! runtime, strand and axum router) and a `codios-dev` host, on turmoil's simulated network and
+//! clock, driven by a seeded workload while seeded faults hit them; after the faults stop and
+//! everything heals, the DESIGN §6 invariants are checked on the final state.
+//!
+//! Everything is a function of the seed: turmoil's rng (latencies, and tokio's own scheduling
+//! under `--cfg tokio_unstable`), the fault schedule, the workload and each host's clock skew.
+//! Blocking work runs inline on each host's task ([`Blocking::Inline`]), so no real thread can
+//! reorder events. Storage is a real directory per node (on tmpfs when there is one); a crash
+//! stops the host's tasks, a restart recovers from that directory.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sapix_core::{Hash, KeySchedule, MasterSeed, UnixMillis};
+use sapix_runtime::blocking::Blocking;
+use sapix_runtime::clock::SkewedClock;
+use sapix_runtime::http::{Call, HttpClient};
+use sapix_runtime::strand::Strand;
+use sapix_server::config::Config;
+use sapix_server::startup::{self, Environment};
+use serde_json::{json, Value};
+
+use crate::turmoil_net::{connector, Listener};
+
+/// The sapix nodes' host names.
+pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
+const CODIOS: &str = "codios";
+const DRIVER: &str = "driver";
+const NODE_PORT: u16 = 7475;
+const CODIOS_PORT: u16 = 9000;
+const SEED_HEX: &str = "7e1f0c2d4b6a8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071";
+const CODIOS_KEY: &str = "sk-turmoil";
+/// Permitted to write anywhere by the Codios policy.
+const ALICE: &str = "alice-token";
+/// Unknown to Codios: every answer about it is a deny.
+const MALLORY: &str = "mallory-token";
+/// The simulated wall clock at the start (turmoil's epoch).
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+/// Faults are injected this long after the cluster is formed...
+const FAULT_WINDOW: Duration = Duration::from_secs(40);
+/// ...and the cluster must converge within this long after they stop.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(240);
+
+/// What a run produced: a digest of everything observable (the answers the driver saw and
+/// every node's final strand), and counts for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// BLAKE3 over the driver's answers and the final strands.
+    pub digest: String,
+    /// Writes acknowledged.
+    pub acked: usize,
+    /// Faults injected.
+    pub faults: usize,
+    /// Blocks on every node at the end.
+    pub blocks: usize,
+}
+
+/// One fault, or its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fault {
+    Partition(&'static str, &'static str),
+    Repair(&'static str, &'static str),
+    PartitionOneway(&'static str, &'static str),
+    RepairOneway(&'static str, &'static str),
+    Hold(&'static str, &'static str),
+    Release(&'static str, &'static str),
+    Crash(&'static str),
+    Restart(&'static str),
+    Bounce(&'static str),
+}
+
+/// State the driver and the fault loop share (the simulation is single-threaded).
+#[derive(Default)]
+struct Shared {
+    /// Set by the driver when the cluster is formed: faults start then.
+    formed_at: Option<Duration>,
+    /// Set by the fault loop when every fault has ended and every host runs.
+    healed: bool,
+    /// Each node's open strand, to read the final state without going through the network.
+    strands: BTreeMap<&'static str, Weak<Strand>>,
+}
+
+type SharedRef = Rc<RefCell<Shared>>;
+
+/// Per-host clock skew drawn from the seed: an offset of up to ±10 minutes and a drift of up
+/// to ±0.1 %. Correctness must not depend on clocks agreeing (§6.8).
+fn skews(rng: &mut ChaCha8Rng) -> BTreeMap<&'static str, (i64, i64)> {
+    NODES
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                (
+                    rng.gen_range(-600_000..=600_000),
+                    rng.gen_range(-1000..=1000),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn data_root() -> tempfile::TempDir {
+    // tmpfs makes fsync free; the strand's durability model is the same either way.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::Builder::new()
+            .prefix("sapix-turmoil")
+            .tempdir_in(shm)
+        {
+            return d;
+        }
+    }
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn node_config(name: &str, dir: &std::path::Path) -> Config {
+    let vars: BTreeMap<&str, String> = [
+        ("SAPIX_AGENT_ID", name.to_string()),
+        ("SAPIX_MASTER_SEED", SEED_HEX.to_string()),
+        ("SAPIX_DATA_DIR", dir.display().to_string()),
+        ("SAPIX_BIND_ADDR", format!("0.0.0.0:{NODE_PORT}")),
+        ("SAPIX_ENDPOINT", format!("http://{name}:{NODE_PORT}")),
+        ("SAPIX_MESH_TIMEOUT_MS", "2000".to_string()),
+        ("SAPIX_CODIOS_URL", format!("http://{CODIOS}:{CODIOS_PORT}")),
+        ("SAPIX_CODIOS_API_KEY", CODIOS_KEY.to_string()),
+        ("SAPIX_CODIOS_TIMEOUT_MS", "1000".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_env(|k| vars.get(k).cloned()).expect("valid test config")
+}
+
+/// Starts node `name` on the current turmoil host and serves it until the host is crashed.
+async fn serve_node(
+    name: &'static str,
+    dir: PathBuf,
+    skew: (i64, i64),
+    rng_seed: u64,
+    shared: SharedRef,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = node_config(name, &dir);
+    let listener = Listener::bind(NODE_PORT).await?;
+    let bound = listener.0.local_addr()?;
+    let since_epoch = turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64;
+    let env = Environment {
+        clock: Arc::new(SkewedClock::new(
+            UnixMillis(EPOCH_MS + since_epoch),
+            skew.0,
+            skew.1,
+        )),
+        connector: connector(),
+        rng_seed,
+        blocking: Blocking::Inline,
+    };
+    let started = startup::start(&config, bound, env).await?;
+    shared
+        .borrow_mut()
+        .strands
+        .insert(name, Arc::downgrade(&started.strand));
+    startup::spawn_checkpoints(started.strand.clone(), Blocking::Inline);
+    drop(started.strand);
+    axum::serve(listener, started.app).await?;
+    Ok(())
+}
+
+async fn serve_codios() -> Result<(), Box<dyn std::error::Error>> {
+    let policy = sapix_server::codios_dev::Policy::parse(
+        &json!({
+            "api_key": CODIOS_KEY,
+            "tokens": { ALICE: { "*": ["*"] } },
+        })
+        .to_string(),
+    )?;
+    let listener = Listener::bind(CODIOS_PORT).await?;
+    axum::serve(listener, sapix_server::codios_dev::router(policy)).await?;
+    Ok(())
+}
+
+/// Runs seed `seed` to the end and checks the invariants; `Err` says which one broke.
+pub fn run(seed: u64) -> Result<Outcome, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let root = data_root();
+    let shared: SharedRef = Rc::default();
+    let skews = skews(&mut rng);
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
+        .tick_duration(Duration::from_millis(10))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(50))
+        .simulation_duration(Duration::from_secs(900))
+        .build();
+
+    sim.host(CODIOS, serve_codios);
+    for (i, &name) in NODES.iter().enumerate() {
+        let dir = root.path().join(name);
+        let skew = skews[name];
+        let shared = shared.clone();
+        let node_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        sim.host(name, move || {
+            serve_node(name, dir.clone(), skew, node_seed, shared.clone())
+        });
+    }
+    let report: Rc<RefCell<Option<Result<Outcome, String>>>> = Rc::default();
+    {
+        let (shared, report) = (shared.clone(), report.clone());
+        let driver_rng = ChaCha8Rng::seed_from_u64(rng.gen());
+        sim.client(DRIVER, async move {
+            let result = drive(driver_rng, shared).await;
+            *report.borrow_mut() = Some(result);
+            Ok(())
+        });
+    }
+
+    let schedule = fault_schedule(&mut rng);
+    let faults = schedule.len();
+    let mut pending = schedule.into_iter().peekable();
+    let mut down: BTreeSet<&'static str> = BTreeSet::new();
+    loop {
+        let formed = shared.borrow().formed_at;
+        if let Some(formed) = formed {
+            while let Some((at, _)) = pending.peek() {
+                if sim.elapsed() < formed + *at {
+                    break;
+                }
+                let (_, fault) = pending.next().expect("peeked");
+                apply(&mut sim, &fault, &mut down);
+            }
+            if pending.peek().is_none() && !shared.borrow().healed {
+                heal(&mut sim, &mut down);
+                shared.borrow_mut().healed = true;
+            }
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return Err(format!("simulation failed: {e}")),
+        }
+    }
+    let outcome = report
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| Err("the driver never reported".into()));
+    outcome.map(|o| Outcome { faults, ..o })
+}
+
+/// Up to ten faults at seeded moments of the fault window, each ended within it.
+fn fault_schedule(rng: &mut ChaCha8Rng) -> Vec<(Duration, Fault)> {
+    let mut events = Vec::new();
+    let window = FAULT_WINDOW.as_millis() as u64;
+    for _ in 0..rng.gen_range(2..=10) {
+        let start = rng.gen_range(0..window - 1000);
+        let end = rng.gen_range(start + 500..window);
+        let a = NODES[rng.gen_range(0..NODES.len())];
+        let others: Vec<&'static str> = NODES
+            .iter()
+            .copied()
+            .chain([CODIOS])
+            .filter(|&h| h != a)
+            .collect();
+        let b = others[rng.gen_range(0..others.len())];
+        let (begin, finish) = match rng.gen_range(0..7) {
+            0 => (Fault::Partition(a, b), Some(Fault::Repair(a, b))),
+            1 => (
+                Fault::PartitionOneway(a, b),
+                Some(Fault::RepairOneway(a, b)),
+            ),
+            2 => (Fault::Hold(a, b), Some(Fault::Release(a, b))),
+            3 => (Fault::Crash(a), Some(Fault::Restart(a))),
+            4 => (Fault::Bounce(a), None),
+            5 => (Fault::Crash(CODIOS), Some(Fault::Restart(CODIOS))),
+            _ => (Fault::Hold(a, CODIOS), Some(Fault::Release(a, CODIOS))),
+        };
+        events.push((Duration::from_millis(start), begin));
+        if let Some(f) = finish {
+            events.push((Duration::from_millis(end), f));
+        }
+    }
+    events.sort_by_key(|(at, _)| *at);
+    events
+}
+
+fn apply(sim: &mut turmoil::Sim<'_>, fault: &Fault, down: &mut BTreeSet<&'static str>) {
+    match *fault {
+        Fault::Partition(a, b) => sim.partition(a, b),
+        Fault::Repair(a, b) => sim.repair(a, b),
+        Fault::PartitionOneway(a, b) => sim.partition_oneway(a, b),
+        Fault::RepairOneway(a, b) => sim.repair_oneway(a, b),
+        Fault::Hold(a, b) => sim.hold(a, b),
+        Fault::Release(a, b) => sim.release(a, b),
+        Fault::Crash(h) => {
+            if down.insert(h) {
+                sim.crash(h);
+            }
+        }
+        Fault::Restart(h) => {
+            if down.remove(h) {
+                sim.bounce(h);
+            }
+        }
+        Fault::Bounce(h) => {
+            if !down.contains(h) {
+                sim.bounce(h);
+            }
+        }
+    }
+}
+
+/// Ends every fault: links repaired and released both ways, crashed hosts restarted.
+fn heal(sim: &mut turmoil::Sim<'_>, down: &mut BTreeSet<&'static str>) {
+    let hosts: Vec<&'static str> = NODES.iter().copied().chain([CODIOS]).collect();
+    for (i, &a) in hosts.iter().enumerate() {
+        for &b in &hosts[i + 1..] {
+            sim.repair(a, b);
+            sim.release(a, b);
+        }
+    }
+    for h in std::mem::take(down) {
+        sim.bounce(h);
+    }
+}
+
+/// The driver's view of one node's consistency mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Cp,
+    Ap,
+    /// A switch whose answer was lost: either may hold.
+    Unknown,
+}
+
+/// An acknowledged write.
+#[derive(Debug, Clone)]
+struct Acked {
+    node: &'static str,
+    hash: Hash,
+}
+
+/// A client of every node, over the same HTTP client the nodes use for each other.
+struct Driver {
+    http: HttpClient,
+    root_key: String,
+    /// Every answer seen, in order, for the digest.
+    log: Vec<String>,
+}
+
+impl Driver {
+    async fn call(&mut self, call: Call<'_>) -> Option<(u16, Value)> {
+        let what = format!("{:?}", call);
+        let answer = self.http.send(call).await;
+        let out = match answer {
+            Ok(a) => Some((
+                a.status.as_u16(),
+                serde_json::from_slice(&a.body).unwrap_or(Value::Null),
+            )),
+            Err(_) => None,
+        };
+        self.log.push(format!(
+            "{} -> {:?}",
+            what.split("bearer").next().unwrap_or_default(),
+            out.as_ref().map(|(s, _)| *s)
+        ));
+        out
+    }
+
+    async fn get(&mut self, node: &str, path: &str) -> Option<(u16, Value)> {
+        let key = self.root_key.clone();
+        self.call(Call::get(format!("http://{node}:{NODE_PORT}{path}"), 1 << 20).bearer(&key))
+            .await
+    }
+
+    async fn post(
+        &mut self,
+        node: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Option<(u16, Value)> {
+        let url = format!("http://{node}:{NODE_PORT}{path}");
+        self.call(Call::post_json(url, body, 1 << 20).bearer(token))
+            .await
+    }
+}
+
+/// Polls `cond` every simulated second until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn strand_of(shared: &SharedRef, node: &str) -> Option<Arc<Strand>> {
+    shared.borrow().strands.get(node).and_then(Weak::upgrade)
+}
+
+/// Forms the cluster, runs the workload through the faults, waits for convergence and checks.
+async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String> {
+    let keys = KeySchedule::new(MasterSeed::from_hex(SEED_HEX).expect("hex seed"));
+    let mut d = Driver {
+        http: HttpClient::new(connector(), Duration::from_secs(5), Duration::from_secs(2)),
+        root_key: keys.default_root_key().expose().to_string(),
+        log: Vec::new(),
+    };
+    let root = d.root_key.clone();
+
+    // Formation, fault-free: n1 divides to n2 and n3; the membership reaches everyone.
+    for node in NODES {
+        let mut up = false;
+        for _ in 0..30 {
+            if matches!(d.get(node, "/healthz").await, Some((200, _))) {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !up {
+            return Err(format!("{node} never answered /healthz"));
+        }
+    }
+    for new in ["n2", "n3"] {
+        let body = json!({ "new_agent_id": new, "endpoint": format!("http://{new}:{NODE_PORT}"), "role": "Replica" });
+        match d.post("n1", "/v1/cluster/divide", &root, &body).await {
+            Some((200, _)) => {}
+            other => return Err(format!("divide to {new} answered {other:?}")),
+        }
+    }
+    for node in NODES {
+        let mut meshed = false;
+        for _ in 0..60 {
+            if let Some((200, s)) = d.get(node, "/v1/cluster/status").await {
+                let known = s["nodes"].as_array().map_or(0, Vec::len);
+                if known == NODES.len() {
+                    meshed = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !meshed {
+            return Err(format!("{node} never learned the full membership"));
+        }
+    }
+    shared.borrow_mut().formed_at = Some(turmoil::sim_elapsed().unwrap_or_default());
+
+    // The workload, while faults come and go.
+    let mut modes: BTreeMap<&'static str, Mode> = NODES.iter().map(|&n| (n, Mode::Cp)).collect();
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut n = 0u64;
+    while !shared.borrow().healed {
+        let node = NODES[rng.gen_range(0..NODES.len())];
+        match rng.gen_range(0..10) {
+            0 => {
+                let mode = if rng.gen_bool(0.5) { "Ap" } else { "Cp" };
+                let body = json!({ "mode": mode });
+                modes.insert(
+                    node,
+                    match d.post(node, "/v1/cluster/consistency", &root, &body).await {
+                        Some((200, _)) if mode == "Cp" => Mode::Cp,
+                        Some((200, _)) => Mode::Ap,
+                        Some(_) => modes[node],
+                        None => Mode::Unknown,
+                    },
+                );
+            }
+            1 => {
+                let peer = NODES[rng.gen_range(0..NODES.len())];
+                let path = format!("/v1/mesh/sync/{peer}");
+                d.post(node, &path, &root, &json!({})).await;
+            }
+            k => {
+                n += 1;
+                let token = match k {
+                    2 => MALLORY,
+                    3..=5 => ALICE,
+                    _ => root.as_str(),
+                };
+                let body = json!({ "collection": "orders", "data": { "n": n } });
+                let mode = modes[node];
+                let answer = d.post(node, "/v1/records", token, &body).await;
+                if let Some((201, receipt)) = answer {
+                    // §6.6: Codios never permits mallory, so no cache can either.
+                    if token == MALLORY {
+                        return Err(format!("{node} acknowledged a write Codios denies"));
+                    }
+                    let hash = receipt["hash"]
+                        .as_str()
+                        .and_then(Hash::from_hex)
+                        .ok_or_else(|| format!("receipt without a hash: {receipt}"))?;
+                    if mode == Mode::Cp {
+                        check_cp(&shared, node, &hash)?;
+                    }
+                    acked.push(Acked { node, hash });
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
+    }
+
+    // Healed: every node converges to the same blocks, holding every acknowledged write.
+    let converged = eventually(CONVERGE_WITHIN, || {
+        let shared = shared.clone();
+        let acked = acked.clone();
+        async move { same_blocks(&shared).is_ok() && missing(&shared, &acked).is_none() }
+    })
+    .await;
+    if !converged {
+        same_blocks(&shared)?;
+        if let Some(m) = missing(&shared, &acked) {
+            return Err(m);
+        }
+    }
+    let mut digest = blake3::Hasher::new();
+    for line in &d.log {
+        digest.update(line.as_bytes());
+        digest.update(b"\n");
+    }
+    let mut blocks = 0;
+    for node in NODES {
+        let strand = strand_of(&shared, node).ok_or_else(|| format!("{node} is not running"))?;
+        blocks = check_strand(node, &strand, &keys)?;
+        for e in strand.entries() {
+            digest.update(e.hash.to_hex().as_bytes());
+        }
+    }
+    Ok(Outcome {
+        digest: digest.finalize().to_hex().to_string(),
+        acked: acked.len(),
+        faults: 0,
+        blocks,
+    })
+}
+
+/// §6.3: a write acknowledged in CP mode is already on every peer.
+fn check_cp(shared: &SharedRef, node: &str, hash: &Hash) -> Result<(), String> {
+    for peer in NODES.iter().filter(|&&p| p != node) {
+        // A crashed peer's strand is closed; it could not have acknowledged anything.
+        let Some(strand) = strand_of(shared, peer) else {
+            return Err(format!(
+                "{node} acknowledged a CP write while {peer} was down"
+            ));
+        };
+        if strand.offset_of_hash(hash).is_none() {
+            return Err(format!(
+                "{node} acknowledged CP write {} that {peer} does not hold",
+                hash.to_hex()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// §6.2: every node holds the same set of blocks.
+fn same_blocks(shared: &SharedRef) -> Result<(), String> {
+    let mut sets = Vec::new();
+    for node in NODES {
+        let strand = strand_of(shared, node).ok_or_else(|| format!("{node} is not running"))?;
+        let set: BTreeSet<(String, u64, Hash)> = strand
+            .entries()
+            .into_iter()
+            .map(|e| (e.author.to_string(), e.seq, e.hash))
+            .collect();
+        sets.push((node, set));
+    }
+    let (first, base) = &sets[0];
+    for (node, set) in &sets[1..] {
+        if set != base {
+            return Err(format!(
+                "blocks differ: {first} holds {} and {node} holds {} ({} only on {first}, {} only on {node})",
+                base.len(),
+                set.len(),
+                base.difference(set).count(),
+                set.difference(base).count()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// §6.1: the first acknowledged write some node lacks, if any.
+fn missing(shared: &SharedRef, acked: &[Acked]) -> Option<String> {
+    for node in NODES {
+        let strand = strand_of(shared, node)?;
+        if let Some(a) = acked
+            .iter()
+            .find(|a| strand.offset_of_hash(&a.hash).is_none())
+        {
+            return Some(format!(
+                "write {} acknowledged by {} is missing on {node}",
+                a.hash.to_hex(),
+                a.node
+            ));
+        }
+    }
+    None
+}
+
+/// §6.4 and §6.5 on one node's strand: every block verifies, each author's chain is contiguous
+/// and linked, and no block is stored twice. Returns the number of blocks.
+fn check_strand(node: &str, strand: &Strand, keys: &KeySchedule) -> Result<usize, String> {
+    let entries = strand.entries();
+    let mut chains: BTreeMap<String, (u64, Hash)> = BTreeMap::new();
+    let mut hashes = BTreeSet::new();
+    for e in &entries {
+        if !hashes.insert(e.hash) {
+            return Err(format!("{node} stores {} twice", e.hash.to_hex()));
+        }
+        let block = strand
+            .get(e.offset)
+            .map_err(|err| format!("{node} offset {}: {err}", e.offset))?
+            .ok_or_else(|| format!("{node} offset {} is unreadable", e.offset))?;
+        block
+            .verify(keys)
+            .map_err(|err| format!("{node} offset {} does not verify: {err}", e.offset))?;
+        let (seq, prev) = chains
+            .entry(e.author.to_string())
+            .or_insert((0, Hash::ZERO));
+        if block.body.seq != *seq + 1 || block.body.prev != *prev {
+            return Err(format!(
+                "{node}: {}'s seq {} does not follow seq {seq}",
+                e.author, block.body.seq
+            ));
+        }
+        *seq = block.body.seq;
+        *prev = block.hash;
+    }
+    Ok(entries.len())
+}
+
+/// The command that replays `seed` alone.
+pub fn replay_command(seed: u64) -> String {
+    format!(
+        "TURMOIL_SEED={seed} cargo test -p sapix-tests --test turmoil_cluster replay -- --nocapture"
+    )
+}
