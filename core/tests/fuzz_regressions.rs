@@ -21,10 +21,10 @@ fn sealed(payload: &[u8]) -> Block {
     .seal(&keys.signing_key(&author))
 }
 
-/// block_structured: a bit flip inside a JSON string of a stored payload left bytes that are
-/// not UTF-8; the JSON checker skips string contents without validating them, so the block
-/// decoded, and its JSON wire form (which must be text) then carried other payload bytes than
-/// the author signed: a block that decodes could not be replicated.
+/// Found triaging block_structured's JSON round trip: a payload whose JSON strings hold bytes
+/// that are not UTF-8 passed the check (serde_json skips ignored string contents without
+/// validating them), so such a block decoded from disk, and its JSON wire form (which must be
+/// text) then carried other payload bytes than the author signed: it could not replicate.
 #[test]
 fn payload_with_invalid_utf8_inside_a_string_is_not_json() {
     for bad in [
