@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, lints, unit, scenario, and black-box tests with
-# real sapix-agent processes on loopback. This is the README's test command and what CI runs.
+# real sapix-agent processes on loopback, then a short run of every fuzz target. This is the
+# README's test command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -26,3 +28,10 @@ step "madsim second opinion: the core nodes over madsim's network (cargo madsim-
 # Its own target dir and `--cfg madsim` come from the alias in .cargo/config.toml; an env
 # RUSTFLAGS would replace that flag, so this step runs without one.
 env -u RUSTFLAGS cargo madsim-test
+
+# A short run of every fuzz target from its seed corpus, so a parser regression fails here.
+fuzz_secs=${SAPIX_FUZZ_SECS:-15}
+if [ "$fuzz_secs" != 0 ]; then
+    step "fuzz smoke run (${fuzz_secs}s per target)"
+    scripts/fuzz.sh "$fuzz_secs"
+fi

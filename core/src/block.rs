@@ -385,7 +385,10 @@ pub fn check_payload(payload: &[u8]) -> Result<(), DecodeError> {
             max: MAX_PAYLOAD_LEN,
         });
     }
-    serde_json::from_slice::<IgnoredAny>(payload).map_err(|_| DecodeError::PayloadNotJson)?;
+    // UTF-8 first: serde_json skips over string contents it ignores without validating them,
+    // and a payload must be text so its JSON wire form carries exactly the signed bytes.
+    let text = core::str::from_utf8(payload).map_err(|_| DecodeError::PayloadNotJson)?;
+    serde_json::from_str::<IgnoredAny>(text).map_err(|_| DecodeError::PayloadNotJson)?;
     Ok(())
 }
 

@@ -23,9 +23,25 @@ pub const CLUSTER_FILE: &str = "cluster.json";
 
 /// Reads the persisted cluster view and cursors from `dir`.
 pub fn load(dir: &Path) -> io::Result<(Option<ClusterState>, BTreeMap<AgentId, u64>)> {
-    let cluster = state_file::read_json(&dir.join(CLUSTER_FILE))?;
-    let cursors = state_file::read_json(&dir.join(CURSORS_FILE))?.unwrap_or_default();
+    let cluster = read(&dir.join(CLUSTER_FILE), parse_cluster)?;
+    let cursors = read(&dir.join(CURSORS_FILE), parse_cursors)?.unwrap_or_default();
     Ok((cluster, cursors))
+}
+
+/// Parses the bytes of a `cluster.json` read from `path` (named in the error only).
+pub fn parse_cluster(bytes: &[u8], path: &Path) -> io::Result<ClusterState> {
+    state_file::parse_json(bytes, path)
+}
+
+/// Parses the bytes of a `sync_cursors.json` read from `path` (named in the error only).
+pub fn parse_cursors(bytes: &[u8], path: &Path) -> io::Result<BTreeMap<AgentId, u64>> {
+    state_file::parse_json(bytes, path)
+}
+
+fn read<T>(path: &Path, parse: fn(&[u8], &Path) -> io::Result<T>) -> io::Result<Option<T>> {
+    state_file::read_bounded(path)?
+        .map(|bytes| parse(&bytes, path))
+        .transpose()
 }
 
 /// One write to perform, and the input that reports it done.
@@ -85,4 +101,39 @@ pub fn spawn(done: mpsc::UnboundedSender<Input>, blocking: Blocking) -> mpsc::Un
         }
     });
     tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sapix_core::{Consistency, Role};
+
+    #[test]
+    fn state_files_load_what_the_writer_wrote_and_name_the_file_when_garbled() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ClusterState {
+            role: Role::Replica,
+            consistency: Consistency::Ap,
+            peers: Vec::new(),
+        };
+        let alpha = AgentId::new("alpha").unwrap();
+        for job in [
+            Job::cluster(dir.path(), &state, Input::ClusterPersisted { version: 1 }),
+            Job::cursors(
+                dir.path(),
+                &[(alpha.clone(), 9)],
+                Input::ClusterPersisted { version: 2 },
+            ),
+        ] {
+            state_file::write_atomic(&job.path, &job.bytes, 0o644).unwrap();
+        }
+        let (cluster, cursors) = load(dir.path()).unwrap();
+        assert_eq!(cluster, Some(state));
+        assert_eq!(cursors, BTreeMap::from([(alpha, 9)]));
+
+        let err = parse_cursors(b"{\"alpha\": -1}", Path::new(CURSORS_FILE)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().starts_with(CURSORS_FILE), "{err}");
+        assert!(parse_cluster(b"[]", Path::new(CLUSTER_FILE)).is_err());
+    }
 }

@@ -50,11 +50,16 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 
 /// Reads a JSON state file; `Ok(None)` if it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    let bytes = match read_bounded(path)? {
-        Some(b) => b,
-        None => return Ok(None),
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    match read_bounded(path)? {
+        Some(bytes) => parse_json(&bytes, path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses the bytes of the JSON state file at `path` (named in the error only). Separate from
+/// the read so the parser of untrusted disk bytes can be fuzzed without a file.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> io::Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: {e}", path.display()),

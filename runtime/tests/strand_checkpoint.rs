@@ -6,7 +6,7 @@ mod strand_common;
 use std::fs;
 use std::path::Path;
 
-use sapix_runtime::strand::{CheckpointStatus, Strand, StrandOptions};
+use sapix_runtime::strand::{parse_checkpoint, CheckpointStatus, Strand, StrandOptions};
 use strand_common::{open, opts, segments, snapshot, Chain, Snapshot};
 
 fn checkpoint_path(o: &StrandOptions) -> std::path::PathBuf {
@@ -72,6 +72,16 @@ fn damaged_checkpoints_are_rebuilt_with_identical_results() {
         assert_eq!(scanned, 30);
         assert_eq!(again, snap);
     }
+}
+
+#[test]
+fn checkpoint_bytes_parse_on_their_own_as_at_open() {
+    let root = tempfile::tempdir().unwrap();
+    let (o, _) = build(root.path());
+    let good = fs::read(checkpoint_path(&o)).unwrap();
+    assert_eq!(parse_checkpoint(&good), Ok(30));
+    assert!(parse_checkpoint(&good[..good.len() - 1]).is_err());
+    assert!(parse_checkpoint(b"").is_err());
 }
 
 #[test]

@@ -69,6 +69,13 @@ use index::Index;
 use segment::SegmentFile;
 use writer::{Counters, Request, Writer};
 
+/// Parses index checkpoint bytes (`graph_dir/strand-index.v1`) as [`Strand::open`] does before
+/// checking them against the segments: the last offset they cover, or why they are unusable.
+/// Public so the parser of these untrusted disk bytes can be fuzzed on its own.
+pub fn parse_checkpoint(bytes: &[u8]) -> Result<u64, String> {
+    checkpoint::decode(bytes).map(|index| index.tip())
+}
+
 /// Default segment size at which a new segment file is started: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// Default payload size above which a payload is stored as a blob: 16 KiB.
