@@ -14,13 +14,16 @@
 # Environment:
 #   SAPIX_IMAGE=name:tag     image to build (default sapixdb/agent:latest, the spec's name)
 #   SAPIX_IMAGE_SMOKE=0      skip the smoke test
+#   SAPIX_IMAGE_BIN=path     package this already built sapix-agent instead of building the
+#                            release one (the test command passes its debug build, to save a
+#                            second full compile; images for use come from the release build)
 #   CARGO_TARGET_DIR         honoured, as cargo does
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${SAPIX_IMAGE:-sapixdb/agent:latest}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN="$TARGET_DIR/release/sapix-agent"
+BIN=${SAPIX_IMAGE_BIN:-$TARGET_DIR/release/sapix-agent}
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -32,9 +35,14 @@ command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (docker info failed)"
 command -v ldd >/dev/null || die "ldd is needed to find the binary's shared libraries"
 
-step "cargo build --release --locked -p sapix-server --bin sapix-agent"
-cargo build --release --locked -p sapix-server --bin sapix-agent
-[ -x "$BIN" ] || die "cargo did not produce $BIN"
+if [ -n "${SAPIX_IMAGE_BIN:-}" ]; then
+    step "packaging the given binary $BIN (SAPIX_IMAGE_BIN)"
+    [ -x "$BIN" ] || die "SAPIX_IMAGE_BIN=$BIN is not an executable file"
+else
+    step "cargo build --release --locked -p sapix-server --bin sapix-agent"
+    cargo build --release --locked -p sapix-server --bin sapix-agent
+    [ -x "$BIN" ] || die "cargo did not produce $BIN"
+fi
 
 ctx=$(mktemp -d "${TMPDIR:-/tmp}/sapix-image.XXXXXX")
 smoke=""

@@ -20,6 +20,8 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SAPIX_AGENT_BIN="${SAPIX_AGENT_BIN:-$target_dir/debug/sapix-agent}"
 export CODIOS_DEV_BIN="${CODIOS_DEV_BIN:-$target_dir/debug/codios-dev}"
+# The compose test packages this same binary into the image instead of a second, release build.
+export SAPIX_IMAGE_BIN="${SAPIX_IMAGE_BIN:-$SAPIX_AGENT_BIN}"
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
