@@ -1,7 +1,8 @@
 //! Layer 1 under turmoil: seeded faults against three real nodes and a Codios host, then the
 //! DESIGN §6 invariants on the final state (see `sapix_tests::turmoil_cluster`).
 //!
-//! `cargo test -p sapix-tests --test turmoil_cluster` runs 200 seeds in four parallel chunks.
+//! `cargo test -p sapix-tests --test turmoil_cluster` runs 200 seeds in four chunks (the test
+//! threads take turns: a process runs one simulation at a time, see `run`).
 //! Long hunt: `TURMOIL_SEEDS=5000 cargo test --release -p sapix-tests --test turmoil_cluster`
 //! (seeds are split over the chunks; `TURMOIL_SEED_BASE` moves the range). A failing seed
 //! prints the one command that replays it.
