@@ -29,7 +29,7 @@ use sapix_server::config::Config;
 use sapix_server::startup::{self, Environment};
 use serde_json::{json, Value};
 
-use crate::turmoil_net::{connector, Listener};
+use crate::turmoil_net::{connector, trace, Listener};
 
 /// The sapix nodes' host names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -270,6 +270,7 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
                     break;
                 }
                 let (_, fault) = pending.next().expect("peeked");
+                trace::record(|| format!("{:?} fault {fault:?}", sim.elapsed()));
                 apply(&mut sim, &fault, &mut down);
             }
             if pending.peek().is_none() && !shared.borrow().healed {
@@ -288,6 +289,18 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
         .take()
         .unwrap_or_else(|| Err("the driver never reported".into()));
     outcome.map(|o| Outcome { faults, ..o })
+}
+
+/// What [`run_traced`] records: every read, write, shutdown and drop on every simulated socket
+/// (the bytes, with hyper's real-clock `date:` header blanked), and every fault, each at its
+/// simulated time.
+pub type Trace = Vec<String>;
+
+/// [`run`], also returning the run's [`Trace`]: two runs of a seed must give equal traces.
+pub fn run_traced(seed: u64) -> (Result<Outcome, String>, Trace) {
+    trace::start();
+    let outcome = run(seed);
+    (outcome, trace::take())
 }
 
 /// Up to ten faults at seeded moments of the fault window, each ended within it.
