@@ -5,10 +5,11 @@
 //! above the socket — request building, the timeout on every call, the body-size limit,
 //! status and error mapping — is this one code path whichever connector is used.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -201,10 +202,21 @@ impl<'a> Call<'a> {
     }
 }
 
+/// The hyper-util client (and connection pool) of one origin.
+type OriginClient = Client<Connector, Full<Bytes>>;
+
 /// A pooled HTTP/1 client whose every call is bounded by one timeout.
+///
+/// It keeps one hyper-util client (one connection pool) per origin. hyper-util keeps a pool's
+/// connections in `HashMap`s keyed by origin, whose iteration order is random per process: a
+/// pool holding several origins closes its idle connections (on expiry or when dropped) in a
+/// random order. With one origin per pool, the order in which connections are opened, reused
+/// and closed is a function of the calls alone, which a deterministic simulation needs.
+/// Pooling is per origin either way, so this changes nothing else.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    clients: Arc<Mutex<BTreeMap<String, OriginClient>>>,
     timeout: Duration,
 }
 
@@ -221,11 +233,30 @@ impl HttpClient {
                 }
             })
         }));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_timer(TokioTimer::new())
-            .build(bounded);
-        HttpClient { client, timeout }
+        HttpClient {
+            connector: bounded,
+            clients: Arc::default(),
+            timeout,
+        }
+    }
+
+    /// The client (and pool) of `uri`'s origin, made on first use.
+    fn client_for(&self, uri: &Uri) -> OriginClient {
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients
+            .entry(origin)
+            .or_insert_with(|| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(POOL_IDLE)
+                    .pool_timer(TokioTimer::new())
+                    .build(self.connector.clone())
+            })
+            .clone()
     }
 
     /// Sends `call` and reads the whole answer, within the timeout.
@@ -234,6 +265,7 @@ impl HttpClient {
             .url
             .parse()
             .map_err(|e: hyper::http::uri::InvalidUri| HttpError::BadUrl(e.to_string()))?;
+        let client = self.client_for(&uri);
         let mut req = Request::builder().method(call.method).uri(uri);
         if let Some(token) = call.bearer {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -250,7 +282,7 @@ impl HttpClient {
             .map_err(|e| HttpError::BadUrl(e.to_string()))?;
         let max_body = call.max_body;
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| {
+            let resp = client.request(req).await.map_err(|e| {
                 if e.is_connect() {
                     connect_error(&e)
                 } else {

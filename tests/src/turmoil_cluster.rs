@@ -6,14 +6,16 @@
 //! Everything is a function of the seed: turmoil's rng (latencies, and tokio's own scheduling
 //! under `--cfg tokio_unstable`), the fault schedule, the workload and each host's clock skew.
 //! Blocking work runs inline on each host's task ([`Blocking::Inline`]), so no real thread can
-//! reorder events. Storage is a real directory per node (on tmpfs when there is one); a crash
-//! stops the host's tasks, a restart recovers from that directory.
+//! reorder events. A process runs one simulation at a time, from the same task-id alignment,
+//! so a seed replays identically whatever ran before it in the process (see [`run`]). Storage
+//! is a real directory per node (on tmpfs when there is one); a crash stops the host's tasks, a
+//! restart recovers from that directory.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rand::{Rng, SeedableRng};
@@ -27,7 +29,7 @@ use sapix_server::config::Config;
 use sapix_server::startup::{self, Environment};
 use serde_json::{json, Value};
 
-use crate::turmoil_net::{connector, Listener};
+use crate::turmoil_net::{connector, trace, Listener};
 
 /// The sapix nodes' host names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -184,8 +186,43 @@ async fn serve_codios() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Held by the simulation this process is running: one at a time.
+static ONE_SIM: Mutex<()> = Mutex::new(());
+
+/// Tokio numbers tasks from one process-wide counter, and a runtime's shutdown drops its tasks
+/// shard by shard, a task's shard being its id modulo the shard count (4 on a current-thread
+/// runtime). A crash or bounce drops the host's runtime, so the order in which its connections
+/// close (and their FIN/RST segments are sent, each drawing a latency from turmoil's rng)
+/// depends on the counter's value modulo 4. Each run starts the counter at a multiple of this
+/// (which any shard count up to 64 divides), and runs never overlap: two at once would
+/// interleave their ids.
+const TASK_ID_ALIGN: u64 = 64;
+
+/// Spends task ids until the next one spawned is a multiple of [`TASK_ID_ALIGN`].
+fn align_task_ids() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a bare runtime");
+    loop {
+        let id: u64 = rt
+            .spawn(async {})
+            .id()
+            .to_string()
+            .parse()
+            .expect("task ids print as numbers");
+        if id % TASK_ID_ALIGN == TASK_ID_ALIGN - 1 {
+            break;
+        }
+    }
+}
+
 /// Runs seed `seed` to the end and checks the invariants; `Err` says which one broke.
+///
+/// A process runs one simulation at a time: calls from several threads take turns.
 pub fn run(seed: u64) -> Result<Outcome, String> {
+    // See `TASK_ID_ALIGN`.
+    let _one = ONE_SIM.lock().unwrap_or_else(PoisonError::into_inner);
+    align_task_ids();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let root = data_root();
     let shared: SharedRef = Rc::default();
@@ -233,6 +270,7 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
                     break;
                 }
                 let (_, fault) = pending.next().expect("peeked");
+                trace::record(|| format!("{:?} fault {fault:?}", sim.elapsed()));
                 apply(&mut sim, &fault, &mut down);
             }
             if pending.peek().is_none() && !shared.borrow().healed {
@@ -251,6 +289,18 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
         .take()
         .unwrap_or_else(|| Err("the driver never reported".into()));
     outcome.map(|o| Outcome { faults, ..o })
+}
+
+/// What [`run_traced`] records: every read, write, shutdown and drop on every simulated socket
+/// (the bytes, with hyper's real-clock `date:` header blanked), and every fault, each at its
+/// simulated time.
+pub type Trace = Vec<String>;
+
+/// [`run`], also returning the run's [`Trace`]: two runs of a seed must give equal traces.
+pub fn run_traced(seed: u64) -> (Result<Outcome, String>, Trace) {
+    trace::start();
+    let outcome = run(seed);
+    (outcome, trace::take())
 }
 
 /// Up to ten faults at seeded moments of the fault window, each ended within it.
