@@ -247,11 +247,8 @@ impl Shared {
     }
 
     fn drain(&mut self, i: usize) {
-        if let Some(node) = self.hosts[i].node.as_ref() {
-            let index = |a: &sapix_core::AgentId| self.hosts.iter().position(|h| &h.agent == a);
-            let r = checkers::peer_acks::check(i, &self.hosts[i].agent, node, &self.stores, index);
-            self.verdict(r.map_err(|m| ("peer_acks", m)));
-        }
+        let v = checkers::peer_acks::check_host(i, &self.hosts, &self.stores);
+        self.verdict(v);
         while let Some(out) = self.hosts[i].node.as_mut().and_then(Node::poll_output) {
             output_digest(&out, self.trace.hasher());
             if self.trace.printing() {
