@@ -60,6 +60,23 @@ fn seeds_chunk_3() {
     seeds(3);
 }
 
+/// Seeds that once failed, replayed on every run. 1269 1741 2328 2352 2388 (long hunt from
+/// 1000): a peer stored a CP write, answered the push and crashed before the writer's 201
+/// reached the driver; the CP check took "down" for "never had it" (a harness false positive,
+/// fixed by judging a down peer by what its disk held when it went down).
+#[test]
+fn regression_seeds() {
+    let failures: Vec<String> = [1269, 1741, 2328, 2352, 2388]
+        .into_iter()
+        .filter_map(|seed| {
+            run(seed)
+                .err()
+                .map(|why| format!("seed {seed}: {why}\n  replay: {}", replay_command(seed)))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Seeds replay identically: each seed run twice, with other runs in between, gives the same
 /// outcome and the same trace (every byte every socket read and wrote, every drop and fault, at
 /// the same simulated time). The default seeds crash and bounce hosts, where teardown order is
