@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::blocking::Blocking;
 use crate::clock::Clock;
 use crate::codios::CodiosClient;
+use crate::disk::Disk;
 use crate::mesh::{self, MembersBody, MeshClient, PushOutcome};
 use crate::persist::{self, Job};
 use crate::strand::Strand;
@@ -126,6 +127,8 @@ pub struct Shell {
     pub mesh: MeshClient,
     /// Where `sync_cursors.json` and `cluster.json` live.
     pub state_dir: PathBuf,
+    /// The file system they live on.
+    pub disk: Arc<dyn Disk>,
     /// The clocks.
     pub clock: Arc<dyn Clock>,
     /// The Codios client, when `SAPIX_CODIOS_URL` is set.
@@ -152,7 +155,7 @@ struct Ctx {
 
 async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Reply)>) {
     let (done, mut completions) = mpsc::unbounded_channel::<Input>();
-    let persist = persist::spawn(done.clone(), shell.blocking);
+    let persist = persist::spawn(done.clone(), shell.blocking, shell.disk.clone());
     let mut ctx = Ctx {
         me: node.agent_id().clone(),
         shell,

@@ -3,6 +3,8 @@
 //! The core takes time as a value; this module turns the process's monotonic and wall clocks
 //! into those values. Simulators substitute their own [`Clock`].
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sapix_core::{Instant, UnixMillis};
@@ -57,27 +59,51 @@ impl Clock for SystemClock {
     }
 }
 
+/// How far a simulated host's wall clock reads off true time, in ms. Shared by the host's
+/// clocks and whoever steps it (an NTP step, an operator setting the date), and kept across
+/// restarts of the host's software: the clock belongs to the host.
+#[derive(Debug, Clone, Default)]
+pub struct WallOffset(Arc<AtomicI64>);
+
+impl WallOffset {
+    /// An offset of `ms`.
+    pub fn new(ms: i64) -> Self {
+        WallOffset(Arc::new(AtomicI64::new(ms)))
+    }
+
+    /// Steps the wall clock by `by_ms` (negative: backwards), at once.
+    pub fn step(&self, by_ms: i64) {
+        self.0.fetch_add(by_ms, Ordering::Relaxed);
+    }
+
+    /// The current offset.
+    pub fn ms(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A simulated host's clocks: monotonic time from tokio's clock (simulated under turmoil), and
-/// a wall clock that starts at a given reading, is off by a fixed offset and drifts at a fixed
-/// rate. Nodes of one cluster get different skews: correctness must not depend on clocks
-/// agreeing (DESIGN §6.8).
-#[derive(Debug, Clone, Copy)]
+/// a wall clock that starts at a given reading, is off by a [`WallOffset`] that may be stepped
+/// at any time, and drifts at a fixed rate. Nodes of one cluster get different skews:
+/// correctness must not depend on clocks agreeing, nor on wall time only moving forward
+/// (DESIGN §6.8).
+#[derive(Debug, Clone)]
 pub struct SkewedClock {
     origin: tokio::time::Instant,
     wall_at_origin: UnixMillis,
-    offset_ms: i64,
+    offset: WallOffset,
     drift_ppm: i64,
 }
 
 impl SkewedClock {
     /// A clock whose [`Instant::ZERO`] is now, when the true wall clock reads
-    /// `wall_at_origin`; it reads `offset_ms` off that, and gains `drift_ppm` millionths of
+    /// `wall_at_origin`; it reads `offset` off that, and gains `drift_ppm` millionths of
     /// each elapsed millisecond (negative: loses).
-    pub fn new(wall_at_origin: UnixMillis, offset_ms: i64, drift_ppm: i64) -> Self {
+    pub fn new(wall_at_origin: UnixMillis, offset: WallOffset, drift_ppm: i64) -> Self {
         SkewedClock {
             origin: tokio::time::Instant::now(),
             wall_at_origin,
-            offset_ms,
+            offset,
             drift_ppm,
         }
     }
@@ -93,7 +119,7 @@ impl Clock for SkewedClock {
         let ms = self.wall_at_origin.0 as i64
             + elapsed
             + elapsed * self.drift_ppm / 1_000_000
-            + self.offset_ms;
+            + self.offset.ms();
         UnixMillis(ms.max(0) as u64)
     }
 

@@ -8,6 +8,7 @@ pub mod actor;
 pub mod blocking;
 pub mod clock;
 pub mod codios;
+pub mod disk;
 pub mod http;
 pub mod mesh;
 pub mod persist;

@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sapix_core::node::{ClusterState, Input};
 use sapix_core::AgentId;
 use tokio::sync::mpsc;
 
 use crate::blocking::Blocking;
+use crate::disk::Disk;
 use crate::state_file;
 
 /// File name of the pull cursors.
@@ -22,9 +24,12 @@ pub const CURSORS_FILE: &str = "sync_cursors.json";
 pub const CLUSTER_FILE: &str = "cluster.json";
 
 /// Reads the persisted cluster view and cursors from `dir`.
-pub fn load(dir: &Path) -> io::Result<(Option<ClusterState>, BTreeMap<AgentId, u64>)> {
-    let cluster = read(&dir.join(CLUSTER_FILE), parse_cluster)?;
-    let cursors = read(&dir.join(CURSORS_FILE), parse_cursors)?.unwrap_or_default();
+pub fn load(
+    disk: &dyn Disk,
+    dir: &Path,
+) -> io::Result<(Option<ClusterState>, BTreeMap<AgentId, u64>)> {
+    let cluster = read(disk, &dir.join(CLUSTER_FILE), parse_cluster)?;
+    let cursors = read(disk, &dir.join(CURSORS_FILE), parse_cursors)?.unwrap_or_default();
     Ok((cluster, cursors))
 }
 
@@ -38,8 +43,12 @@ pub fn parse_cursors(bytes: &[u8], path: &Path) -> io::Result<BTreeMap<AgentId, 
     state_file::parse_json(bytes, path)
 }
 
-fn read<T>(path: &Path, parse: fn(&[u8], &Path) -> io::Result<T>) -> io::Result<Option<T>> {
-    state_file::read_bounded(path)?
+fn read<T>(
+    disk: &dyn Disk,
+    path: &Path,
+    parse: fn(&[u8], &Path) -> io::Result<T>,
+) -> io::Result<Option<T>> {
+    state_file::read_bounded(disk, path)?
         .map(|bytes| parse(&bytes, path))
         .transpose()
 }
@@ -72,7 +81,11 @@ impl Job {
 }
 
 /// Starts the writer task; completions are sent to `done`.
-pub fn spawn(done: mpsc::UnboundedSender<Input>, blocking: Blocking) -> mpsc::UnboundedSender<Job> {
+pub fn spawn(
+    done: mpsc::UnboundedSender<Input>,
+    blocking: Blocking,
+    disk: Arc<dyn Disk>,
+) -> mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
@@ -81,9 +94,9 @@ pub fn spawn(done: mpsc::UnboundedSender<Input>, blocking: Blocking) -> mpsc::Un
                 bytes,
                 done: input,
             } = job;
-            let p = path.clone();
+            let (p, disk) = (path.clone(), disk.clone());
             let result = blocking
-                .run(move || state_file::write_atomic(&p, &bytes, 0o644))
+                .run(move || state_file::write_atomic(&*disk, &p, &bytes, 0o644))
                 .await;
             match result {
                 Ok(Ok(())) => {
@@ -106,6 +119,7 @@ pub fn spawn(done: mpsc::UnboundedSender<Input>, blocking: Blocking) -> mpsc::Un
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::OsDisk;
     use sapix_core::{Consistency, Role};
 
     #[test]
@@ -125,9 +139,9 @@ mod tests {
                 Input::ClusterPersisted { version: 2 },
             ),
         ] {
-            state_file::write_atomic(&job.path, &job.bytes, 0o644).unwrap();
+            state_file::write_atomic(&OsDisk, &job.path, &job.bytes, 0o644).unwrap();
         }
-        let (cluster, cursors) = load(dir.path()).unwrap();
+        let (cluster, cursors) = load(&OsDisk, dir.path()).unwrap();
         assert_eq!(cluster, Some(state));
         assert_eq!(cursors, BTreeMap::from([(alpha, 9)]));
 

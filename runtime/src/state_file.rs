@@ -4,53 +4,43 @@
 //! peer registry, `sync_cursors.json`, the consistency mode). A crash at any point leaves
 //! either the old file or the new one, never a mix.
 
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::disk::{Disk, OpenHow};
+
 /// Largest state file read back; anything larger is refused as corrupt rather than loaded.
 pub const MAX_STATE_FILE: u64 = 16 * 1024 * 1024;
 
 /// Replaces `path` with `bytes` atomically and durably, with the given Unix mode.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "state file needs a name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = disk.open(&tmp, OpenHow::Replace { mode })?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
-/// Fsyncs a directory so a rename or create in it is durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(dir)
 }
 
 /// Writes `value` as pretty JSON, atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+pub fn write_json<T: Serialize>(disk: &dyn Disk, path: &Path, value: &T) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes, 0o644)
+    write_atomic(disk, path, &bytes, 0o644)
 }
 
 /// Reads a JSON state file; `Ok(None)` if it does not exist.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    match read_bounded(path)? {
+pub fn read_json<T: DeserializeOwned>(disk: &dyn Disk, path: &Path) -> io::Result<Option<T>> {
+    match read_bounded(disk, path)? {
         Some(bytes) => parse_json(&bytes, path).map(Some),
         None => Ok(None),
     }
@@ -68,17 +58,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> io::Result<
 }
 
 /// Reads a whole file of at most [`MAX_STATE_FILE`] bytes; `Ok(None)` if it does not exist.
-pub fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::metadata(path) {
-        Ok(m) if m.len() > MAX_STATE_FILE => Err(io::Error::new(
+pub fn read_bounded(disk: &dyn Disk, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match disk.size(path) {
+        Ok(len) if len > MAX_STATE_FILE => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
                 "{} is {} bytes, larger than any state file",
                 path.display(),
-                m.len()
+                len
             ),
         )),
-        Ok(_) => fs::read(path).map(Some),
+        Ok(_) => disk.read(path).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -87,16 +77,18 @@ pub fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::OsDisk;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn write_then_read_round_trips_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.json");
-        assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), None);
-        write_json(&p, &vec![1u32, 2]).unwrap();
-        write_json(&p, &vec![3u32]).unwrap();
-        assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), Some(vec![3]));
+        assert_eq!(read_json::<Vec<u32>>(&OsDisk, &p).unwrap(), None);
+        write_json(&OsDisk, &p, &vec![1u32, 2]).unwrap();
+        write_json(&OsDisk, &p, &vec![3u32]).unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&OsDisk, &p).unwrap(), Some(vec![3]));
         // No temp file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -109,7 +101,7 @@ mod tests {
     fn mode_is_applied_for_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("secret");
-        write_atomic(&p, b"x", 0o600).unwrap();
+        write_atomic(&OsDisk, &p, b"x", 0o600).unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
@@ -122,7 +114,7 @@ mod tests {
         let p = dir.path().join("s.json");
         fs::write(&p, b"{\"not\": ").unwrap();
         assert_eq!(
-            read_json::<Vec<u32>>(&p).unwrap_err().kind(),
+            read_json::<Vec<u32>>(&OsDisk, &p).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
     }

@@ -17,6 +17,7 @@ use sapix_runtime::actor::Shell;
 use sapix_runtime::blocking::Blocking;
 use sapix_runtime::clock::{Clock, SystemClock};
 use sapix_runtime::codios::CodiosClient;
+use sapix_runtime::disk::{ensure_dir, Disk, OsDisk};
 use sapix_runtime::http::Connector;
 use sapix_runtime::mesh::MeshClient;
 use sapix_runtime::strand::{Strand, StrandOptions};
@@ -90,6 +91,8 @@ pub struct Environment {
     /// Where strand reads, verification and state-file writes run; [`Blocking::Inline`] also
     /// commits appends on the actor's task instead of the writer thread.
     pub blocking: Blocking,
+    /// The file system the strand and state files live on.
+    pub disk: Arc<dyn Disk>,
 }
 
 impl Environment {
@@ -100,6 +103,7 @@ impl Environment {
             connector: Connector::tcp(),
             rng_seed: rand::rngs::OsRng.next_u64(),
             blocking: Blocking::Pool,
+            disk: OsDisk::shared(),
         }
     }
 }
@@ -148,19 +152,20 @@ pub async fn start(
     bound: SocketAddr,
     env: Environment,
 ) -> Result<Started, StartError> {
+    let disk = env.disk;
     for dir in [
         &config.data_dir,
         &config.strand_dir,
         &config.graph_dir,
         &config.blob_dir,
     ] {
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        ensure_dir(&*disk, dir).map_err(io("creating", dir))?;
     }
-    let seed = master_seed(config)?;
+    let seed = master_seed(&*disk, config)?;
     let keys = Arc::new(KeySchedule::new(seed));
-    let root_key = root_key(config, &keys)?;
+    let root_key = root_key(&*disk, config, &keys)?;
     let clock = env.clock;
-    let identity = identity(config, clock.wall().0)?;
+    let identity = identity(&*disk, config, clock.wall().0)?;
 
     let mut opts = StrandOptions::new(
         config.strand_dir.clone(),
@@ -168,16 +173,17 @@ pub async fn start(
         config.blob_dir.clone(),
     );
     opts.inline_writer = env.blocking == Blocking::Inline;
+    let strand_disk = disk.clone();
     let (strand, report) = env
         .blocking
-        .run(move || Strand::open(opts))
+        .run(move || Strand::open_on(strand_disk, opts))
         .await
         .expect("strand open task panicked")?;
     tracing::info!(recovery = ?report, "strand open");
     let strand = Arc::new(strand);
 
-    let (cluster, cursors) =
-        persist::load(&config.strand_dir).map_err(io("reading state in", &config.strand_dir))?;
+    let (cluster, cursors) = persist::load(&*disk, &config.strand_dir)
+        .map_err(io("reading state in", &config.strand_dir))?;
     let restored = Restored {
         chains: sapix_runtime::actor::chains_from(&strand),
         local_tip: strand.tip(),
@@ -206,6 +212,7 @@ pub async fn start(
             keys: keys.clone(),
             mesh,
             state_dir: config.strand_dir.clone(),
+            disk,
             clock: clock.clone(),
             codios,
             blocking: env.blocking,
@@ -303,12 +310,12 @@ async fn shutdown_signal() {
 }
 
 /// The configured seed, else the one kept in the data dir, else a new one written there.
-fn master_seed(config: &Config) -> Result<MasterSeed, StartError> {
+fn master_seed(disk: &dyn Disk, config: &Config) -> Result<MasterSeed, StartError> {
     if let Some(seed) = &config.master_seed {
         return Ok(seed.clone());
     }
     let path = config.data_dir.join("master_seed");
-    if let Some(bytes) = state_file::read_bounded(&path).map_err(io("reading", &path))? {
+    if let Some(bytes) = state_file::read_bounded(disk, &path).map_err(io("reading", &path))? {
         let text = String::from_utf8_lossy(&bytes);
         return MasterSeed::from_hex(&text).map_err(|e| StartError::Io {
             what: "parsing",
@@ -319,8 +326,13 @@ fn master_seed(config: &Config) -> Result<MasterSeed, StartError> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let seed = MasterSeed::from_bytes(bytes);
-    state_file::write_atomic(&path, format!("{}\n", seed.to_hex()).as_bytes(), 0o600)
-        .map_err(io("writing", &path))?;
+    state_file::write_atomic(
+        disk,
+        &path,
+        format!("{}\n", seed.to_hex()).as_bytes(),
+        0o600,
+    )
+    .map_err(io("writing", &path))?;
     tracing::warn!(
         path = %path.display(),
         "SAPIX_MASTER_SEED is not set: generated a new master seed (mode 0600). \
@@ -330,17 +342,18 @@ fn master_seed(config: &Config) -> Result<MasterSeed, StartError> {
 }
 
 /// The configured root key, else the one derived from the seed, written to the data dir.
-fn root_key(config: &Config, keys: &KeySchedule) -> Result<RootKey, StartError> {
+fn root_key(disk: &dyn Disk, config: &Config, keys: &KeySchedule) -> Result<RootKey, StartError> {
     if let Some(k) = &config.root_key {
         tracing::info!("root key: from SAPIX_ROOT_KEY");
         return Ok(k.clone());
     }
     let key = keys.default_root_key();
     let path = config.data_dir.join("root_key");
-    let current = state_file::read_bounded(&path).map_err(io("reading", &path))?;
+    let current = state_file::read_bounded(disk, &path).map_err(io("reading", &path))?;
     let want = format!("{}\n", key.expose());
     if current.as_deref() != Some(want.as_bytes()) {
-        state_file::write_atomic(&path, want.as_bytes(), 0o600).map_err(io("writing", &path))?;
+        state_file::write_atomic(disk, &path, want.as_bytes(), 0o600)
+            .map_err(io("writing", &path))?;
     }
     tracing::info!(
         path = %path.display(),
@@ -349,9 +362,9 @@ fn root_key(config: &Config, keys: &KeySchedule) -> Result<RootKey, StartError> 
     Ok(key)
 }
 
-fn identity(config: &Config, now_ms: u64) -> Result<Identity, StartError> {
+fn identity(disk: &dyn Disk, config: &Config, now_ms: u64) -> Result<Identity, StartError> {
     let path = config.strand_dir.join("node.json");
-    match state_file::read_json::<Identity>(&path).map_err(io("reading", &path))? {
+    match state_file::read_json::<Identity>(disk, &path).map_err(io("reading", &path))? {
         Some(id) if id.agent_id != config.agent_id => Err(StartError::WrongAgent {
             path,
             found: id.agent_id,
@@ -363,7 +376,7 @@ fn identity(config: &Config, now_ms: u64) -> Result<Identity, StartError> {
                 agent_id: config.agent_id.clone(),
                 added_at_ms: now_ms,
             };
-            state_file::write_json(&path, &id).map_err(io("writing", &path))?;
+            state_file::write_json(disk, &path, &id).map_err(io("writing", &path))?;
             Ok(id)
         }
     }

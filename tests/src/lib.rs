@@ -11,7 +11,8 @@
 //! - [`strand`] parses export pages byte-exactly and verifies a strand with `sapix-core`;
 //! - [`wait_until`] polls a condition against a deadline: tests never sleep for an event;
 //! - [`turmoil_cluster`] runs three real nodes and a Codios host under turmoil with seeded
-//!   faults (Layer 1), over the adapters in [`turmoil_net`].
+//!   faults (Layer 1), over the adapters in [`turmoil_net`] and the simulated file system in
+//!   [`turmoil_disk`].
 //!
 //! The behaviours live in `tests/*.rs`, one file per area; `src/bin/sapix-load.rs` is a load
 //! generator built on the same harness.
@@ -22,6 +23,7 @@ pub mod http;
 pub mod locate;
 pub mod strand;
 pub mod turmoil_cluster;
+pub mod turmoil_disk;
 pub mod turmoil_net;
 pub mod wait;
 

@@ -1,15 +1,18 @@
 //! Layer 1: the real shell under turmoil. Three `sapix-agent` nodes (the real start-up,
-//! runtime, strand and axum router) and a `codios-dev` host, on turmoil's simulated network and
-//! clock, driven by a seeded workload while seeded faults hit them; after the faults stop and
-//! everything heals, the DESIGN §6 invariants are checked on the final state.
+//! runtime, strand and axum router), a fourth that the workload divides in while the faults
+//! come, and a `codios-dev` host, on turmoil's simulated network, clock and file system, driven
+//! by a seeded workload while seeded faults hit them (partitions, hung links, random link
+//! failures, crashes, bounces, clock steps); after the faults stop and everything heals, the
+//! DESIGN §6 invariants are checked on the final state.
 //!
 //! Everything is a function of the seed: turmoil's rng (latencies, and tokio's own scheduling
 //! under `--cfg tokio_unstable`), the fault schedule, the workload and each host's clock skew.
 //! Blocking work runs inline on each host's task ([`Blocking::Inline`]), so no real thread can
 //! reorder events. A process runs one simulation at a time, from the same task-id alignment,
 //! so a seed replays identically whatever ran before it in the process (see [`run`]). Storage
-//! is a real directory per node (on tmpfs when there is one); a crash stops the host's tasks, a
-//! restart recovers from that directory.
+//! is turmoil's simulated file system ([`TurmoilDisk`]): a crash is a power cut that keeps only
+//! what was fsynced (and tears the last unsynced write at a block boundary), a bounce is a
+//! process restart that keeps everything; either way the node recovers from what is left.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,17 +25,22 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sapix_core::{Hash, KeySchedule, MasterSeed, UnixMillis};
 use sapix_runtime::blocking::Blocking;
-use sapix_runtime::clock::SkewedClock;
+use sapix_runtime::clock::{SkewedClock, WallOffset};
 use sapix_runtime::http::{Call, HttpClient};
 use sapix_runtime::strand::Strand;
 use sapix_server::config::Config;
 use sapix_server::startup::{self, Environment};
 use serde_json::{json, Value};
 
+use crate::turmoil_disk::{Lie, TurmoilDisk};
 use crate::turmoil_net::{connector, trace, Listener};
 
 /// The sapix nodes' host names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
+/// A fourth node, running from the start but divided into the cluster during the faults.
+const JOINER: &str = "n4";
+/// Every sapix node, the joiner last.
+const ALL_NODES: [&str; 4] = ["n1", "n2", "n3", JOINER];
 const CODIOS: &str = "codios";
 const DRIVER: &str = "driver";
 const NODE_PORT: u16 = 7475;
@@ -63,10 +71,12 @@ pub struct Outcome {
     pub faults: usize,
     /// Blocks on every node at the end.
     pub blocks: usize,
+    /// Whether the joiner was divided in while faults were still coming (else after the heal).
+    pub joined_during_faults: bool,
 }
 
 /// One fault, or its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Fault {
     Partition(&'static str, &'static str),
     Repair(&'static str, &'static str),
@@ -77,6 +87,13 @@ enum Fault {
     Crash(&'static str),
     Restart(&'static str),
     Bounce(&'static str),
+    /// The node's wall clock jumps by this many ms (negative: backwards).
+    ClockStep(&'static str, i64),
+    /// Every link starts failing at random: each 10 ms step it fails with this probability
+    /// and, once failed, heals with the seed's repair rate; messages on a failed link are lost.
+    LinksFlap(f64),
+    /// Links stop failing at random.
+    LinksSteady,
 }
 
 /// State the driver and the fault loop share (the simulation is single-threaded).
@@ -88,24 +105,30 @@ struct Shared {
     healed: bool,
     /// Each node's open strand, to read the final state without going through the network.
     strands: BTreeMap<&'static str, Weak<Strand>>,
+    /// Each running node's disk, to kill before its host crashes or bounces.
+    disks: BTreeMap<&'static str, TurmoilDisk>,
     /// What a node's strand held durably when it last crashed or bounced: a peer can answer a
     /// push and die before the ack reaches the writer, so a CP ack while it is down is fine if
     /// its disk holds the block.
     held_when_down: BTreeMap<&'static str, BTreeSet<Hash>>,
+    /// The node whose divide of the joiner was answered 200: from then on its CP writes must
+    /// reach the joiner too.
+    joined_via: Option<&'static str>,
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
 
-/// Per-host clock skew drawn from the seed: an offset of up to ±10 minutes and a drift of up
-/// to ±0.1 %. Correctness must not depend on clocks agreeing (§6.8).
-fn skews(rng: &mut ChaCha8Rng) -> BTreeMap<&'static str, (i64, i64)> {
+/// Per-host clock skew drawn from the seed: an offset of up to ±10 minutes (which
+/// [`Fault::ClockStep`] moves) and a drift of up to ±0.1 %. Correctness must not depend on
+/// clocks agreeing (§6.8).
+fn skews(rng: &mut ChaCha8Rng) -> BTreeMap<&'static str, (WallOffset, i64)> {
     NODES
         .iter()
         .map(|&n| {
             (
                 n,
                 (
-                    rng.gen_range(-600_000..=600_000),
+                    WallOffset::new(rng.gen_range(-600_000..=600_000)),
                     rng.gen_range(-1000..=1000),
                 ),
             )
@@ -113,18 +136,9 @@ fn skews(rng: &mut ChaCha8Rng) -> BTreeMap<&'static str, (i64, i64)> {
         .collect()
 }
 
-fn data_root() -> tempfile::TempDir {
-    // tmpfs makes fsync free; the strand's durability model is the same either way.
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::Builder::new()
-            .prefix("sapix-turmoil")
-            .tempdir_in(shm)
-        {
-            return d;
-        }
-    }
-    tempfile::tempdir().expect("temp dir")
+/// Each node's data directory, on its own host's simulated file system.
+fn data_dir(name: &str) -> PathBuf {
+    PathBuf::from(format!("/var/lib/sapix/{name}"))
 }
 
 fn node_config(name: &str, dir: &std::path::Path) -> Config {
@@ -148,14 +162,17 @@ fn node_config(name: &str, dir: &std::path::Path) -> Config {
 async fn serve_node(
     name: &'static str,
     dir: PathBuf,
-    skew: (i64, i64),
+    skew: (WallOffset, i64),
     rng_seed: u64,
+    lie: Option<Lie>,
     shared: SharedRef,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = node_config(name, &dir);
     let listener = Listener::bind(NODE_PORT).await?;
     let bound = listener.0.local_addr()?;
     let since_epoch = turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64;
+    let disk = TurmoilDisk::current(lie);
+    shared.borrow_mut().disks.insert(name, disk.clone());
     let env = Environment {
         clock: Arc::new(SkewedClock::new(
             UnixMillis(EPOCH_MS + since_epoch),
@@ -165,6 +182,7 @@ async fn serve_node(
         connector: connector(),
         rng_seed,
         blocking: Blocking::Inline,
+        disk: Arc::new(disk),
     };
     let started = startup::start(&config, bound, env).await?;
     shared
@@ -224,31 +242,56 @@ fn align_task_ids() {
 ///
 /// A process runs one simulation at a time: calls from several threads take turns.
 pub fn run(seed: u64) -> Result<Outcome, String> {
+    run_with(seed, None)
+}
+
+/// [`run`] with nodes whose disks tell `lie`: a planted durability bug the run should catch.
+pub fn run_lying(seed: u64, lie: Lie) -> Result<Outcome, String> {
+    run_with(seed, Some(lie))
+}
+
+fn run_with(seed: u64, lie: Option<Lie>) -> Result<Outcome, String> {
     // See `TASK_ID_ALIGN`.
     let _one = ONE_SIM.lock().unwrap_or_else(PoisonError::into_inner);
     align_task_ids();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let root = data_root();
     let shared: SharedRef = Rc::default();
-    let skews = skews(&mut rng);
+    let Extra {
+        faults: more,
+        repair_rate,
+        joiner_skew,
+    } = extra(seed);
+    let mut skews = skews(&mut rng);
+    skews.insert(JOINER, joiner_skew);
 
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(seed)
+    let mut sim = turmoil::Builder::new();
+    sim.rng_seed(seed)
+        .repair_rate(repair_rate)
         .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
         .tick_duration(Duration::from_millis(10))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(50))
         .simulation_duration(Duration::from_secs(900))
-        .build();
+        .fs()
+        // A write not yet fsynced when the power goes is torn at a 512-byte boundary.
+        .block_size(512);
+    let mut sim = sim.build();
 
     sim.host(CODIOS, serve_codios);
-    for (i, &name) in NODES.iter().enumerate() {
-        let dir = root.path().join(name);
-        let skew = skews[name];
+    for (i, &name) in ALL_NODES.iter().enumerate() {
+        let dir = data_dir(name);
+        let skew = skews[name].clone();
         let shared = shared.clone();
         let node_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         sim.host(name, move || {
-            serve_node(name, dir.clone(), skew, node_seed, shared.clone())
+            serve_node(
+                name,
+                dir.clone(),
+                skew.clone(),
+                node_seed,
+                lie,
+                shared.clone(),
+            )
         });
     }
     let report: Rc<RefCell<Option<Result<Outcome, String>>>> = Rc::default();
@@ -262,7 +305,10 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
         });
     }
 
-    let schedule = fault_schedule(&mut rng);
+    let mut schedule = fault_schedule(&mut rng);
+    schedule.extend(more);
+    // Stable: faults due at the same moment keep the order they were drawn in.
+    schedule.sort_by_key(|(at, _)| *at);
     let faults = schedule.len();
     let mut pending = schedule.into_iter().peekable();
     let mut down: BTreeSet<&'static str> = BTreeSet::new();
@@ -275,7 +321,7 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
                 }
                 let (_, fault) = pending.next().expect("peeked");
                 trace::record(|| format!("{:?} fault {fault:?}", sim.elapsed()));
-                apply(&mut sim, &fault, &mut down, &shared);
+                apply(&mut sim, &fault, &mut down, &shared, &skews);
             }
             if pending.peek().is_none() && !shared.borrow().healed {
                 heal(&mut sim, &mut down);
@@ -343,17 +389,82 @@ fn fault_schedule(rng: &mut ChaCha8Rng) -> Vec<(Duration, Fault)> {
     events
 }
 
+/// What a seed draws from its second stream.
+struct Extra {
+    /// Clock steps, random link failures, and faults of the joiner.
+    faults: Vec<(Duration, Fault)>,
+    /// The rate at which a randomly failed link heals.
+    repair_rate: f64,
+    /// The joiner's clock skew.
+    joiner_skew: (WallOffset, i64),
+}
+
+/// The seed's second stream of draws. Kept apart so that adding these fault classes and the
+/// joiner left the rest of every seed's schedule as it was.
+fn extra(seed: u64) -> Extra {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC10C_F1A9_5EED_0001);
+    let window = FAULT_WINDOW.as_millis() as u64;
+    let mut events = Vec::new();
+    let joiner_skew = (
+        WallOffset::new(rng.gen_range(-600_000..=600_000)),
+        rng.gen_range(-1000..=1000),
+    );
+    // The joiner may be cut off or crash around the time it is divided in.
+    if rng.gen_bool(0.5) {
+        let start = rng.gen_range(0..window - 1000);
+        let end = rng.gen_range(start + 500..window);
+        let (begin, finish) = if rng.gen_bool(0.5) {
+            (Fault::Crash(JOINER), Fault::Restart(JOINER))
+        } else {
+            let other = NODES[rng.gen_range(0..NODES.len())];
+            (
+                Fault::Partition(JOINER, other),
+                Fault::Repair(JOINER, other),
+            )
+        };
+        events.push((Duration::from_millis(start), begin));
+        events.push((Duration::from_millis(end), finish));
+    }
+    for _ in 0..rng.gen_range(0..=3) {
+        let node = NODES[rng.gen_range(0..NODES.len())];
+        let by: i64 = rng.gen_range(1_000..=600_000);
+        let by = if rng.gen_bool(0.5) { -by } else { by };
+        events.push((
+            Duration::from_millis(rng.gen_range(0..window)),
+            Fault::ClockStep(node, by),
+        ));
+    }
+    // Per 10 ms step and link: a failure every few seconds, lasting 50 ms to a second.
+    let repair_rate = rng.gen_range(0.01..0.2);
+    if rng.gen_bool(0.3) {
+        let start = rng.gen_range(0..window - 1000);
+        let end = rng.gen_range(start + 500..window);
+        let fail_rate = rng.gen_range(0.0005..0.005);
+        events.push((Duration::from_millis(start), Fault::LinksFlap(fail_rate)));
+        events.push((Duration::from_millis(end), Fault::LinksSteady));
+    }
+    Extra {
+        faults: events,
+        repair_rate,
+        joiner_skew,
+    }
+}
+
 fn apply(
     sim: &mut turmoil::Sim<'_>,
     fault: &Fault,
     down: &mut BTreeSet<&'static str>,
     shared: &SharedRef,
+    skews: &BTreeMap<&'static str, (WallOffset, i64)>,
 ) {
     if let Fault::Crash(h) | Fault::Bounce(h) = *fault {
         // Inline writer: the strand's entries are exactly what is durable on its disk.
         if let Some(strand) = strand_of(shared, h) {
             let held = strand.entries().into_iter().map(|e| e.hash).collect();
             shared.borrow_mut().held_when_down.insert(h, held);
+        }
+        if let Some(disk) = shared.borrow_mut().disks.remove(h) {
+            disk.kill();
         }
     }
     match *fault {
@@ -378,12 +489,18 @@ fn apply(
                 sim.bounce(h);
             }
         }
+        Fault::ClockStep(h, by) => skews[h].0.step(by),
+        // The heal rate is the builder's (turmoil has no setter for it).
+        Fault::LinksFlap(fail) => sim.set_fail_rate(fail),
+        Fault::LinksSteady => sim.set_fail_rate(0.0),
     }
 }
 
-/// Ends every fault: links repaired and released both ways, crashed hosts restarted.
+/// Ends every fault: links stop failing and are repaired and released both ways (the
+/// driver's too), crashed hosts restarted. Clocks keep their steps.
 fn heal(sim: &mut turmoil::Sim<'_>, down: &mut BTreeSet<&'static str>) {
-    let hosts: Vec<&'static str> = NODES.iter().copied().chain([CODIOS]).collect();
+    sim.set_fail_rate(0.0);
+    let hosts: Vec<&'static str> = ALL_NODES.iter().copied().chain([CODIOS, DRIVER]).collect();
     for (i, &a) in hosts.iter().enumerate() {
         for &b in &hosts[i + 1..] {
             sim.repair(a, b);
@@ -489,8 +606,9 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
     };
     let root = d.root_key.clone();
 
-    // Formation, fault-free: n1 divides to n2 and n3; the membership reaches everyone.
-    for node in NODES {
+    // Formation, fault-free: n1 divides to n2 and n3; the membership reaches everyone. The
+    // joiner runs alone until the workload divides it in.
+    for node in ALL_NODES {
         let mut up = false;
         for _ in 0..30 {
             if matches!(d.get(node, "/healthz").await, Some((200, _))) {
@@ -528,12 +646,17 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
     }
     shared.borrow_mut().formed_at = Some(turmoil::sim_elapsed().unwrap_or_default());
 
-    // The workload, while faults come and go.
-    let mut modes: BTreeMap<&'static str, Mode> = NODES.iter().map(|&n| (n, Mode::Cp)).collect();
+    // The workload, while faults come and go: writes on any node (the joiner's too, before and
+    // after it joins), mode switches, manual syncs, and the joiner's divide.
+    let mut modes: BTreeMap<&'static str, Mode> =
+        ALL_NODES.iter().map(|&n| (n, Mode::Cp)).collect();
     let mut acked: Vec<Acked> = Vec::new();
     let mut n = 0u64;
     while !shared.borrow().healed {
-        let node = NODES[rng.gen_range(0..NODES.len())];
+        let node = ALL_NODES[rng.gen_range(0..ALL_NODES.len())];
+        if shared.borrow().joined_via.is_none() && rng.gen_bool(0.05) {
+            divide_joiner(&mut d, &shared, NODES[rng.gen_range(0..NODES.len())]).await;
+        }
         match rng.gen_range(0..10) {
             0 => {
                 let mode = if rng.gen_bool(0.5) { "Ap" } else { "Cp" };
@@ -549,7 +672,7 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
                 );
             }
             1 => {
-                let peer = NODES[rng.gen_range(0..NODES.len())];
+                let peer = ALL_NODES[rng.gen_range(0..ALL_NODES.len())];
                 let path = format!("/v1/mesh/sync/{peer}");
                 d.post(node, &path, &root, &json!({})).await;
             }
@@ -582,7 +705,12 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
     }
 
-    // Healed: every node converges to the same blocks, holding every acknowledged write.
+    // Healed: the joiner is divided in if it was not yet, then every node converges to the
+    // same blocks, holding every acknowledged write.
+    let joined_during_faults = shared.borrow().joined_via.is_some();
+    if !joined(&mut d, &shared).await {
+        return Err(format!("{JOINER} never joined the cluster"));
+    }
     let converged = eventually(CONVERGE_WITHIN, || {
         let shared = shared.clone();
         let acked = acked.clone();
@@ -601,7 +729,7 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
         digest.update(b"\n");
     }
     let mut blocks = 0;
-    for node in NODES {
+    for node in ALL_NODES {
         let strand = strand_of(&shared, node).ok_or_else(|| format!("{node} is not running"))?;
         blocks = check_strand(node, &strand, &keys)?;
         for e in strand.entries() {
@@ -613,12 +741,59 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
         acked: acked.len(),
         faults: 0,
         blocks,
+        joined_during_faults,
     })
 }
 
-/// §6.3: a write acknowledged in CP mode is already on every peer.
+/// Asks `via` to divide the cluster to the joiner; true if it answered 200.
+async fn divide_joiner(d: &mut Driver, shared: &SharedRef, via: &'static str) -> bool {
+    let root = d.root_key.clone();
+    let endpoint = format!("http://{JOINER}:{NODE_PORT}");
+    let body = json!({ "new_agent_id": JOINER, "endpoint": endpoint, "role": "Replica" });
+    let ok = matches!(
+        d.post(via, "/v1/cluster/divide", &root, &body).await,
+        Some((200, _))
+    );
+    if ok {
+        shared.borrow_mut().joined_via = Some(via);
+    }
+    ok
+}
+
+/// After the heal: the joiner is a member, dividing it in now if no divide was answered 200
+/// (one may have succeeded with its answer lost: then a founding node already lists it).
+async fn joined(d: &mut Driver, shared: &SharedRef) -> bool {
+    for attempt in 0..30 {
+        if shared.borrow().joined_via.is_some() {
+            return true;
+        }
+        let via = NODES[attempt % NODES.len()];
+        if let Some((200, s)) = d.get(via, "/v1/cluster/status").await {
+            let listed = s["nodes"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|m| m["agent_id"] == JOINER));
+            if listed {
+                return true;
+            }
+        }
+        if divide_joiner(d, shared, via).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    false
+}
+
+/// §6.3: a write acknowledged in CP mode is already on every peer: the founding nodes, and
+/// the joiner once the writer itself divided it in. (Other nodes learn the joiner by
+/// announcement, at a moment the driver cannot see; the joiner learns its peers the same way,
+/// so its own CP writes are not judged.)
 fn check_cp(shared: &SharedRef, node: &str, hash: &Hash) -> Result<(), String> {
-    for peer in NODES.iter().filter(|&&p| p != node) {
+    if node == JOINER {
+        return Ok(());
+    }
+    let joiner = (shared.borrow().joined_via == Some(node)).then_some(JOINER);
+    for peer in NODES.iter().copied().chain(joiner).filter(|&p| p != node) {
         // A peer that is down now may have stored the block and answered just before it
         // died: judge it by what its disk held then.
         let Some(strand) = strand_of(shared, peer) else {
@@ -644,7 +819,7 @@ fn check_cp(shared: &SharedRef, node: &str, hash: &Hash) -> Result<(), String> {
 /// §6.2: every node holds the same set of blocks.
 fn same_blocks(shared: &SharedRef) -> Result<(), String> {
     let mut sets = Vec::new();
-    for node in NODES {
+    for node in ALL_NODES {
         let strand = strand_of(shared, node).ok_or_else(|| format!("{node} is not running"))?;
         let set: BTreeSet<(String, u64, Hash)> = strand
             .entries()
@@ -670,7 +845,7 @@ fn same_blocks(shared: &SharedRef) -> Result<(), String> {
 
 /// §6.1: the first acknowledged write some node lacks, if any.
 fn missing(shared: &SharedRef, acked: &[Acked]) -> Option<String> {
-    for node in NODES {
+    for node in ALL_NODES {
         let strand = strand_of(shared, node)?;
         if let Some(a) = acked
             .iter()

@@ -7,7 +7,8 @@
 //! (seeds are split over the chunks; `TURMOIL_SEED_BASE` moves the range). A failing seed
 //! prints the one command that replays it.
 
-use sapix_tests::turmoil_cluster::{replay_command, run, run_traced, Outcome, Trace};
+use sapix_tests::turmoil_cluster::{replay_command, run, run_lying, run_traced, Outcome, Trace};
+use sapix_tests::turmoil_disk::Lie;
 
 const DEFAULT_SEEDS: u64 = 200;
 const CHUNKS: u64 = 4;
@@ -75,6 +76,24 @@ fn regression_seeds() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Seeds a planted durability bug gets to be found within.
+const LIE_FOUND_WITHIN: u64 = 40;
+
+/// It bites: with disks that skip one kind of sync (a planted bug; turmoil's file system then
+/// loses what the strand and state files believe durable when a host crashes), some seed among
+/// the first [`LIE_FOUND_WITHIN`] must break an invariant.
+#[test]
+fn a_disk_that_skips_syncs_is_caught() {
+    for lie in [Lie::SyncData, Lie::SyncDir] {
+        let found = (0..LIE_FOUND_WITHIN)
+            .find_map(|seed| run_lying(seed, lie).err().map(|why| (seed, why)));
+        match found {
+            Some((seed, why)) => println!("{lie:?}: caught by seed {seed}: {why}"),
+            None => panic!("{lie:?} survived seeds 0..{LIE_FOUND_WITHIN}"),
+        }
+    }
 }
 
 /// Seeds replay identically: each seed run twice, with other runs in between, gives the same

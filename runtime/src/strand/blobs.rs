@@ -7,12 +7,13 @@
 //! length and BLAKE3, so a damaged blob is a typed error, never a wrong answer.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::{IoContext, StrandError};
 use super::fsio::{ensure_dir, sync_dir, write_atomic};
+use crate::disk::{Disk, OpenHow};
 
 /// Where the blob with BLAKE3 `hash` lives under `dir`.
 pub(crate) fn path_of(dir: &Path, hash: &[u8; 32]) -> PathBuf {
@@ -21,9 +22,14 @@ pub(crate) fn path_of(dir: &Path, hash: &[u8; 32]) -> PathBuf {
 }
 
 /// Reads and verifies the blob `hash`, which must be `len` bytes.
-pub(crate) fn read(dir: &Path, hash: &[u8; 32], len: u32) -> Result<Vec<u8>, StrandError> {
+pub(crate) fn read(
+    disk: &dyn Disk,
+    dir: &Path,
+    hash: &[u8; 32],
+    len: u32,
+) -> Result<Vec<u8>, StrandError> {
     let path = path_of(dir, hash);
-    let mut file = match File::open(&path) {
+    let mut file = match disk.open(&path, OpenHow::Read) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(StrandError::BlobMissing {
@@ -39,7 +45,7 @@ pub(crate) fn read(dir: &Path, hash: &[u8; 32], len: u32) -> Result<Vec<u8>, Str
         why,
     };
     // Check the size first so a damaged, huge file is never read into memory.
-    let actual = file.metadata().ctx("stat blob", &path)?.len();
+    let actual = file.size().ctx("stat blob", &path)?;
     if actual != u64::from(len) {
         return Err(corrupt(format!("is {actual} bytes, the frame says {len}")));
     }
@@ -54,6 +60,7 @@ pub(crate) fn read(dir: &Path, hash: &[u8; 32], len: u32) -> Result<Vec<u8>, Str
 /// The writer thread's side of the store: remembers which blobs and fan-out directories this
 /// process has already made durable, so repeated payloads cost nothing.
 pub(crate) struct BlobWriter {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     durable: HashSet<[u8; 32]>,
     fanouts: HashSet<String>,
@@ -70,8 +77,9 @@ pub(crate) struct PutCost {
 
 impl BlobWriter {
     /// A writer for the store in `dir` (which must exist).
-    pub(crate) fn new(dir: &Path) -> Self {
+    pub(crate) fn new(disk: Arc<dyn Disk>, dir: &Path) -> Self {
         BlobWriter {
+            disk,
             dir: dir.to_path_buf(),
             durable: HashSet::new(),
             fanouts: HashSet::new(),
@@ -85,35 +93,36 @@ impl BlobWriter {
         if self.durable.contains(hash) {
             return Ok(cost);
         }
+        let disk = &*self.disk;
         let path = path_of(&self.dir, hash);
         let fanout = path.parent().unwrap_or(&self.dir).to_path_buf();
         let fanout_name = hex::encode(&hash[..1]);
         if !self.fanouts.contains(&fanout_name) {
-            ensure_dir(&fanout)?;
+            ensure_dir(disk, &fanout)?;
             // The fan-out directory's own entry must be durable too, or the blob could vanish
-            // with it.
-            sync_dir(&self.dir)?;
+            // with it; synced even if it existed, as a crashed process may have made it.
+            sync_dir(disk, &self.dir)?;
             cost.fsyncs += 1;
             self.fanouts.insert(fanout_name);
         }
-        match read(&self.dir, hash, bytes.len() as u32) {
+        match read(disk, &self.dir, hash, bytes.len() as u32) {
             Ok(_) => {
                 // Present and intact, perhaps from a process that crashed before its directory
                 // fsync: sync instead of rewriting, so the name is durable before we rely on it.
-                File::open(&path)
+                disk.open(&path, OpenHow::Read)
                     .ctx("open blob", &path)?
                     .sync_all()
                     .ctx("fsync blob", &path)?;
-                sync_dir(&fanout)?;
+                sync_dir(disk, &fanout)?;
                 cost.fsyncs += 2;
             }
             Err(StrandError::BlobMissing { .. }) => {
-                cost.fsyncs += write_atomic(&path, bytes)?;
+                cost.fsyncs += write_atomic(disk, &path, bytes)?;
                 cost.written = true;
             }
             Err(StrandError::BlobCorrupt { why, .. }) => {
                 tracing::warn!(blob = %path.display(), %why, "replacing a damaged blob");
-                cost.fsyncs += write_atomic(&path, bytes)?;
+                cost.fsyncs += write_atomic(disk, &path, bytes)?;
                 cost.written = true;
             }
             Err(e) => return Err(e),
@@ -140,6 +149,7 @@ pub(crate) fn count(dir: &Path) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::OsDisk;
     use std::fs;
 
     #[test]
@@ -147,35 +157,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bytes = br#"{"big":"payload"}"#;
         let hash = *blake3::hash(bytes).as_bytes();
-        let mut w = BlobWriter::new(dir.path());
+        let mut w = BlobWriter::new(OsDisk::shared(), dir.path());
         assert!(w.put(&hash, bytes).unwrap().written);
         assert_eq!(w.put(&hash, bytes).unwrap(), PutCost::default());
         assert_eq!(count(dir.path()), 1);
-        assert_eq!(read(dir.path(), &hash, bytes.len() as u32).unwrap(), bytes);
+        assert_eq!(
+            read(&OsDisk, dir.path(), &hash, bytes.len() as u32).unwrap(),
+            bytes
+        );
 
         // A second process finds it intact and does not rewrite it.
-        let mut w2 = BlobWriter::new(dir.path());
+        let mut w2 = BlobWriter::new(OsDisk::shared(), dir.path());
         assert!(!w2.put(&hash, bytes).unwrap().written);
 
         let path = path_of(dir.path(), &hash);
         fs::write(&path, br#"{"big":"PAYLOAD"}"#).unwrap();
         assert!(matches!(
-            read(dir.path(), &hash, bytes.len() as u32),
+            read(&OsDisk, dir.path(), &hash, bytes.len() as u32),
             Err(StrandError::BlobCorrupt { .. })
         ));
         assert!(matches!(
-            read(dir.path(), &hash, 3),
+            read(&OsDisk, dir.path(), &hash, 3),
             Err(StrandError::BlobCorrupt { .. })
         ));
         fs::remove_file(&path).unwrap();
         assert!(matches!(
-            read(dir.path(), &hash, bytes.len() as u32),
+            read(&OsDisk, dir.path(), &hash, bytes.len() as u32),
             Err(StrandError::BlobMissing { .. })
         ));
         // A damaged blob found by a fresh writer is replaced.
         fs::write(&path, b"junk").unwrap();
-        let mut w3 = BlobWriter::new(dir.path());
+        let mut w3 = BlobWriter::new(OsDisk::shared(), dir.path());
         assert!(w3.put(&hash, bytes).unwrap().written);
-        assert_eq!(read(dir.path(), &hash, bytes.len() as u32).unwrap(), bytes);
+        assert_eq!(
+            read(&OsDisk, dir.path(), &hash, bytes.len() as u32).unwrap(),
+            bytes
+        );
     }
 }

@@ -17,7 +17,6 @@
 //! [32] BLAKE3 of every byte above
 //! ```
 
-use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +27,7 @@ use super::frame::HEADER_LEN;
 use super::fsio::write_atomic;
 use super::index::{Entry, Index};
 use super::segment::{SegmentFile, SegmentInfo};
+use crate::disk::Disk;
 
 /// The checkpoint's file name inside the graph directory.
 pub(crate) const FILE_NAME: &str = "strand-index.v1";
@@ -121,8 +121,8 @@ pub(crate) enum Loaded {
 }
 
 /// Reads and parses the checkpoint. Read errors make it unusable, never fatal: it is derived.
-pub(crate) fn load(graph_dir: &Path) -> Loaded {
-    match fs::read(path(graph_dir)) {
+pub(crate) fn load(disk: &dyn Disk, graph_dir: &Path) -> Loaded {
+    match disk.read(&path(graph_dir)) {
         Ok(bytes) => match decode(&bytes) {
             Ok(index) => Loaded::Index(index),
             Err(why) => Loaded::Invalid(why),
@@ -133,13 +133,14 @@ pub(crate) fn load(graph_dir: &Path) -> Loaded {
 }
 
 /// Writes `bytes` as the checkpoint, atomically and durably.
-pub(crate) fn store(graph_dir: &Path, bytes: &[u8]) -> Result<(), StrandError> {
-    write_atomic(&path(graph_dir), bytes).map(|_| ())
+pub(crate) fn store(disk: &dyn Disk, graph_dir: &Path, bytes: &[u8]) -> Result<(), StrandError> {
+    write_atomic(disk, &path(graph_dir), bytes).map(|_| ())
 }
 
 /// Checks a loaded index against the segments on disk and returns where scanning must resume:
 /// `(segment index, byte position)` just after the last covered frame.
 pub(crate) fn resume_point(
+    disk: &dyn Disk,
     index: &Index,
     segments: &[SegmentInfo],
 ) -> Result<(usize, u64), String> {
@@ -148,8 +149,7 @@ pub(crate) fn resume_point(
         return Ok((0, 0));
     }
     let file_len = |s: &SegmentInfo| {
-        fs::metadata(&s.path)
-            .map(|m| m.len())
+        disk.size(&s.path)
             .map_err(|e| format!("cannot stat {}: {e}", s.path.display()))
     };
     if segments.first().map(|s| s.first_offset) != Some(1) {
@@ -184,7 +184,7 @@ pub(crate) fn resume_point(
         return Err(format!("offset {n} lies beyond the end of the strand"));
     }
     let last = index.get(n).ok_or("no last entry")?;
-    let file = SegmentFile::open(&segments[seg].path).map_err(|e| e.to_string())?;
+    let file = SegmentFile::open(disk, &segments[seg].path).map_err(|e| e.to_string())?;
     let body = file
         .read_frame(last.pos, last.len)
         .map_err(|e| e.to_string())?;

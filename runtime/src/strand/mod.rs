@@ -59,6 +59,8 @@ use std::thread;
 
 use sapix_core::{AgentId, Block, Hash};
 
+use crate::disk::{Disk, OsDisk};
+
 pub use error::StrandError;
 pub use index::EntryMeta;
 pub use recovery::{CheckpointStatus, RecoveryReport, TornTail};
@@ -123,6 +125,8 @@ impl StrandOptions {
 
 /// State shared by the strand's readers and its writer thread.
 pub(crate) struct Shared {
+    /// The file system the strand lives on.
+    disk: Arc<dyn Disk>,
     /// The indexes of durable frames.
     index: RwLock<Index>,
     /// Read handles of every segment, by first offset.
@@ -188,14 +192,26 @@ impl Strand {
     /// Fails with [`StrandError::Corrupt`] if acknowledged data is damaged, and with
     /// [`StrandError::Locked`] if the directory is already open.
     pub fn open(opts: StrandOptions) -> Result<(Strand, RecoveryReport), StrandError> {
-        let rec = recovery::recover(&opts)?;
+        Strand::open_on(OsDisk::shared(), opts)
+    }
+
+    /// [`Strand::open`] on the file system `disk` (a simulated one in tests).
+    pub fn open_on(
+        disk: Arc<dyn Disk>,
+        opts: StrandOptions,
+    ) -> Result<(Strand, RecoveryReport), StrandError> {
+        let rec = recovery::recover(&*disk, &opts)?;
         let mut segments = BTreeMap::new();
         for s in &rec.segments {
-            segments.insert(s.first_offset, Arc::new(SegmentFile::open(&s.path)?));
+            segments.insert(
+                s.first_offset,
+                Arc::new(SegmentFile::open(&*disk, &s.path)?),
+            );
         }
         let next_offset = rec.index.tip() + 1;
         let active = rec.segments[rec.segments.len() - 1].path.clone();
         let shared = Arc::new(Shared {
+            disk,
             index: RwLock::new(rec.index),
             segments: RwLock::new(segments),
             stats: Counters::default(),
@@ -289,7 +305,12 @@ impl Strand {
                 payload_hash,
                 payload_len,
             } => {
-                stub.body.payload = blobs::read(&self.opts.blob_dir, &payload_hash, payload_len)?;
+                stub.body.payload = blobs::read(
+                    &*self.shared.disk,
+                    &self.opts.blob_dir,
+                    &payload_hash,
+                    payload_len,
+                )?;
                 stub
             }
         };
@@ -389,7 +410,7 @@ impl Strand {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let bytes = checkpoint::encode(&read_lock(&self.shared.index));
-        checkpoint::store(&self.opts.graph_dir, &bytes)
+        checkpoint::store(&*self.shared.disk, &self.opts.graph_dir, &bytes)
     }
 
     /// Stops the writer after it has answered every queued append, then writes the checkpoint.

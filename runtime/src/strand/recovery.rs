@@ -8,7 +8,6 @@
 //! Valid frames after a bad one in the last segment are dropped too: page writeback is not
 //! ordered, so a crash can persist a later page of an unsynced batch without an earlier one.
 
-use std::fs::{self, OpenOptions};
 use std::path::PathBuf;
 
 use super::checkpoint::{self, Loaded};
@@ -17,6 +16,7 @@ use super::fsio::{ensure_dir, lock_dir, sync_dir, DirLock};
 use super::index::Index;
 use super::segment::{self, Scanned, Scanner, SegmentInfo};
 use super::StrandOptions;
+use crate::disk::{Disk, OpenHow};
 
 /// What [`Strand::open`](super::Strand::open) found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,16 +81,17 @@ pub(crate) struct Recovered {
 
 /// Recovers the strand described by `opts`, creating directories and the first segment if
 /// missing.
-pub(crate) fn recover(opts: &StrandOptions) -> Result<Recovered, StrandError> {
+pub(crate) fn recover(disk: &dyn Disk, opts: &StrandOptions) -> Result<Recovered, StrandError> {
     for dir in [&opts.strand_dir, &opts.graph_dir, &opts.blob_dir] {
-        ensure_dir(dir)?;
+        ensure_dir(disk, dir)?;
     }
-    let lock = lock_dir(&opts.strand_dir)?;
-    let mut segments = segment::list(&opts.strand_dir)?;
-    let (mut index, start_seg, start_pos, checkpoint) = match checkpoint::load(&opts.graph_dir) {
+    let lock = lock_dir(disk, &opts.strand_dir)?;
+    let mut segments = segment::list(disk, &opts.strand_dir)?;
+    let loaded = checkpoint::load(disk, &opts.graph_dir);
+    let (mut index, start_seg, start_pos, checkpoint) = match loaded {
         Loaded::Missing => (Index::default(), 0, 0, CheckpointStatus::Missing),
         Loaded::Invalid(why) => (Index::default(), 0, 0, CheckpointStatus::Rejected { why }),
-        Loaded::Index(loaded) => match checkpoint::resume_point(&loaded, &segments) {
+        Loaded::Index(loaded) => match checkpoint::resume_point(disk, &loaded, &segments) {
             Ok((seg, pos)) => {
                 let covered = loaded.tip();
                 (loaded, seg, pos, CheckpointStatus::Loaded { covered })
@@ -127,7 +128,7 @@ pub(crate) fn recover(opts: &StrandOptions) -> Result<Recovered, StrandError> {
                 ),
             ));
         }
-        let mut scanner = Scanner::new(&seg.path, pos)?;
+        let mut scanner = Scanner::new(disk, &seg.path, pos)?;
         loop {
             match scanner.next_frame()? {
                 Scanned::Frame(f) => {
@@ -136,7 +137,7 @@ pub(crate) fn recover(opts: &StrandOptions) -> Result<Recovered, StrandError> {
                 }
                 Scanned::End => break,
                 Scanned::Bad { pos, err } if i == last => {
-                    let torn = truncate_tail(seg, pos, index.tip() + 1, err.to_string())?;
+                    let torn = truncate_tail(disk, seg, pos, index.tip() + 1, err.to_string())?;
                     truncated = Some(torn);
                     break;
                 }
@@ -153,19 +154,16 @@ pub(crate) fn recover(opts: &StrandOptions) -> Result<Recovered, StrandError> {
 
     if segments.is_empty() {
         let path = opts.strand_dir.join(segment::file_name(1));
-        OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
+        disk.open(&path, OpenHow::CreateNewAppend)
             .ctx("create", &path)?;
-        sync_dir(&opts.strand_dir)?;
+        sync_dir(disk, &opts.strand_dir)?;
         segments.push(SegmentInfo {
             first_offset: 1,
             path,
         });
     }
     let active = &segments[segments.len() - 1];
-    let active_len = fs::metadata(&active.path).ctx("stat", &active.path)?.len();
+    let active_len = disk.size(&active.path).ctx("stat", &active.path)?;
     let report = RecoveryReport {
         tip: index.tip(),
         segments: segments.len(),
@@ -184,16 +182,16 @@ pub(crate) fn recover(opts: &StrandOptions) -> Result<Recovered, StrandError> {
 
 /// Cuts the last segment at `pos`, durably, and logs what was lost.
 fn truncate_tail(
+    disk: &dyn Disk,
     seg: &SegmentInfo,
     pos: u64,
     at_offset: u64,
     why: String,
 ) -> Result<TornTail, StrandError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&seg.path)
+    let file = disk
+        .open(&seg.path, OpenHow::ReadWrite)
         .ctx("open for truncation", &seg.path)?;
-    let len = file.metadata().ctx("stat", &seg.path)?.len();
+    let len = file.size().ctx("stat", &seg.path)?;
     file.set_len(pos).ctx("truncate", &seg.path)?;
     // The new length is metadata: sync_all, not sync_data, so the cut itself is durable.
     file.sync_all().ctx("fsync", &seg.path)?;

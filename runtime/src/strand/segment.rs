@@ -5,9 +5,7 @@
 //! in order and stops at the first byte that is not one, saying exactly where and why, so the
 //! caller (recovery) decides between truncating a torn tail and refusing to start.
 
-use std::fs::{self, File};
 use std::io::{BufReader, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sapix_core::{AgentId, Hash};
@@ -15,6 +13,7 @@ use sapix_core::{AgentId, Hash};
 use super::error::{IoContext, StrandError};
 use super::frame::{self, FrameBody, FrameError, HEADER_LEN};
 use super::fsio::read_full;
+use crate::disk::{read_exact_at, Disk, DiskFile, OpenHow};
 
 const PREFIX: &str = "segment-";
 const SUFFIX: &str = ".log";
@@ -43,15 +42,13 @@ pub(crate) struct SegmentInfo {
 }
 
 /// The segments in `dir`, in offset order. Other files (temp files, stray names) are ignored.
-pub(crate) fn list(dir: &Path) -> Result<Vec<SegmentInfo>, StrandError> {
+pub(crate) fn list(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentInfo>, StrandError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).ctx("list", dir)? {
-        let entry = entry.ctx("list", dir)?;
-        let name = entry.file_name();
+    for name in disk.list(dir).ctx("list", dir)? {
         if let Some(first_offset) = name.to_str().and_then(parse_file_name) {
             out.push(SegmentInfo {
                 first_offset,
-                path: entry.path(),
+                path: dir.join(&name),
             });
         }
     }
@@ -65,29 +62,27 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<SegmentInfo>, StrandError> {
 pub(crate) struct SegmentFile {
     /// Its path, for error messages.
     pub(crate) path: PathBuf,
-    file: File,
+    file: Box<dyn DiskFile>,
 }
 
 impl SegmentFile {
     /// Opens `path` for reading.
-    pub(crate) fn open(path: &Path) -> Result<Self, StrandError> {
+    pub(crate) fn open(disk: &dyn Disk, path: &Path) -> Result<Self, StrandError> {
         Ok(SegmentFile {
             path: path.to_path_buf(),
-            file: File::open(path).ctx("open", path)?,
+            file: disk.open(path, OpenHow::Read).ctx("open", path)?,
         })
     }
 
     /// Reads and decodes the frame at `pos` whose body is `len` bytes.
     pub(crate) fn read_frame(&self, pos: u64, len: u32) -> Result<FrameBody, StrandError> {
         let mut buf = vec![0u8; HEADER_LEN + len as usize];
-        self.file
-            .read_exact_at(&mut buf, pos)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    StrandError::corrupt(&self.path, pos, "file ends inside an indexed frame")
-                }
-                _ => StrandError::io("read", &self.path, e),
-            })?;
+        read_exact_at(&*self.file, &mut buf, pos).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                StrandError::corrupt(&self.path, pos, "file ends inside an indexed frame")
+            }
+            _ => StrandError::io("read", &self.path, e),
+        })?;
         let (body, used) = frame::decode(&buf)
             .map_err(|e| StrandError::corrupt(&self.path, pos, e.to_string()))?;
         if used != buf.len() {
@@ -135,15 +130,15 @@ pub(crate) enum Scanned {
 /// Reads a segment's frames in order from a starting position.
 pub(crate) struct Scanner {
     path: PathBuf,
-    reader: BufReader<File>,
+    reader: BufReader<Box<dyn DiskFile>>,
     pos: u64,
     done: bool,
 }
 
 impl Scanner {
     /// Starts scanning `path` at byte `pos` (a frame boundary).
-    pub(crate) fn new(path: &Path, pos: u64) -> Result<Self, StrandError> {
-        let mut file = File::open(path).ctx("open", path)?;
+    pub(crate) fn new(disk: &dyn Disk, path: &Path, pos: u64) -> Result<Self, StrandError> {
+        let mut file = disk.open(path, OpenHow::Read).ctx("open", path)?;
         file.seek(SeekFrom::Start(pos)).ctx("seek", path)?;
         Ok(Scanner {
             path: path.to_path_buf(),

@@ -8,7 +8,6 @@
 //! that is not on disk (the "fsyncgate" lesson). Frames of a failed batch may or may not be on
 //! disk; if they are, the next open finds them, like any write whose answer was lost.
 
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -25,6 +24,7 @@ use super::frame::EncodedFrame;
 use super::fsio::sync_dir;
 use super::segment::{self, SegmentFile};
 use super::{write_lock, AppendDone, Shared, StrandOptions};
+use crate::disk::{DiskFile, OpenHow};
 
 /// Pending frame bytes are flushed to the file once they reach this size, bounding the copy a
 /// large batch holds.
@@ -100,7 +100,7 @@ fn bump(c: &AtomicU64, n: u64) {
 /// The segment appends go to.
 struct Active {
     path: PathBuf,
-    file: File,
+    file: Box<dyn DiskFile>,
     /// Bytes in the file, not counting the batch buffer.
     len: u64,
 }
@@ -133,10 +133,11 @@ impl Writer {
         active_len: u64,
         next_offset: u64,
     ) -> Result<Self, StrandError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&active_path)
+        let file = shared
+            .disk
+            .open(&active_path, OpenHow::Append)
             .ctx("open for append", &active_path)?;
+        let blobs = BlobWriter::new(shared.disk.clone(), &opts.blob_dir);
         Ok(Writer {
             shared,
             strand_dir: opts.strand_dir.clone(),
@@ -147,7 +148,7 @@ impl Writer {
                 len: active_len,
             },
             next_offset,
-            blobs: BlobWriter::new(&opts.blob_dir),
+            blobs,
         })
     }
 
@@ -244,7 +245,7 @@ impl Writer {
             self.sync_active()?;
         }
         if created_segment {
-            sync_dir(&self.strand_dir)?;
+            sync_dir(&*shared.disk, &self.strand_dir)?;
             bump(&stats.dir_fsyncs, 1);
         }
         Ok(written)
@@ -279,12 +280,11 @@ impl Writer {
         self.flush(buf)?;
         self.sync_active()?;
         let path = self.strand_dir.join(segment::file_name(self.next_offset));
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
+        let disk = &*self.shared.disk;
+        let file = disk
+            .open(&path, OpenHow::CreateNewAppend)
             .ctx("create", &path)?;
-        let reader = Arc::new(SegmentFile::open(&path)?);
+        let reader = Arc::new(SegmentFile::open(disk, &path)?);
         write_lock(&self.shared.segments).insert(self.next_offset, reader);
         self.active = Active { path, file, len: 0 };
         bump(&self.shared.stats.segments_created, 1);
