@@ -114,6 +114,8 @@ struct Shared {
     /// The node whose divide of the joiner was answered 200: from then on its CP writes must
     /// reach the joiner too.
     joined_via: Option<&'static str>,
+    /// Invariant violations seen by the hosts (at start-up), reported by the driver.
+    violations: Vec<String>,
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
@@ -185,6 +187,10 @@ async fn serve_node(
         disk: Arc::new(disk),
     };
     let started = startup::start(&config, bound, env).await?;
+    // What the disk kept must agree with itself right after a crash, before anything heals it.
+    if let Err(v) = check_cursors(name, &started.strand, &shared) {
+        shared.borrow_mut().violations.push(v);
+    }
     shared
         .borrow_mut()
         .strands
@@ -728,10 +734,14 @@ async fn drive(mut rng: ChaCha8Rng, shared: SharedRef) -> Result<Outcome, String
         digest.update(line.as_bytes());
         digest.update(b"\n");
     }
+    if let Some(v) = shared.borrow().violations.first() {
+        return Err(v.clone());
+    }
     let mut blocks = 0;
     for node in ALL_NODES {
         let strand = strand_of(&shared, node).ok_or_else(|| format!("{node} is not running"))?;
         blocks = check_strand(node, &strand, &keys)?;
+        check_cursors(node, &strand, &shared)?;
         for e in strand.entries() {
             digest.update(e.hash.to_hex().as_bytes());
         }
@@ -810,6 +820,37 @@ fn check_cp(shared: &SharedRef, node: &str, hash: &Hash) -> Result<(), String> {
             return Err(format!(
                 "{node} acknowledged CP write {} that {peer} does not hold",
                 hash.to_hex()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// §6.7: a persisted pull cursor never passes a block the node does not hold durably: every
+/// block at the peer's offsets up to the cursor in `node`'s `sync_cursors.json` is in
+/// `node`'s strand. (Offsets of durable blocks never change, so a running peer's strand
+/// answers for the blocks the pull saw.)
+fn check_cursors(node: &str, strand: &Strand, shared: &SharedRef) -> Result<(), String> {
+    let Some(disk) = shared.borrow().disks.get(node).cloned() else {
+        return Ok(());
+    };
+    let dir = data_dir(node).join("strand");
+    let (_, cursors) = sapix_runtime::persist::load(&disk, &dir)
+        .map_err(|e| format!("{node}: unreadable state files: {e}"))?;
+    for (peer, cursor) in cursors {
+        let Some(theirs) = strand_of(shared, peer.as_str()) else {
+            continue;
+        };
+        let passed = theirs
+            .entries()
+            .into_iter()
+            .take_while(|e| e.offset <= cursor)
+            .find(|e| strand.offset_of_hash(&e.hash).is_none());
+        if let Some(e) = passed {
+            return Err(format!(
+                "{node}'s cursor for {peer} is {cursor}, past {peer}'s offset {} ({}) which {node} does not hold",
+                e.offset,
+                e.hash.to_hex()
             ));
         }
     }
