@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::{Action, AuthKey, Decision};
-use sapix_core::node::Input;
+use sapix_core::node::{Call, Input};
 use sapix_core::Collection;
 
 use crate::config::{CodiosConfig, Episodes, Micros, SECOND};
-use crate::mesh::CallKind;
 use crate::world::{Ev, Phase, World};
 
 /// The collections the clients write to.
@@ -168,12 +167,12 @@ impl World {
     pub(crate) fn ask_codios(&mut self, i: usize, key: AuthKey) {
         let local = self.hosts[i].clock.local(self.now);
         self.checks.auth.asked(i, &key, local);
-        let kind = CallKind::Codios { key };
+        let kind = Call::Codios { key };
         let timeout = self.codios.cfg().timeout;
         let call = self.register_call(i, kind, timeout);
         let d = self.codios.latency(self.now);
         if self.codios.down(self.now) {
-            let input = self.calls[&call].kind.failure("connection refused".into());
+            let input = self.calls[&call].kind.clone().failed("connection refused");
             self.schedule(self.now + d, Ev::Reply { call, input });
         } else {
             self.schedule(self.now + d, Ev::Codios(CodiosEv::Decide { call, node: i }));
@@ -187,12 +186,12 @@ impl World {
                 let Some(c) = self.calls.get(&call) else {
                     return; // the caller gave up (or restarted) before the request arrived
                 };
-                let CallKind::Codios { key } = c.kind.clone() else {
+                let Call::Codios { key } = c.kind.clone() else {
                     return;
                 };
                 let d = self.codios.latency(self.now);
                 let input = if self.codios.down(self.now) {
-                    c.kind.failure("connection reset".into())
+                    c.kind.clone().failed("connection reset")
                 } else {
                     let decision = self
                         .codios

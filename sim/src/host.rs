@@ -252,7 +252,7 @@ impl World {
         let server = std::mem::take(&mut host.server);
         for (_, (call, from)) in server {
             if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.failure("connection reset".into());
+                let input = c.kind.clone().failed("connection reset");
                 if let Some(d) = self.net.send(i, from) {
                     self.schedule(self.now + d, Ev::Reply { call, input });
                 }

@@ -1,6 +1,7 @@
 //! The shell: how each core `Output` becomes an effect and comes back as an `Input`, exactly as
 //! the runtime (`runtime/src/actor.rs`, `runtime/src/mesh.rs`) and the server's handlers
-//! (`server/src/api/{mesh,cluster}.rs`) map them.
+//! (`server/src/api/{mesh,cluster}.rs`) map them; the input a finished call becomes is the
+//! core's own mapping ([`sapix_core::node::Call`]), the one the runtime uses.
 //!
 //! - `Push { from..=to }` reads own blocks from the durable strand and delivers them as the
 //!   peer's `IngestRequested`; `Ingested` returns as `PushAcked { through: to }`,
@@ -22,8 +23,7 @@
 
 use rand::Rng;
 use sapix_core::block::Verified;
-use sapix_core::chain::Position;
-use sapix_core::node::{Event, Input, Output, RequestId, Response};
+use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::MAX_BATCH;
 use sapix_core::{AgentId, Role};
@@ -38,22 +38,11 @@ pub(crate) const COPY_BATCH: usize = 500;
 
 /// A mesh call in flight, as its caller sees it.
 #[derive(Debug)]
-pub(crate) struct Call {
+pub(crate) struct InFlight {
     pub(crate) from: usize,
     /// The caller's boot count when it called.
     pub(crate) inc: u32,
-    pub(crate) kind: CallKind,
-}
-
-/// What the caller will be told, by kind of call.
-#[derive(Debug, Clone)]
-pub(crate) enum CallKind {
-    Push { peer: AgentId, through: u64 },
-    Copy { to: AgentId, next: u64, sent: u64 },
-    Probe { peer: AgentId },
-    Fetch { peer: AgentId },
-    Announce { to: AgentId },
-    Codios { key: sapix_core::auth::AuthKey },
+    pub(crate) kind: Call,
 }
 
 /// What travels to the target.
@@ -69,85 +58,12 @@ pub(crate) enum Req {
     },
 }
 
-impl CallKind {
-    /// The input a failed call (network error, timeout, reset) turns into.
-    pub(crate) fn failure(&self, reason: String) -> Input {
-        match self.clone() {
-            CallKind::Push { peer, .. } => Input::PushFailed { peer, reason },
-            CallKind::Copy { to, .. } => Input::CopyFailed { to, reason },
-            CallKind::Probe { peer } => Input::ProbeFailed { peer, reason },
-            CallKind::Fetch { peer } => Input::FetchFailed { peer, reason },
-            CallKind::Announce { to } => Input::AnnounceFailed { to },
-            CallKind::Codios { key } => Input::CodiosFailed { key, reason },
-        }
-    }
-
-    /// The input a page of the target's export turns into.
-    pub(crate) fn paged(&self, page: Page) -> Input {
-        match self {
-            CallKind::Fetch { peer } => Input::PageFetched {
-                peer: peer.clone(),
-                blocks: page.blocks,
-                next: page.next,
-                tip: page.tip,
-            },
-            other => other.failure("answered with a page".into()),
-        }
-    }
-
-    /// The input the target's answer turns into (the mesh client's status mapping).
-    pub(crate) fn answered(&self, response: Response) -> Input {
-        match (self.clone(), response) {
-            (CallKind::Push { peer, through }, Response::Ingested { .. }) => {
-                Input::PushAcked { peer, through }
-            }
-            (
-                CallKind::Push { peer, .. },
-                Response::IngestRefused {
-                    position: Position::Gap { expected },
-                    ..
-                },
-            ) => Input::PushGap { peer, expected },
-            (CallKind::Copy { to, next, sent }, Response::Ingested { .. }) => {
-                Input::Copied { to, next, sent }
-            }
-            (
-                CallKind::Copy { to, .. },
-                Response::IngestRefused {
-                    position: Position::Gap { expected },
-                    ..
-                },
-            ) => Input::CopyFailed {
-                to,
-                reason: format!("the new node refused the copy: expected seq {expected}"),
-            },
-            (CallKind::Probe { peer }, Response::ProbeAnswer { agent_id, holds }) => {
-                Input::ProbeAnswered {
-                    peer,
-                    agent_id,
-                    holds,
-                }
-            }
-            (CallKind::Announce { to }, Response::MembersUpdated { .. }) => Input::Announced { to },
-            (kind, other) => kind.failure(format!("answered {other:?}")),
-        }
-    }
-}
-
-/// A page of a node's export, as its server answers `GET /mesh/export?after=`.
-#[derive(Debug, Clone)]
-pub(crate) struct Page {
-    pub(crate) blocks: Vec<Verified>,
-    pub(crate) next: u64,
-    pub(crate) tip: u64,
-}
-
 /// The server's answer to an export request, read from the durable strand (the core is not
-/// asked): blocks after `after`, at most `MAX_BATCH`.
-pub(crate) fn export(store: &Store, after: u64) -> Page {
+/// asked): a page of the blocks after `after`, at most `MAX_BATCH`.
+pub(crate) fn export(store: &Store, after: u64) -> Reply {
     let (blocks, next) = store.page(after, MAX_BATCH);
     let tip = store.tip().max(next);
-    Page { blocks, next, tip }
+    Reply::Page { blocks, next, tip }
 }
 
 impl Req {
@@ -185,7 +101,7 @@ pub(crate) enum Effect {
     /// A mesh call.
     Call {
         endpoint: String,
-        kind: CallKind,
+        kind: Call,
         req: Req,
     },
     /// A completion without the network (as the runtime's tasks produce).
@@ -217,7 +133,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             from,
             to,
         } => {
-            let kind = CallKind::Push { peer, through: to };
+            let kind = Call::Push { peer, through: to };
             match store.own_range(me, from, to) {
                 Ok(blocks) => Effect::Call {
                     endpoint,
@@ -226,7 +142,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
                 },
                 Err(missing) => {
                     let message = durable_sends::push_of_non_durable(me, from, to, missing);
-                    let input = kind.failure(message.clone());
+                    let input = kind.failed(message.clone());
                     Effect::Broken {
                         checker: "durable_sends",
                         message,
@@ -237,7 +153,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         }
         Output::Probe { peer, endpoint } => Effect::Call {
             endpoint,
-            kind: CallKind::Probe { peer },
+            kind: Call::Probe { peer },
             req: Req::Probe(me.clone()),
         },
         Output::FetchPage {
@@ -246,7 +162,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             after,
         } => Effect::Call {
             endpoint,
-            kind: CallKind::Fetch { peer },
+            kind: Call::Fetch { peer },
             req: Req::Export(after),
         },
         Output::PersistCursors {
@@ -268,12 +184,10 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         } => {
             let (blocks, next) = store.page(after, COPY_BATCH);
             let sent = blocks.len() as u64;
-            let kind = CallKind::Copy { to, next, sent };
+            let kind = Call::Copy { to, next, sent };
             if blocks.is_empty() {
-                Effect::Local(kind.answered(Response::Ingested {
-                    accepted: 0,
-                    duplicates: 0,
-                }))
+                // Nothing left to copy: the batch is done without a request.
+                Effect::Local(kind.finished(Reply::Ingested))
             } else {
                 Effect::Call {
                     endpoint,
@@ -290,7 +204,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             cursors,
         } => Effect::Call {
             endpoint,
-            kind: CallKind::Announce { to },
+            kind: Call::Announce { to },
             req: Req::Members {
                 members,
                 your_role,
@@ -342,8 +256,8 @@ impl World {
                     self.ask_codios(i, key);
                 } else {
                     // A node in local mode never asks; answer as a shell without Codios would.
-                    let kind = CallKind::Codios { key };
-                    self.local(i, kind.failure("no Codios configured".into()));
+                    let kind = Call::Codios { key };
+                    self.local(i, kind.failed("no Codios configured"));
                 }
             }
         }
@@ -369,11 +283,11 @@ impl World {
         self.schedule(done, Ev::WriteDone { node: i, inc });
     }
 
-    fn register(&mut self, from: usize, kind: CallKind) -> u64 {
+    fn register(&mut self, from: usize, kind: Call) -> u64 {
         self.next_call += 1;
         let call = self.next_call;
         let inc = self.hosts[from].inc;
-        self.calls.insert(call, Call { from, inc, kind });
+        self.calls.insert(call, InFlight { from, inc, kind });
         call
     }
 
@@ -384,14 +298,14 @@ impl World {
     }
 
     /// Registers a call of node `from` that times out after `timeout`.
-    pub(crate) fn register_call(&mut self, from: usize, kind: CallKind, timeout: Micros) -> u64 {
+    pub(crate) fn register_call(&mut self, from: usize, kind: Call, timeout: Micros) -> u64 {
         let call = self.register(from, kind);
         self.schedule(self.now + timeout, Ev::Timeout { call });
         call
     }
 
     /// Sends a request from node `from` to `endpoint`, with the client's timeout.
-    fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
+    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
         let timeout = self.net.timeout();
         let call = self.register_call(from, kind, timeout);
         let Some(to) = self.index_of_endpoint(endpoint) else {
@@ -443,7 +357,7 @@ impl World {
     pub(crate) fn arrive(&mut self, call: u64, from: usize, to: usize, req: Req) {
         if !self.up(to) {
             if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.failure("connection refused".into());
+                let input = c.kind.clone().failed("connection refused");
                 self.reply(call, from, to, input);
             }
             return;
@@ -451,7 +365,7 @@ impl World {
         if let Req::Export(after) = req {
             let page = export(&self.stores[to], after);
             if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.paged(page);
+                let input = c.kind.clone().finished(page);
                 self.reply(call, from, to, input);
             }
             return;
@@ -471,7 +385,7 @@ impl World {
     fn respond(&mut self, i: usize, request: RequestId, response: Response) {
         if let Some((call, from)) = self.hosts[i].server.remove(&request) {
             if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.answered(response);
+                let input = c.kind.clone().answered(response);
                 self.reply(call, from, i, input);
             }
             return;

@@ -26,7 +26,7 @@ use crate::codios::{Codios, CodiosEv};
 use crate::config::{stream, Config, Micros, Stream};
 use crate::faults::{Fault, Faults};
 use crate::host::Host;
-use crate::mesh::{Call, Req};
+use crate::mesh::{InFlight, Req};
 use crate::network::Network;
 use crate::storage::Store;
 use crate::trace::{input_digest, output_digest, Trace};
@@ -158,7 +158,7 @@ pub struct World {
     pub(crate) hosts: Vec<Host>,
     pub(crate) stores: Vec<Store>,
     pub(crate) net: Network,
-    pub(crate) calls: BTreeMap<u64, Call>,
+    pub(crate) calls: BTreeMap<u64, InFlight>,
     pub(crate) next_call: u64,
     next_request: u64,
     pub(crate) work: Workload,
@@ -354,7 +354,7 @@ impl World {
                     if self.hosts[c.from].inc == c.inc {
                         self.trace
                             .line(self.now, || format!("n{} call #{call} timed out", c.from));
-                        let input = c.kind.failure("timed out".into());
+                        let input = c.kind.failed("timed out");
                         self.feed(c.from, input);
                     }
                 }

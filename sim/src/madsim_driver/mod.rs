@@ -28,12 +28,12 @@ use madsim::task::{JoinHandle, NodeId};
 use madsim::time::{sleep, sleep_until, timeout, Instant};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use sapix_core::node::{Input, Node, RequestId, Response};
+use sapix_core::node::{Call, Input, Node, Reply, RequestId, Response};
 
 use crate::checkers::{self, answered, Checkers, Verdict, Violation};
 use crate::config::{Config, Micros, MILLI};
 use crate::host::{self, Host};
-use crate::mesh::{effect, export, CallKind, Effect, Page, Req};
+use crate::mesh::{effect, export, Effect, Req};
 use crate::storage::Store;
 use crate::trace::{input_digest, output_digest, Trace};
 use crate::workload::{judge, taking, Ask, Workload};
@@ -57,10 +57,11 @@ struct Request {
     req: Req,
 }
 
-/// A server's answer on the wire.
+/// A server's answer on the wire: its node's response, or a page its server read from the
+/// strand.
 enum Answer {
     Response(Response),
-    Page(Page),
+    Page(Reply),
 }
 
 /// The cluster's state that outlives any one process: disks, identities, clients, checkers.
@@ -361,8 +362,8 @@ impl Shared {
             Effect::Respond { request, response } => self.respond(i, request, response),
             Effect::AskCodios(key) => {
                 // This driver has no Codios model (Layer 0 has): every call fails.
-                let kind = CallKind::Codios { key };
-                self.local(i, kind.failure("no Codios in the madsim driver".into()));
+                let kind = Call::Codios { key };
+                self.local(i, kind.failed("no Codios in the madsim driver"));
             }
             Effect::Log(event) => {
                 let v = self.checks.logged(i, &event);
@@ -373,7 +374,7 @@ impl Shared {
 
     /// A mesh call from node `from`: the request over madsim's network, then whichever of
     /// the answer and the client's timeout comes first.
-    fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
+    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
         self.next_call += 1;
         let call = self.next_call;
         let to = self.hosts.iter().position(|h| h.endpoint == endpoint);
@@ -397,15 +398,15 @@ impl Shared {
             let input = match timeout(limit, exchange).await {
                 Ok(Ok(answer)) => match *answer {
                     Answer::Response(r) => kind.answered(r),
-                    Answer::Page(p) => kind.paged(p),
+                    Answer::Page(p) => kind.finished(p),
                 },
                 Ok(Err(e)) if e == "no such endpoint" => {
                     // As an unreachable host: the client waits out its timeout.
                     sleep(limit).await;
-                    kind.failure("timed out".into())
+                    kind.failed("timed out")
                 }
-                Ok(Err(e)) => kind.failure(e),
-                Err(_) => kind.failure("timed out".into()),
+                Ok(Err(e)) => kind.failed(e),
+                Err(_) => kind.failed("timed out"),
             };
             lock(&cl).feed(from, inc, input);
         });
