@@ -16,8 +16,8 @@ use sapix_core::auth::{Action, AuthKey, Decision};
 use sapix_core::node::{Call, Input};
 use sapix_core::Collection;
 
-use crate::config::{CodiosConfig, Episodes, Micros, SECOND};
-use crate::world::{Ev, Phase, World};
+use crate::config::{poisson_gap, CodiosConfig, Episodes, Micros, SECOND};
+use crate::world::{Ev, Heap, Phase, World};
 
 /// The collections the clients write to.
 pub(crate) const COLLECTIONS: [&str; 2] = ["orders", "events"];
@@ -101,12 +101,11 @@ impl Codios {
     }
 
     fn gap(&mut self, rate: f64) -> Micros {
-        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+        poisson_gap(&mut self.rng, rate)
     }
 
     fn length(&mut self, e: Episodes) -> Micros {
-        self.rng.gen_range(e.min..=e.max)
+        e.length(&mut self.rng)
     }
 
     fn latency(&mut self, now: Micros) -> Micros {
@@ -162,9 +161,9 @@ fn write_key(token: &str, collection: &str) -> AuthKey {
     AuthKey::new(token, Action::Write, &c)
 }
 
-impl World {
+impl World<Heap> {
     /// Node `i` asks Codios about `key`.
-    pub(crate) fn ask_codios(&mut self, i: usize, key: AuthKey) {
+    pub(crate) fn call_codios(&mut self, i: usize, key: AuthKey) {
         let local = self.hosts[i].clock.local(self.now);
         self.checks.auth.asked(i, &key, local);
         let kind = Call::Codios { key };
@@ -172,7 +171,10 @@ impl World {
         let call = self.register_call(i, kind, timeout);
         let d = self.codios.latency(self.now);
         if self.codios.down(self.now) {
-            let input = self.calls[&call].kind.clone().failed("connection refused");
+            let input = self.d.calls[&call]
+                .kind
+                .clone()
+                .failed("connection refused");
             self.schedule(self.now + d, Ev::Reply { call, input });
         } else {
             self.schedule(self.now + d, Ev::Codios(CodiosEv::Decide { call, node: i }));
@@ -183,7 +185,7 @@ impl World {
     pub(crate) fn codios_event(&mut self, ev: CodiosEv) {
         match ev {
             CodiosEv::Decide { call, node } => {
-                let Some(c) = self.calls.get(&call) else {
+                let Some(c) = self.d.calls.get(&call) else {
                     return; // the caller gave up (or restarted) before the request arrived
                 };
                 let Call::Codios { key } = c.kind.clone() else {

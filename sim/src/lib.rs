@@ -23,6 +23,7 @@ pub mod checkers;
 pub mod clock;
 mod codios;
 pub mod config;
+mod driver;
 mod faults;
 mod host;
 mod liveness;
@@ -37,4 +38,4 @@ mod workload;
 pub mod world;
 
 pub use config::Config;
-pub use world::{Report, Stats, World};
+pub use world::{Report, Stats};

@@ -21,7 +21,10 @@
 //! reaches the caller first is its outcome. A request can still reach its target after the
 //! caller gave up, and a duplicated request is handled twice.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
+use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
 use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
@@ -30,8 +33,9 @@ use sapix_core::{AgentId, Role};
 
 use crate::checkers::{self, answered, durable_sends};
 use crate::config::Micros;
+use crate::driver::Driver;
 use crate::storage::{StateWrite, Store};
-use crate::world::{Ev, World};
+use crate::world::{Ev, Heap, World};
 
 /// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
 pub(crate) const COPY_BATCH: usize = 500;
@@ -217,7 +221,10 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
     }
 }
 
-impl World {
+impl<D> World<D>
+where
+    World<D>: Driver,
+{
     /// Performs one output of node `i`.
     pub(crate) fn perform(&mut self, i: usize, out: Output) {
         let me = self.hosts[i].agent.clone();
@@ -228,10 +235,16 @@ impl World {
                 let done = self.fsync_latency() + self.stores[i].last_append_done.max(self.now);
                 self.stores[i].last_append_done = done;
                 self.stores[i].begin_append(token, blocks);
-                let inc = self.hosts[i].inc;
-                self.schedule(done, Ev::AppendDone { node: i, inc });
+                self.append_at(i, done);
             }
-            Effect::Persist(w) => self.state_write(i, w),
+            Effect::Persist(w) => {
+                let (lo, hi) = self.cfg.nodes.persist;
+                let d = self.storage_rng.gen_range(lo..=hi);
+                let done = self.stores[i].last_write_done.max(self.now) + d;
+                self.stores[i].last_write_done = done;
+                self.stores[i].begin_write(w);
+                self.write_at(i, done);
+            }
             Effect::Call {
                 endpoint,
                 kind,
@@ -267,52 +280,72 @@ impl World {
         let (lo, hi) = self.cfg.nodes.fsync;
         let mut d = self.storage_rng.gen_range(lo..=hi);
         let slow = self.cfg.nodes.slow_fsync;
-        if slow > 0.0 && self.storage_rng.gen_bool(slow) {
+        if Self::SLOW_FSYNC && slow > 0.0 && self.storage_rng.gen_bool(slow) {
             d += self.storage_rng.gen_range(0..=250_000);
         }
         d
     }
 
-    fn state_write(&mut self, i: usize, w: StateWrite) {
-        let (lo, hi) = self.cfg.nodes.persist;
-        let d = self.storage_rng.gen_range(lo..=hi);
-        let done = self.stores[i].last_write_done.max(self.now) + d;
-        self.stores[i].last_write_done = done;
-        self.stores[i].begin_write(w);
-        let inc = self.hosts[i].inc;
-        self.schedule(done, Ev::WriteDone { node: i, inc });
+    /// Node `i` answered `request`: back to the peer that called, or to a client.
+    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
+        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
+            self.reply(i, from, call, response);
+            return;
+        }
+        match answered::answer(&mut self.hosts[i].clients, request, i) {
+            Ok(client) => self.client_answered(i, client, response),
+            Err(m) => self.fail("answered", m),
+        }
+    }
+}
+
+/// Layer 0: every fact travels as an event on the heap, over the network model's links
+/// ([`crate::network::Network`]).
+impl Driver for World<Heap> {
+    const SLOW_FSYNC: bool = true;
+
+    fn feed(&mut self, i: usize, input: Input) {
+        let host = &mut self.hosts[i];
+        if host.node.is_none() {
+            return;
+        }
+        if self.now < host.paused_until {
+            host.deferred.push_back(input);
+            return;
+        }
+        self.trace.mix(i as u64);
+        self.handle(i, input);
     }
 
-    fn register(&mut self, from: usize, kind: Call) -> u64 {
-        self.next_call += 1;
-        let call = self.next_call;
-        let inc = self.hosts[from].inc;
-        self.calls.insert(call, InFlight { from, inc, kind });
-        call
+    fn wake(&mut self, i: usize) {
+        if !self.up(i) {
+            self.hosts[i].wake = None;
+            return;
+        }
+        self.woken(i);
     }
 
-    /// A completion the shell produces without the network (as the runtime's tasks do).
+    /// The step loop reads every node's wakeup itself.
+    fn arm(&mut self, _: usize) {}
+
     fn local(&mut self, node: usize, input: Input) {
         let inc = self.hosts[node].inc;
         self.schedule(self.now, Ev::Local { node, inc, input });
     }
 
-    /// Registers a call of node `from` that times out after `timeout`.
-    pub(crate) fn register_call(&mut self, from: usize, kind: Call, timeout: Micros) -> u64 {
-        let call = self.register(from, kind);
-        self.schedule(self.now + timeout, Ev::Timeout { call });
-        call
+    fn client_request(&mut self, i: usize, input: Input) {
+        self.feed(i, input);
     }
 
-    /// Sends a request from node `from` to `endpoint`, with the client's timeout.
+    /// Sends the request over the network model, with the mesh client's timeout.
     fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
-        let timeout = self.net.timeout();
+        let timeout = self.d.net.timeout();
         let call = self.register_call(from, kind, timeout);
         let Some(to) = self.index_of_endpoint(endpoint) else {
             return;
         };
-        if self.net.duplicate() {
-            if let Some(d) = self.net.send(from, to) {
+        if self.d.net.duplicate() {
+            if let Some(d) = self.d.net.send(from, to) {
                 self.trace.line(self.now, || {
                     format!("net n{from}->n{to} #{call} duplicated")
                 });
@@ -328,7 +361,7 @@ impl World {
                 );
             }
         }
-        match self.net.send(from, to) {
+        match self.d.net.send(from, to) {
             Some(d) => self.schedule(
                 self.now + d,
                 Ev::Arrive {
@@ -344,8 +377,58 @@ impl World {
         }
     }
 
-    fn reply(&mut self, call: u64, from: usize, to: usize, input: Input) {
-        match self.net.send(to, from) {
+    fn reply(&mut self, i: usize, from: usize, call: u64, response: Response) {
+        if let Some(c) = self.d.calls.get(&call) {
+            let input = c.kind.clone().answered(response);
+            self.send_reply(call, from, i, input);
+        }
+    }
+
+    fn append_at(&mut self, i: usize, at: Micros) {
+        let inc = self.hosts[i].inc;
+        self.schedule(at, Ev::AppendDone { node: i, inc });
+    }
+
+    fn write_at(&mut self, i: usize, at: Micros) {
+        let inc = self.hosts[i].inc;
+        self.schedule(at, Ev::WriteDone { node: i, inc });
+    }
+
+    fn ask_codios(&mut self, i: usize, key: AuthKey) {
+        self.call_codios(i, key);
+    }
+
+    /// Its callers' connections are reset.
+    fn died(&mut self, i: usize, serving: BTreeMap<RequestId, (u64, usize)>) {
+        for (_, (call, from)) in serving {
+            if let Some(c) = self.d.calls.get(&call) {
+                let input = c.kind.clone().failed("connection reset");
+                if let Some(d) = self.d.net.send(i, from) {
+                    self.schedule(self.now + d, Ev::Reply { call, input });
+                }
+            }
+        }
+    }
+}
+
+impl World<Heap> {
+    fn register(&mut self, from: usize, kind: Call) -> u64 {
+        self.next_call += 1;
+        let call = self.next_call;
+        let inc = self.hosts[from].inc;
+        self.d.calls.insert(call, InFlight { from, inc, kind });
+        call
+    }
+
+    /// Registers a call of node `from` that times out after `timeout`.
+    pub(crate) fn register_call(&mut self, from: usize, kind: Call, timeout: Micros) -> u64 {
+        let call = self.register(from, kind);
+        self.schedule(self.now + timeout, Ev::Timeout { call });
+        call
+    }
+
+    fn send_reply(&mut self, call: u64, from: usize, to: usize, input: Input) {
+        match self.d.net.send(to, from) {
             Some(d) => self.schedule(self.now + d, Ev::Reply { call, input }),
             None => self.trace.line(self.now, || {
                 format!("net n{to}->n{from} reply #{call} lost")
@@ -356,17 +439,17 @@ impl World {
     /// A request reaches node `to`'s server.
     pub(crate) fn arrive(&mut self, call: u64, from: usize, to: usize, req: Req) {
         if !self.up(to) {
-            if let Some(c) = self.calls.get(&call) {
+            if let Some(c) = self.d.calls.get(&call) {
                 let input = c.kind.clone().failed("connection refused");
-                self.reply(call, from, to, input);
+                self.send_reply(call, from, to, input);
             }
             return;
         }
         if let Req::Export(after) = req {
             let page = export(&self.stores[to], after);
-            if let Some(c) = self.calls.get(&call) {
+            if let Some(c) = self.d.calls.get(&call) {
                 let input = c.kind.clone().finished(page);
-                self.reply(call, from, to, input);
+                self.send_reply(call, from, to, input);
             }
             return;
         }
@@ -379,20 +462,5 @@ impl World {
         let request = self.new_request();
         self.hosts[to].server.insert(request, (call, from));
         request
-    }
-
-    /// Node `i` answered `request`: back over the network to a peer, or to a client.
-    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
-        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
-            if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.clone().answered(response);
-                self.reply(call, from, i, input);
-            }
-            return;
-        }
-        match answered::answer(&mut self.hosts[i].clients, request, i) {
-            Ok(client) => self.client_answered(i, client, response),
-            Err(m) => self.fail("answered", m),
-        }
     }
 }
