@@ -64,7 +64,9 @@ pub(crate) enum Ev {
     Work(Op),
     /// A fault is due.
     Fault(Fault),
-    /// Codios decides, or its health or policy changes.
+    /// The request of Codios call `call` from `node` reaches Codios, which decides now.
+    CodiosDecides { call: u64, node: usize },
+    /// Codios's health or policy changes.
     Codios(CodiosEv),
     /// A paused node's actor runs again: the inputs that queued up are fed in order.
     Resume { node: usize, inc: u32 },
@@ -443,6 +445,7 @@ impl World<Heap> {
             }
             Ev::Work(op) => self.work(op),
             Ev::Fault(f) => self.fault(f),
+            Ev::CodiosDecides { call, node } => self.codios_request_arrives(call, node),
             Ev::Codios(ev) => self.codios_event(ev),
             Ev::Resume { node, inc } => {
                 if self.hosts[node].inc == inc && self.now >= self.hosts[node].paused_until {
