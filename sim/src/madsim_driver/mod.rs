@@ -12,8 +12,10 @@
 //! (nodes, disks kept outside the node's tasks so they outlive a kill and lose what was in
 //! flight as Layer 0's do, clients, checkers), stepped by the same code (`crate::driver`): how
 //! an input is checked and handed over, how outputs are performed, how a client's answer or a
-//! crash is judged, when the cluster has settled. [`Madsim`] only says how facts travel: as
-//! madsim messages, sleeps and tasks.
+//! crash is judged, when the cluster has settled, and Layer 0's Codios model (`crate::codios`:
+//! its outages, slowness, flapping and policy flips, drawn from the seed's config, judged by
+//! the same `auth` checker). [`Madsim`] only says how facts travel: as madsim messages, sleeps
+//! and tasks.
 //!
 //! madsim runs every node on one thread, so the world shared between the nodes' tasks sits
 //! behind one mutex that is never held across an `.await`: each input is handled, and its
@@ -291,12 +293,33 @@ impl Driver for World<Madsim> {
         self.later(i, at, |s, i| s.write_done(i));
     }
 
+    /// Layer 0's Codios model, on madsim's clock: the request travels, Codios decides when it
+    /// arrives, the answer travels back, all bounded by the Codios client's timeout. The call
+    /// is a task of the caller's process, so it dies with it.
     fn ask_codios(&mut self, i: usize, key: AuthKey) {
-        // Codios is off under this driver (`supervise`): every call fails.
-        self.local(
-            i,
-            Call::Codios { key }.failed("no Codios in the madsim driver"),
-        );
+        self.codios_asked(i, &key);
+        self.next_call += 1;
+        let call = self.next_call;
+        let (there, up) = self.codios.send(self.now);
+        let limit = micros(self.codios.timeout());
+        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
+        let kind = Call::Codios { key: key.clone() };
+        self.spawn_on(i, async move {
+            let exchange = async {
+                sleep(micros(there)).await;
+                if !up {
+                    return kind.clone().failed("connection refused");
+                }
+                let (back, input) = lock(&cl).codios_decides(i, call, key);
+                sleep(micros(back)).await;
+                input
+            };
+            let input = match timeout(limit, exchange).await {
+                Ok(input) => input,
+                Err(_) => kind.failed("timed out"),
+            };
+            lock(&cl).deliver(i, inc, input);
+        });
     }
 
     /// madsim killed the process's tasks: its callers wait out their timeouts.

@@ -2,17 +2,18 @@
 //! processes on madsim's main node, the heal and the liveness judgement, and the runtime
 //! seeded per run.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, Runtime};
-use madsim::time::{sleep, Instant};
+use madsim::time::{sleep, sleep_until, Instant};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::node::planted::PlantedBug;
 
 use super::{ip, lock, micros, node_main, Cluster, Madsim, MAX_EVENTS, TICK};
-use crate::codios::Codios;
+use crate::codios::CodiosEv;
 use crate::config::{poisson_gap, stream, Config, Episodes, Micros, Stream};
 use crate::trace::Trace;
 use crate::workload::Op;
@@ -31,6 +32,31 @@ async fn clients(cl: Cluster, op: Op, first: Micros) {
         };
         let Some(g) = next else { return };
         sleep(micros(g)).await;
+    }
+}
+
+/// Codios's changes (policy flips, outages, slow spells, flapping) as Layer 0 draws them,
+/// each at its time (ties in the order they were drawn), from `due` on; madsim's clock
+/// started at `start`.
+async fn codios(cl: Cluster, start: Instant, due: Vec<(Micros, CodiosEv)>) {
+    let mut queue = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut push = |queue: &mut BTreeMap<_, _>, (at, ev): (Micros, CodiosEv)| {
+        queue.insert((at, seq), ev);
+        seq += 1;
+    };
+    for d in due {
+        push(&mut queue, d);
+    }
+    while let Some(((at, _), ev)) = queue.pop_first() {
+        sleep_until(start + micros(at)).await;
+        let mut s = lock(&cl);
+        if s.violation.is_some() {
+            return;
+        }
+        for d in s.codios_changes(ev) {
+            push(&mut queue, d);
+        }
     }
 }
 
@@ -178,13 +204,11 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
         };
         Mutex::new(World::build(cfg.clone(), trace, madsim))
     });
-    let firsts = {
+    let (firsts, codios_firsts, start) = {
         let mut s = lock(&cl);
-        // This driver has no Codios model yet: its clients write without asking first.
-        s.codios = Codios::new(None, stream(seed, Stream::Codios));
         let cfg_line = cfg.to_string();
         s.line(|| format!("config (madsim driver)\n{cfg_line}"));
-        s.work.first()
+        (s.work.first(), s.codios.first(), s.d.start)
     };
     let handle = Handle::current();
     for i in 0..n {
@@ -199,6 +223,10 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
     }
     for (first, op) in firsts {
         madsim::task::spawn(clients(cl.clone(), op, first));
+    }
+    if !codios_firsts.is_empty() {
+        // Only on Codios seeds: another task would change how madsim schedules every seed.
+        madsim::task::spawn(codios(cl.clone(), start, codios_firsts));
     }
     let mut fault_rng = stream(seed, Stream::Faults);
     let d = &cfg.nodes;
