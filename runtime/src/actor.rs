@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
-use sapix_core::node::{Event, Input, Output, RequestId, Response};
+use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +22,7 @@ use crate::blocking::Blocking;
 use crate::clock::Clock;
 use crate::codios::CodiosClient;
 use crate::disk::Disk;
-use crate::mesh::{self, MembersBody, MeshClient, PushOutcome};
+use crate::mesh::{self, MembersBody, MeshClient};
 use crate::persist::{self, Job};
 use crate::strand::Strand;
 
@@ -91,12 +91,13 @@ pub enum Request {
 #[error("the node is shutting down")]
 pub struct NodeGone;
 
-type Reply = oneshot::Sender<Response>;
+/// Where a handler waits for the node's answer to its request.
+type Responder = oneshot::Sender<Response>;
 
 /// A cheap handle for talking to the node actor.
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
-    tx: mpsc::Sender<(Request, Reply)>,
+    tx: mpsc::Sender<(Request, Responder)>,
 }
 
 impl NodeHandle {
@@ -150,10 +151,10 @@ struct Ctx {
     me: AgentId,
     done: mpsc::UnboundedSender<Input>,
     persist: mpsc::UnboundedSender<Job>,
-    replies: HashMap<RequestId, Reply>,
+    replies: HashMap<RequestId, Responder>,
 }
 
-async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Reply)>) {
+async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Responder)>) {
     let (done, mut completions) = mpsc::unbounded_channel::<Input>();
     let persist = persist::spawn(done.clone(), shell.blocking, shell.disk.clone());
     let mut ctx = Ctx {
@@ -252,10 +253,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
                     Some(c) => c.authorize(&key).await,
                     None => Err("no Codios endpoint is configured".to_string()),
                 };
-                let input = match outcome {
-                    Ok(decision) => Input::CodiosAnswered { key, decision },
-                    Err(reason) => Input::CodiosFailed { key, reason },
-                };
+                let input = Call::Codios { key }.ended(outcome.map(Reply::Decided));
                 let _ = done.send(input);
             });
         }
@@ -297,13 +295,12 @@ fn perform(output: Output, ctx: &mut Ctx) {
             );
             let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
+                let call = Call::Push { peer, through: to };
                 let input = match read_own(blocking, strand, me, from, to).await {
-                    Err(reason) => Input::PushFailed { peer, reason },
-                    Ok(blocks) => match mesh.ingest(&endpoint, &blocks).await {
-                        Ok(PushOutcome::Acked) => Input::PushAcked { peer, through: to },
-                        Ok(PushOutcome::Gap { expected }) => Input::PushGap { peer, expected },
-                        Err(reason) => Input::PushFailed { peer, reason },
-                    },
+                    Err(reason) => call.failed(reason),
+                    Ok(blocks) => {
+                        call.ended(mesh.ingest(&endpoint, &blocks).await.map(Reply::from))
+                    }
                 };
                 let _ = done.send(input);
             });
@@ -311,15 +308,11 @@ fn perform(output: Output, ctx: &mut Ctx) {
         Output::Probe { peer, endpoint } => {
             let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
             tokio::spawn(async move {
-                let input = match mesh.probe(&endpoint, &me).await {
-                    Ok(p) => Input::ProbeAnswered {
-                        peer,
-                        agent_id: p.agent_id,
-                        holds: p.holds,
-                    },
-                    Err(reason) => Input::ProbeFailed { peer, reason },
-                };
-                let _ = done.send(input);
+                let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
+                    agent_id: p.agent_id,
+                    holds: p.holds,
+                });
+                let _ = done.send(Call::Probe { peer }.ended(outcome));
             });
         }
         Output::FetchPage {
@@ -334,16 +327,8 @@ fn perform(output: Output, ctx: &mut Ctx) {
             );
             let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
-                let input = match fetch_verified(blocking, &mesh, &endpoint, after, keys).await {
-                    Ok((blocks, next, tip)) => Input::PageFetched {
-                        peer,
-                        blocks,
-                        next,
-                        tip,
-                    },
-                    Err(reason) => Input::FetchFailed { peer, reason },
-                };
-                let _ = done.send(input);
+                let outcome = fetch_verified(blocking, &mesh, &endpoint, after, keys).await;
+                let _ = done.send(Call::Fetch { peer }.ended(outcome));
             });
         }
         Output::PersistCursors {
@@ -378,10 +363,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             );
             let blocking = ctx.shell.blocking;
             tokio::spawn(async move {
-                let input = match copy_batch(blocking, strand, &mesh, &endpoint, after).await {
-                    Ok((next, sent)) => Input::Copied { to, next, sent },
-                    Err(reason) => Input::CopyFailed { to, reason },
-                };
+                let input = copy_batch(blocking, strand, &mesh, &endpoint, to, after).await;
                 let _ = done.send(input);
             });
         }
@@ -399,14 +381,12 @@ fn perform(output: Output, ctx: &mut Ctx) {
                     your_role,
                     cursors,
                 };
-                let input = match mesh.announce(&endpoint, &body).await {
-                    Ok(()) => Input::Announced { to },
-                    Err(reason) => {
-                        tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
-                        Input::AnnounceFailed { to }
-                    }
-                };
-                let _ = done.send(input);
+                let outcome = mesh.announce(&endpoint, &body).await;
+                if let Err(reason) = &outcome {
+                    tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
+                }
+                let outcome = outcome.map(|()| Reply::MembersUpdated);
+                let _ = done.send(Call::Announce { to }.ended(outcome));
             });
         }
     }
@@ -434,44 +414,55 @@ async fn read_own(
         .map_err(|e| e.to_string())?
 }
 
+/// Fetches `endpoint`'s export page after `after` and verifies its blocks.
 async fn fetch_verified(
     blocking: Blocking,
     mesh: &MeshClient,
     endpoint: &str,
     after: u64,
     keys: Arc<KeySchedule>,
-) -> Result<(Vec<Verified>, u64, u64), String> {
+) -> Result<Reply, String> {
     let page = mesh.fetch(endpoint, after).await?;
     let (next, tip) = (page.next, page.tip);
     let blocks = blocking
         .run(move || mesh::verify_page(page, &keys))
         .await
         .map_err(|e| e.to_string())??;
-    Ok((blocks, next, tip))
+    Ok(Reply::Page { blocks, next, tip })
 }
 
+/// Sends the batch of local blocks after offset `after` to the new node `to`; returns what
+/// the node is told.
 async fn copy_batch(
     blocking: Blocking,
     strand: Arc<Strand>,
     mesh: &MeshClient,
     endpoint: &str,
+    to: AgentId,
     after: u64,
-) -> Result<(u64, u64), String> {
+) -> Input {
     let page = blocking
         .run(move || strand.export(after, COPY_BATCH, COPY_BYTES))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("reading the strand: {e}"))?;
-    let Some(next) = page.last().map(|(o, _)| *o) else {
-        return Ok((after, 0));
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| format!("reading the strand: {e}")));
+    let page = match page {
+        Ok(page) => page,
+        // The call was never made: our own strand could not be read.
+        Err(reason) => return Input::CopyFailed { to, reason },
     };
+    let next = page.last().map_or(after, |(o, _)| *o);
     let blocks: Vec<Block> = page.into_iter().map(|(_, b)| b).collect();
-    match mesh.ingest(endpoint, &blocks).await? {
-        PushOutcome::Acked => Ok((next, blocks.len() as u64)),
-        PushOutcome::Gap { expected } => Err(format!(
-            "the new node refused the copy: expected seq {expected}"
-        )),
+    let call = Call::Copy {
+        to,
+        next,
+        sent: blocks.len() as u64,
+    };
+    if blocks.is_empty() {
+        // Nothing left to copy: the batch is done without a request.
+        return call.finished(Reply::Ingested);
     }
+    call.ended(mesh.ingest(endpoint, &blocks).await.map(Reply::from))
 }
 
 fn log(event: Event) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use sapix_core::block::Verified;
+use sapix_core::node::Reply;
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::{ExportPage, ParsedPage, WireBlock, MAX_BATCH};
 use sapix_core::{AgentId, Block, KeySchedule, Role, RootKey};
@@ -30,6 +31,15 @@ pub enum PushOutcome {
         /// The first seq it lacks.
         expected: u64,
     },
+}
+
+impl From<PushOutcome> for Reply {
+    fn from(o: PushOutcome) -> Reply {
+        match o {
+            PushOutcome::Acked => Reply::Ingested,
+            PushOutcome::Gap { expected } => Reply::Gap { expected },
+        }
+    }
 }
 
 /// The probe endpoint's answer.

@@ -7,27 +7,29 @@
 //! decides when the request reaches it, from the table as it is at that instant, so a flip
 //! racing a call is seen or not exactly as in production. The nodes' decisions are judged by
 //! the `auth` checker.
+//!
+//! The model and what it decides are the same under both drivers: how long a request and its
+//! answer travel, whether Codios takes it, what it answers ([`World::codios_decides`]), and
+//! its changes over time ([`World::codios_changes`]). Only when things happen is the
+//! driver's: Layer 0 puts them on its heap, the madsim driver sleeps until them.
 
 use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::{Action, AuthKey, Decision};
-use sapix_core::node::Input;
+use sapix_core::node::{Call, Input};
 use sapix_core::Collection;
 
-use crate::config::{CodiosConfig, Episodes, Micros, SECOND};
-use crate::mesh::CallKind;
-use crate::world::{Ev, Phase, World};
+use crate::config::{poisson_gap, CodiosConfig, Episodes, Micros, SECOND};
+use crate::world::{Ev, Heap, Phase, World};
 
 /// The collections the clients write to.
 pub(crate) const COLLECTIONS: [&str; 2] = ["orders", "events"];
 
-/// Something Codios does at a simulated time.
+/// A change to Codios due at a simulated time.
 #[derive(Debug)]
 pub(crate) enum CodiosEv {
-    /// The request of call `call` reaches Codios, which decides now.
-    Decide { call: u64, node: usize },
     /// A policy flip is due.
     FlipTick,
     /// An outage is due.
@@ -97,17 +99,28 @@ impl Codios {
         self.cfg.as_ref().expect("codios on")
     }
 
+    /// The node's Codios call timeout.
+    pub(crate) fn timeout(&self) -> Micros {
+        self.cfg().timeout
+    }
+
+    /// A node sends a request at `now`: how long it travels, and whether Codios is there to
+    /// take it (if not, the connection is refused after that long).
+    pub(crate) fn send(&mut self, now: Micros) -> (Micros, bool) {
+        let d = self.latency(now);
+        (d, !self.down(now))
+    }
+
     fn down(&self, now: Micros) -> bool {
         !self.healed && (now < self.down_until || self.flapping_down)
     }
 
     fn gap(&mut self, rate: f64) -> Micros {
-        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+        poisson_gap(&mut self.rng, rate)
     }
 
     fn length(&mut self, e: Episodes) -> Micros {
-        self.rng.gen_range(e.min..=e.max)
+        e.length(&mut self.rng)
     }
 
     fn latency(&mut self, now: Micros) -> Micros {
@@ -163,67 +176,57 @@ fn write_key(token: &str, collection: &str) -> AuthKey {
     AuthKey::new(token, Action::Write, &c)
 }
 
-impl World {
-    /// Node `i` asks Codios about `key`.
-    pub(crate) fn ask_codios(&mut self, i: usize, key: AuthKey) {
+impl<D> World<D> {
+    /// Node `i` sends a Codios call about `key`: the checker notes when (the cache's
+    /// `fetched_at`).
+    pub(crate) fn codios_asked(&mut self, i: usize, key: &AuthKey) {
         let local = self.hosts[i].clock.local(self.now);
-        self.checks.auth.asked(i, &key, local);
-        let kind = CallKind::Codios { key };
-        let timeout = self.codios.cfg().timeout;
-        let call = self.register_call(i, kind, timeout);
-        let d = self.codios.latency(self.now);
-        if self.codios.down(self.now) {
-            let input = self.calls[&call].kind.failure("connection refused".into());
-            self.schedule(self.now + d, Ev::Reply { call, input });
-        } else {
-            self.schedule(self.now + d, Ev::Codios(CodiosEv::Decide { call, node: i }));
-        }
+        self.checks.auth.asked(i, key, local);
     }
 
-    /// Codios does what is due.
-    pub(crate) fn codios_event(&mut self, ev: CodiosEv) {
-        match ev {
-            CodiosEv::Decide { call, node } => {
-                let Some(c) = self.calls.get(&call) else {
-                    return; // the caller gave up (or restarted) before the request arrived
-                };
-                let CallKind::Codios { key } = c.kind.clone() else {
-                    return;
-                };
-                let d = self.codios.latency(self.now);
-                let input = if self.codios.down(self.now) {
-                    c.kind.failure("connection reset".into())
-                } else {
-                    let decision = self
-                        .codios
-                        .policy
-                        .get(&key)
-                        .copied()
-                        .unwrap_or(Decision::Deny);
-                    Input::CodiosAnswered { key, decision }
-                };
-                self.trace
-                    .line(self.now, || format!("codios answers n{node} #{call}"));
-                self.schedule(self.now + d, Ev::Reply { call, input });
-                return;
+    /// Node `node`'s request `call` about `key` reaches Codios now: what the node will be told
+    /// (a reset if Codios went down meanwhile), and how long that takes to get back.
+    pub(crate) fn codios_decides(
+        &mut self,
+        node: usize,
+        call: u64,
+        key: AuthKey,
+    ) -> (Micros, Input) {
+        let d = self.codios.latency(self.now);
+        let input = if self.codios.down(self.now) {
+            Call::Codios { key }.failed("connection reset")
+        } else {
+            let decision = self
+                .codios
+                .policy
+                .get(&key)
+                .copied()
+                .unwrap_or(Decision::Deny);
+            Input::CodiosAnswered { key, decision }
+        };
+        self.trace
+            .line(self.now, || format!("codios answers n{node} #{call}"));
+        (d, input)
+    }
+
+    /// Codios changes as `ev` says (a flip, an outage, a slow spell, a flap); what is due
+    /// next, in the order it must be scheduled. Classes stop recurring once faults stop.
+    pub(crate) fn codios_changes(&mut self, ev: CodiosEv) -> Vec<(Micros, CodiosEv)> {
+        if let CodiosEv::Flap { down, until } = ev {
+            let period = self.codios.cfg().flapping.map_or(SECOND, |(_, p)| p);
+            let over = self.now >= until || self.codios.healed;
+            self.codios.flapping_down = down && !over;
+            if over {
+                return Vec::new();
             }
-            CodiosEv::Flap { down, until } => {
-                let period = self.codios.cfg().flapping.map_or(SECOND, |(_, p)| p);
-                let over = self.now >= until || self.codios.healed;
-                self.codios.flapping_down = down && !over;
-                if !over {
-                    let at = self.now + self.codios.rng.gen_range(period / 10..=period);
-                    let next = CodiosEv::Flap { down: !down, until };
-                    self.schedule(at, Ev::Codios(next));
-                }
-                return;
-            }
-            _ => {}
+            let at = self.now + self.codios.rng.gen_range(period / 10..=period);
+            return vec![(at, CodiosEv::Flap { down: !down, until })];
         }
         if self.phase != Phase::Active {
-            return;
+            return Vec::new();
         }
         let cfg = self.codios.cfg().clone();
+        let mut due = Vec::new();
         let rate = match ev {
             CodiosEv::FlipTick => {
                 let n = self.codios.policy.len();
@@ -261,12 +264,50 @@ impl World {
                 let until = self.now + self.codios.length(e);
                 self.trace
                     .line(self.now, || format!("codios flapping until {until}µs"));
-                self.schedule(self.now, Ev::Codios(CodiosEv::Flap { down: true, until }));
+                due.push((self.now, CodiosEv::Flap { down: true, until }));
                 e.per_sec
             }
-            CodiosEv::Decide { .. } | CodiosEv::Flap { .. } => unreachable!("handled above"),
+            CodiosEv::Flap { .. } => unreachable!("handled above"),
         };
-        let at = self.now + self.codios.gap(rate);
-        self.schedule(at, Ev::Codios(ev));
+        due.push((self.now + self.codios.gap(rate), ev));
+        due
+    }
+}
+
+impl World<Heap> {
+    /// Node `i` asks Codios about `key`, with the Codios client's timeout.
+    pub(crate) fn call_codios(&mut self, i: usize, key: AuthKey) {
+        self.codios_asked(i, &key);
+        let timeout = self.codios.timeout();
+        let call = self.register_call(i, Call::Codios { key }, timeout);
+        let (d, up) = self.codios.send(self.now);
+        if up {
+            self.schedule(self.now + d, Ev::CodiosDecides { call, node: i });
+        } else {
+            let input = self.d.calls[&call]
+                .kind
+                .clone()
+                .failed("connection refused");
+            self.schedule(self.now + d, Ev::Reply { call, input });
+        }
+    }
+
+    /// The request of call `call` reaches Codios, unless its caller gave up (or restarted).
+    pub(crate) fn codios_request_arrives(&mut self, call: u64, node: usize) {
+        let Some(c) = self.d.calls.get(&call) else {
+            return;
+        };
+        let Call::Codios { key } = c.kind.clone() else {
+            return;
+        };
+        let (d, input) = self.codios_decides(node, call, key);
+        self.schedule(self.now + d, Ev::Reply { call, input });
+    }
+
+    /// Codios changes, and what follows is scheduled.
+    pub(crate) fn codios_event(&mut self, ev: CodiosEv) {
+        for (at, next) in self.codios_changes(ev) {
+            self.schedule(at, Ev::Codios(next));
+        }
     }
 }

@@ -61,6 +61,20 @@ pub struct Episodes {
     pub max: Micros,
 }
 
+impl Episodes {
+    /// An episode's length, drawn from `rng`.
+    pub(crate) fn length(&self, rng: &mut ChaCha8Rng) -> Micros {
+        rng.gen_range(self.min..=self.max)
+    }
+}
+
+/// The time to the next event of a Poisson process at `rate` per second, drawn from `rng`
+/// (exponential; at least 1 µs, so a process never fires twice at one instant).
+pub(crate) fn poisson_gap(rng: &mut ChaCha8Rng, rate: f64) -> Micros {
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+}
+
 /// Client operations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadConfig {

@@ -9,8 +9,8 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Config, Episodes, Micros, SECOND};
-use crate::world::{Ev, Phase, World};
+use crate::config::{poisson_gap, Config, Episodes, Micros, SECOND};
+use crate::world::{Ev, Heap, Phase, World};
 
 /// A fault, or the next occurrence of a class of them.
 #[derive(Debug)]
@@ -77,12 +77,11 @@ impl Faults {
     }
 
     fn gap(&mut self, rate: f64) -> Micros {
-        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+        poisson_gap(&mut self.rng, rate)
     }
 
     fn length(&mut self, e: Episodes) -> Micros {
-        self.rng.gen_range(e.min..=e.max)
+        e.length(&mut self.rng)
     }
 
     /// `0..n` in a random order.
@@ -120,7 +119,7 @@ impl Faults {
     }
 }
 
-impl World {
+impl World<Heap> {
     /// A fault is due.
     pub(crate) fn fault(&mut self, f: Fault) {
         let n = self.hosts.len();
@@ -132,8 +131,8 @@ impl World {
                 return;
             }
             Fault::Heal { links, generation } => {
-                self.net.heal(&links, generation);
-                let now = self.net.describe();
+                self.d.net.heal(&links, generation);
+                let now = self.d.net.describe();
                 self.trace.line(self.now, || format!("heal:{now}"));
                 return;
             }
@@ -146,9 +145,9 @@ impl World {
             } => {
                 let period = self.cfg.net.flapping.map_or(SECOND, |(_, p)| p);
                 let over = self.now >= until;
-                self.net.flap(a, b, down && !over, generation);
+                self.d.net.flap(a, b, down && !over, generation);
                 if !over {
-                    let at = self.now + self.faults.rng.gen_range(period / 10..=period);
+                    let at = self.now + self.d.faults.rng.gen_range(period / 10..=period);
                     let next = Fault::Flap {
                         a,
                         b,
@@ -163,13 +162,13 @@ impl World {
             Fault::Clog { node, generation } | Fault::Unclog { node, generation } => {
                 let links = node_links(node, n);
                 if matches!(f, Fault::Clog { .. }) {
-                    if generation == self.net.generation() {
-                        self.net.cut(&links);
+                    if generation == self.d.net.generation() {
+                        self.d.net.cut(&links);
                     }
                 } else {
-                    self.net.heal(&links, generation);
+                    self.d.net.heal(&links, generation);
                 }
-                let now = self.net.describe();
+                let now = self.d.net.describe();
                 self.trace.line(self.now, || format!("swizzle:{now}"));
                 return;
             }
@@ -180,24 +179,24 @@ impl World {
         }
         match &f {
             Fault::CrashTick => {
-                let i = self.faults.rng.gen_range(0..n);
+                let i = self.d.faults.rng.gen_range(0..n);
                 if self.up(i) {
                     self.crash(i);
                     let e = self.cfg.nodes.crashes.expect("crashes on");
-                    let at = self.now + self.faults.length(e);
+                    let at = self.now + self.d.faults.length(e);
                     let inc = self.hosts[i].inc;
                     self.schedule(at, Ev::Fault(Fault::Restart { node: i, inc }));
                 }
             }
             Fault::PauseTick => {
-                let i = self.faults.rng.gen_range(0..n);
+                let i = self.d.faults.rng.gen_range(0..n);
                 let e = self.cfg.nodes.pauses.expect("pauses on");
-                let until = self.now + self.faults.length(e);
+                let until = self.now + self.d.faults.length(e);
                 self.pause(i, until);
             }
             Fault::PartitionTick => {
                 let side: Vec<bool> = loop {
-                    let s: Vec<bool> = (0..n).map(|_| self.faults.rng.gen_bool(0.5)).collect();
+                    let s: Vec<bool> = (0..n).map(|_| self.d.faults.rng.gen_bool(0.5)).collect();
                     if s.iter().any(|x| *x) && s.iter().any(|x| !*x) {
                         break s;
                     }
@@ -210,15 +209,15 @@ impl World {
                 self.cut(links, e);
             }
             Fault::OneWayTick => {
-                let (a, b) = self.faults.pair(n);
+                let (a, b) = self.d.faults.pair(n);
                 let e = self.cfg.net.one_way.expect("one-way on");
                 self.cut(vec![(a, b)], e);
             }
             Fault::FlapTick => {
-                let (a, b) = self.faults.pair(n);
+                let (a, b) = self.d.faults.pair(n);
                 let (e, _) = self.cfg.net.flapping.expect("flapping on");
-                let until = self.now + self.faults.length(e);
-                let generation = self.net.generation();
+                let until = self.now + self.d.faults.length(e);
+                let generation = self.d.net.generation();
                 self.trace
                     .line(self.now, || format!("flapping n{a}<->n{b} until {until}µs"));
                 let first = Fault::Flap {
@@ -231,25 +230,25 @@ impl World {
                 self.schedule(self.now, Ev::Fault(first));
             }
             Fault::StorageTick => {
-                let i = self.faults.rng.gen_range(0..n);
+                let i = self.d.faults.rng.gen_range(0..n);
                 if self.up(i) {
                     self.stores[i].broken = true;
                     self.trace.line(self.now, || format!("n{i} storage fails"));
                 }
             }
             Fault::WallStepTick => {
-                let i = self.faults.rng.gen_range(0..n);
-                let delta = self.faults.rng.gen_range(-60_000..=60_000);
+                let i = self.d.faults.rng.gen_range(0..n);
+                let delta = self.d.faults.rng.gen_range(-60_000..=60_000);
                 self.hosts[i].clock.step_wall(delta);
                 self.trace
                     .line(self.now, || format!("n{i} wall clock steps {delta} ms"));
             }
             Fault::SwizzleTick => {
                 let (_, step_max) = self.cfg.net.swizzle.expect("swizzle on");
-                let step = self.faults.rng.gen_range(step_max / 10..=step_max);
-                let generation = self.net.generation();
-                let clog = self.faults.permutation(n);
-                let unclog = self.faults.permutation(n);
+                let step = self.d.faults.rng.gen_range(step_max / 10..=step_max);
+                let generation = self.d.net.generation();
+                let clog = self.d.faults.permutation(n);
+                let unclog = self.d.faults.permutation(n);
                 let mut at = self.now;
                 for node in clog {
                     self.schedule(at, Ev::Fault(Fault::Clog { node, generation }));
@@ -263,17 +262,17 @@ impl World {
             _ => unreachable!("handled above"),
         }
         if let Some(rate) = rate_of(&self.cfg, &f) {
-            let at = self.now + self.faults.gap(rate);
+            let at = self.now + self.d.faults.gap(rate);
             self.schedule(at, Ev::Fault(f));
         }
     }
 
     fn cut(&mut self, links: Vec<(usize, usize)>, e: Episodes) {
-        self.net.cut(&links);
-        let now = self.net.describe();
+        self.d.net.cut(&links);
+        let now = self.d.net.describe();
         self.trace.line(self.now, || format!("cut:{now}"));
-        let at = self.now + self.faults.length(e);
-        let generation = self.net.generation();
+        let at = self.now + self.d.faults.length(e);
+        let generation = self.d.net.generation();
         self.schedule(at, Ev::Fault(Fault::Heal { links, generation }));
     }
 }

@@ -19,9 +19,10 @@ use sapix_core::{AgentId, Node, UnixMillis};
 use crate::checkers::{Checkers, Verdict};
 use crate::clock::NodeClock;
 use crate::config::{Config, Micros};
+use crate::driver::Driver;
 use crate::storage::{Completion, StateWrite, Store};
 use crate::workload::Client;
-use crate::world::{Ev, World};
+use crate::world::{Ev, Heap, World};
 
 /// One node: its identity, its process (when up), its clocks and its open requests.
 pub(crate) struct Host {
@@ -73,14 +74,8 @@ impl Host {
 
 /// Starts a new process for `host` from what `store` holds, as the agent's startup does: a
 /// fresh monotonic origin and rng seed (drawn from `rng`), exactly the durable `Restored`
-/// state, and `cfg`'s planted bugs. Shared by both drivers.
-pub(crate) fn start(
-    host: &mut Host,
-    store: &mut Store,
-    cfg: &Config,
-    rng: &mut ChaCha8Rng,
-    now: Micros,
-) {
+/// state, and `cfg`'s planted bugs.
+fn start(host: &mut Host, store: &mut Store, cfg: &Config, rng: &mut ChaCha8Rng, now: Micros) {
     let origin = if cfg.clocks.random_origin {
         rng.gen_range(0..1u64 << 40)
     } else {
@@ -119,18 +114,18 @@ pub(crate) fn start(
 }
 
 /// What a crash did to a disk.
-pub(crate) struct Crashed {
+struct Crashed {
     /// Blocks of appends in flight that reached the disk anyway.
-    pub(crate) kept_blocks: usize,
+    kept_blocks: usize,
     /// State-file writes in flight that reached the disk anyway.
-    pub(crate) kept_writes: usize,
+    kept_writes: usize,
     /// The landing and cursor checks of what survived.
-    pub(crate) verdict: Verdict,
+    verdict: Verdict,
 }
 
 /// The disk side of node `i`'s process dying: whatever was in flight is lost, except a random
 /// surviving prefix when `keep_tail` (drawn from `rng`); what survives is checked as it lands.
-pub(crate) fn crash_disk(
+fn crash_disk(
     i: usize,
     stores: &mut [Store],
     checks: &mut Checkers,
@@ -168,7 +163,7 @@ pub(crate) fn crash_disk(
 
 /// The oldest append in flight on `store` completes: its blocks are checked as they land, and
 /// the input that tells the node.
-pub(crate) fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Verdict) {
+fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Verdict) {
     let blocks: Vec<sapix_core::Block> = match store.next_append() {
         Some(b) if !store.broken => b.to_vec(),
         _ => Vec::new(),
@@ -190,7 +185,7 @@ pub(crate) fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option
 
 /// The oldest state-file write in flight on node `i` completes: a cursor file is checked
 /// against what is durable, and the input that tells the node.
-pub(crate) fn write_landed(
+fn write_landed(
     i: usize,
     stores: &mut [Store],
     checks: &mut Checkers,
@@ -217,7 +212,10 @@ fn cursors_landed(i: usize, stores: &[Store], checks: &mut Checkers, names: &[Ag
         .map_err(|m| ("cursors", m))
 }
 
-impl World {
+impl<D> World<D>
+where
+    World<D>: Driver,
+{
     /// Starts node `i`'s process from its durable state, as the agent's startup does.
     pub(crate) fn boot(&mut self, i: usize) {
         start(
@@ -237,8 +235,8 @@ impl World {
         self.wake(i);
     }
 
-    /// Kills node `i`'s process: what was in flight is lost, except a surviving tail when
-    /// the configuration says so; callers waiting on it see their connections reset.
+    /// Node `i`'s process is gone: what was in flight on its disk is lost, except a surviving
+    /// tail when the configuration says so; the driver tells the callers it was serving.
     pub(crate) fn crash(&mut self, i: usize) {
         if self.hosts[i].node.take().is_none() {
             return;
@@ -249,15 +247,8 @@ impl World {
         host.clients.clear();
         host.paused_until = 0;
         host.deferred.clear();
-        let server = std::mem::take(&mut host.server);
-        for (_, (call, from)) in server {
-            if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.failure("connection reset".into());
-                if let Some(d) = self.net.send(i, from) {
-                    self.schedule(self.now + d, Ev::Reply { call, input });
-                }
-            }
-        }
+        let serving = std::mem::take(&mut host.server);
+        self.died(i, serving);
         let names = self.names();
         let c = crash_disk(
             i,
@@ -276,6 +267,27 @@ impl World {
         self.verdict(c.verdict);
     }
 
+    /// The oldest append in flight on node `i` lands; the node hears how it went.
+    pub(crate) fn append_done(&mut self, i: usize) {
+        let (input, verdict) = append_landed(&mut self.stores[i], &mut self.checks);
+        self.verdict(verdict);
+        if let Some(input) = input {
+            self.feed(i, input);
+        }
+    }
+
+    /// The oldest state-file write in flight on node `i` lands; the node hears of it.
+    pub(crate) fn write_done(&mut self, i: usize) {
+        let names = self.names();
+        let (input, verdict) = write_landed(i, &mut self.stores, &mut self.checks, &names);
+        self.verdict(verdict);
+        if let Some(input) = input {
+            self.feed(i, input);
+        }
+    }
+}
+
+impl World<Heap> {
     /// Stalls node `i`'s actor until `until`.
     pub(crate) fn pause(&mut self, i: usize, until: Micros) {
         if !self.up(i) || until <= self.hosts[i].paused_until {
@@ -286,28 +298,5 @@ impl World {
         self.trace
             .line(self.now, || format!("n{i} stalls until {until}µs"));
         self.schedule(until, Ev::Resume { node: i, inc });
-    }
-
-    pub(crate) fn append_done(&mut self, i: usize, inc: u32) {
-        if self.hosts[i].inc != inc || !self.up(i) {
-            return;
-        }
-        let (input, verdict) = append_landed(&mut self.stores[i], &mut self.checks);
-        self.verdict(verdict);
-        if let Some(input) = input {
-            self.feed(i, input);
-        }
-    }
-
-    pub(crate) fn write_done(&mut self, i: usize, inc: u32) {
-        if self.hosts[i].inc != inc || !self.up(i) {
-            return;
-        }
-        let names = self.names();
-        let (input, verdict) = write_landed(i, &mut self.stores, &mut self.checks, &names);
-        self.verdict(verdict);
-        if let Some(input) = input {
-            self.feed(i, input);
-        }
     }
 }

@@ -9,8 +9,9 @@
 //! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`.
 //!
 //! Layer 0b, `madsim_driver` (built only with `--cfg madsim`, by `cargo madsim-test`), drives
-//! the same nodes, workload and checkers over madsim's network and node kill/restart instead
-//! of this crate's event heap: a second opinion with a different scheduler and network model.
+//! the same nodes, workload, Codios model and checkers (the same `World`, stepped by the same
+//! code) over madsim's network and node kill/restart instead of this crate's event heap: a
+//! second opinion with a different scheduler and network model.
 //!
 //! ```no_run
 //! use sapix_sim::{runner, trace::Trace};
@@ -23,6 +24,7 @@ pub mod checkers;
 pub mod clock;
 mod codios;
 pub mod config;
+mod driver;
 mod faults;
 mod host;
 mod liveness;
@@ -37,4 +39,4 @@ mod workload;
 pub mod world;
 
 pub use config::Config;
-pub use world::{Report, Stats, World};
+pub use world::{Report, Stats};

@@ -8,14 +8,14 @@ use crate::checkers::{self, Verdict};
 use crate::config::{Micros, MILLI, SECOND};
 use crate::host::Host;
 use crate::storage::Store;
-use crate::world::{Ev, Phase, World};
+use crate::world::{Ev, Heap, Phase, World};
 
 /// How often convergence is checked in the liveness phase.
 const CHECK_EVERY: Micros = 250 * MILLI;
 
 /// Whether the cluster has settled: the members hold the same blocks, each knows every other
-/// member, and no client is left waiting. Shared by both drivers.
-pub(crate) fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
+/// member, and no client is left waiting.
+fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
     let index_of = |a: &AgentId| hosts.iter().position(|h| &h.agent == a);
     let members: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].member).collect();
     // A member left down for good is still a member the others must know, but has no say.
@@ -41,14 +41,46 @@ pub(crate) fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>
     Ok(())
 }
 
-impl World {
-    /// Faults stop, links heal, nodes restart; convergence is checked from now on.
-    pub(crate) fn liveness(&mut self) {
+impl<D> World<D> {
+    /// Faults stop: the liveness phase starts now, and Codios is healthy from now on.
+    pub(crate) fn faults_stop(&mut self) {
         self.phase = Phase::Liveness { since: self.now };
-        self.net.heal_all();
         self.codios.heal();
         self.trace
             .line(self.now, || "LIVENESS: faults stop, all links heal".into());
+    }
+
+    /// In the liveness phase, checks convergence: done once the cluster has settled, a
+    /// violation once the bound has passed without it. Whether to check again later.
+    pub(crate) fn settling(&mut self) -> bool {
+        let Phase::Liveness { since } = self.phase else {
+            return false;
+        };
+        match settled(&self.hosts, &self.stores, self.cfg.leave_down) {
+            Ok(()) => {
+                self.stats.converged_after = Some(self.now - since);
+                self.trace.line(self.now, || "CONVERGED".into());
+                self.phase = Phase::Done;
+                false
+            }
+            Err((checker, m)) if self.now >= since + self.cfg.liveness => {
+                let limit = self.cfg.liveness / SECOND;
+                self.fail(
+                    checker,
+                    format!("not settled {limit} s after faults stopped: {m}"),
+                );
+                false
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+impl World<Heap> {
+    /// Faults stop, links heal, nodes restart; convergence is checked from now on.
+    pub(crate) fn liveness(&mut self) {
+        self.d.net.heal_all();
+        self.faults_stop();
         for i in 0..self.hosts.len() {
             if self.cfg.leave_down == Some(i) {
                 self.crash(i);
@@ -63,24 +95,8 @@ impl World {
     }
 
     pub(crate) fn check_converged(&mut self) {
-        let Phase::Liveness { since } = self.phase else {
-            return;
-        };
-        let result = settled(&self.hosts, &self.stores, self.cfg.leave_down);
-        match result {
-            Ok(()) => {
-                self.stats.converged_after = Some(self.now - since);
-                self.trace.line(self.now, || "CONVERGED".into());
-                self.phase = Phase::Done;
-            }
-            Err((checker, m)) if self.now >= since + self.cfg.liveness => {
-                let limit = self.cfg.liveness / SECOND;
-                self.fail(
-                    checker,
-                    format!("not settled {limit} s after faults stopped: {m}"),
-                );
-            }
-            Err(_) => self.schedule(self.now + CHECK_EVERY, Ev::Check),
+        if self.settling() {
+            self.schedule(self.now + CHECK_EVERY, Ev::Check);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The shell: how each core `Output` becomes an effect and comes back as an `Input`, exactly as
 //! the runtime (`runtime/src/actor.rs`, `runtime/src/mesh.rs`) and the server's handlers
-//! (`server/src/api/{mesh,cluster}.rs`) map them.
+//! (`server/src/api/{mesh,cluster}.rs`) map them; the input a finished call becomes is the
+//! core's own mapping ([`sapix_core::node::Call`]), the one the runtime uses.
 //!
 //! - `Push { from..=to }` reads own blocks from the durable strand and delivers them as the
 //!   peer's `IngestRequested`; `Ingested` returns as `PushAcked { through: to }`,
@@ -20,40 +21,32 @@
 //! reaches the caller first is its outcome. A request can still reach its target after the
 //! caller gave up, and a duplicated request is handled twice.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
+use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
-use sapix_core::chain::Position;
-use sapix_core::node::{Event, Input, Output, RequestId, Response};
+use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::MAX_BATCH;
 use sapix_core::{AgentId, Role};
 
 use crate::checkers::{self, answered, durable_sends};
 use crate::config::Micros;
+use crate::driver::Driver;
 use crate::storage::{StateWrite, Store};
-use crate::world::{Ev, World};
+use crate::world::{Ev, Heap, World};
 
 /// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
 pub(crate) const COPY_BATCH: usize = 500;
 
 /// A mesh call in flight, as its caller sees it.
 #[derive(Debug)]
-pub(crate) struct Call {
+pub(crate) struct InFlight {
     pub(crate) from: usize,
     /// The caller's boot count when it called.
     pub(crate) inc: u32,
-    pub(crate) kind: CallKind,
-}
-
-/// What the caller will be told, by kind of call.
-#[derive(Debug, Clone)]
-pub(crate) enum CallKind {
-    Push { peer: AgentId, through: u64 },
-    Copy { to: AgentId, next: u64, sent: u64 },
-    Probe { peer: AgentId },
-    Fetch { peer: AgentId },
-    Announce { to: AgentId },
-    Codios { key: sapix_core::auth::AuthKey },
+    pub(crate) kind: Call,
 }
 
 /// What travels to the target.
@@ -69,85 +62,12 @@ pub(crate) enum Req {
     },
 }
 
-impl CallKind {
-    /// The input a failed call (network error, timeout, reset) turns into.
-    pub(crate) fn failure(&self, reason: String) -> Input {
-        match self.clone() {
-            CallKind::Push { peer, .. } => Input::PushFailed { peer, reason },
-            CallKind::Copy { to, .. } => Input::CopyFailed { to, reason },
-            CallKind::Probe { peer } => Input::ProbeFailed { peer, reason },
-            CallKind::Fetch { peer } => Input::FetchFailed { peer, reason },
-            CallKind::Announce { to } => Input::AnnounceFailed { to },
-            CallKind::Codios { key } => Input::CodiosFailed { key, reason },
-        }
-    }
-
-    /// The input a page of the target's export turns into.
-    pub(crate) fn paged(&self, page: Page) -> Input {
-        match self {
-            CallKind::Fetch { peer } => Input::PageFetched {
-                peer: peer.clone(),
-                blocks: page.blocks,
-                next: page.next,
-                tip: page.tip,
-            },
-            other => other.failure("answered with a page".into()),
-        }
-    }
-
-    /// The input the target's answer turns into (the mesh client's status mapping).
-    pub(crate) fn answered(&self, response: Response) -> Input {
-        match (self.clone(), response) {
-            (CallKind::Push { peer, through }, Response::Ingested { .. }) => {
-                Input::PushAcked { peer, through }
-            }
-            (
-                CallKind::Push { peer, .. },
-                Response::IngestRefused {
-                    position: Position::Gap { expected },
-                    ..
-                },
-            ) => Input::PushGap { peer, expected },
-            (CallKind::Copy { to, next, sent }, Response::Ingested { .. }) => {
-                Input::Copied { to, next, sent }
-            }
-            (
-                CallKind::Copy { to, .. },
-                Response::IngestRefused {
-                    position: Position::Gap { expected },
-                    ..
-                },
-            ) => Input::CopyFailed {
-                to,
-                reason: format!("the new node refused the copy: expected seq {expected}"),
-            },
-            (CallKind::Probe { peer }, Response::ProbeAnswer { agent_id, holds }) => {
-                Input::ProbeAnswered {
-                    peer,
-                    agent_id,
-                    holds,
-                }
-            }
-            (CallKind::Announce { to }, Response::MembersUpdated { .. }) => Input::Announced { to },
-            (kind, other) => kind.failure(format!("answered {other:?}")),
-        }
-    }
-}
-
-/// A page of a node's export, as its server answers `GET /mesh/export?after=`.
-#[derive(Debug, Clone)]
-pub(crate) struct Page {
-    pub(crate) blocks: Vec<Verified>,
-    pub(crate) next: u64,
-    pub(crate) tip: u64,
-}
-
 /// The server's answer to an export request, read from the durable strand (the core is not
-/// asked): blocks after `after`, at most `MAX_BATCH`.
-pub(crate) fn export(store: &Store, after: u64) -> Page {
+/// asked): a page of the blocks after `after`, at most `MAX_BATCH`.
+pub(crate) fn export(store: &Store, after: u64) -> Reply {
     let (blocks, next) = store.page(after, MAX_BATCH);
     let tip = store.tip().max(next);
-    Page { blocks, next, tip }
+    Reply::Page { blocks, next, tip }
 }
 
 impl Req {
@@ -185,7 +105,7 @@ pub(crate) enum Effect {
     /// A mesh call.
     Call {
         endpoint: String,
-        kind: CallKind,
+        kind: Call,
         req: Req,
     },
     /// A completion without the network (as the runtime's tasks produce).
@@ -217,7 +137,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             from,
             to,
         } => {
-            let kind = CallKind::Push { peer, through: to };
+            let kind = Call::Push { peer, through: to };
             match store.own_range(me, from, to) {
                 Ok(blocks) => Effect::Call {
                     endpoint,
@@ -226,7 +146,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
                 },
                 Err(missing) => {
                     let message = durable_sends::push_of_non_durable(me, from, to, missing);
-                    let input = kind.failure(message.clone());
+                    let input = kind.failed(message.clone());
                     Effect::Broken {
                         checker: "durable_sends",
                         message,
@@ -237,7 +157,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         }
         Output::Probe { peer, endpoint } => Effect::Call {
             endpoint,
-            kind: CallKind::Probe { peer },
+            kind: Call::Probe { peer },
             req: Req::Probe(me.clone()),
         },
         Output::FetchPage {
@@ -246,7 +166,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             after,
         } => Effect::Call {
             endpoint,
-            kind: CallKind::Fetch { peer },
+            kind: Call::Fetch { peer },
             req: Req::Export(after),
         },
         Output::PersistCursors {
@@ -268,12 +188,10 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         } => {
             let (blocks, next) = store.page(after, COPY_BATCH);
             let sent = blocks.len() as u64;
-            let kind = CallKind::Copy { to, next, sent };
+            let kind = Call::Copy { to, next, sent };
             if blocks.is_empty() {
-                Effect::Local(kind.answered(Response::Ingested {
-                    accepted: 0,
-                    duplicates: 0,
-                }))
+                // Nothing left to copy: the batch is done without a request.
+                Effect::Local(kind.finished(Reply::Ingested))
             } else {
                 Effect::Call {
                     endpoint,
@@ -290,7 +208,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             cursors,
         } => Effect::Call {
             endpoint,
-            kind: CallKind::Announce { to },
+            kind: Call::Announce { to },
             req: Req::Members {
                 members,
                 your_role,
@@ -303,7 +221,10 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
     }
 }
 
-impl World {
+impl<D> World<D>
+where
+    World<D>: Driver,
+{
     /// Performs one output of node `i`.
     pub(crate) fn perform(&mut self, i: usize, out: Output) {
         let me = self.hosts[i].agent.clone();
@@ -314,10 +235,16 @@ impl World {
                 let done = self.fsync_latency() + self.stores[i].last_append_done.max(self.now);
                 self.stores[i].last_append_done = done;
                 self.stores[i].begin_append(token, blocks);
-                let inc = self.hosts[i].inc;
-                self.schedule(done, Ev::AppendDone { node: i, inc });
+                self.append_at(i, done);
             }
-            Effect::Persist(w) => self.state_write(i, w),
+            Effect::Persist(w) => {
+                let (lo, hi) = self.cfg.nodes.persist;
+                let d = self.storage_rng.gen_range(lo..=hi);
+                let done = self.stores[i].last_write_done.max(self.now) + d;
+                self.stores[i].last_write_done = done;
+                self.stores[i].begin_write(w);
+                self.write_at(i, done);
+            }
             Effect::Call {
                 endpoint,
                 kind,
@@ -342,8 +269,8 @@ impl World {
                     self.ask_codios(i, key);
                 } else {
                     // A node in local mode never asks; answer as a shell without Codios would.
-                    let kind = CallKind::Codios { key };
-                    self.local(i, kind.failure("no Codios configured".into()));
+                    let kind = Call::Codios { key };
+                    self.local(i, kind.failed("no Codios configured"));
                 }
             }
         }
@@ -353,52 +280,72 @@ impl World {
         let (lo, hi) = self.cfg.nodes.fsync;
         let mut d = self.storage_rng.gen_range(lo..=hi);
         let slow = self.cfg.nodes.slow_fsync;
-        if slow > 0.0 && self.storage_rng.gen_bool(slow) {
+        if Self::SLOW_FSYNC && slow > 0.0 && self.storage_rng.gen_bool(slow) {
             d += self.storage_rng.gen_range(0..=250_000);
         }
         d
     }
 
-    fn state_write(&mut self, i: usize, w: StateWrite) {
-        let (lo, hi) = self.cfg.nodes.persist;
-        let d = self.storage_rng.gen_range(lo..=hi);
-        let done = self.stores[i].last_write_done.max(self.now) + d;
-        self.stores[i].last_write_done = done;
-        self.stores[i].begin_write(w);
-        let inc = self.hosts[i].inc;
-        self.schedule(done, Ev::WriteDone { node: i, inc });
+    /// Node `i` answered `request`: back to the peer that called, or to a client.
+    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
+        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
+            self.reply(i, from, call, response);
+            return;
+        }
+        match answered::answer(&mut self.hosts[i].clients, request, i) {
+            Ok(client) => self.client_answered(i, client, response),
+            Err(m) => self.fail("answered", m),
+        }
+    }
+}
+
+/// Layer 0: every fact travels as an event on the heap, over the network model's links
+/// ([`crate::network::Network`]).
+impl Driver for World<Heap> {
+    const SLOW_FSYNC: bool = true;
+
+    fn feed(&mut self, i: usize, input: Input) {
+        let host = &mut self.hosts[i];
+        if host.node.is_none() {
+            return;
+        }
+        if self.now < host.paused_until {
+            host.deferred.push_back(input);
+            return;
+        }
+        self.trace.mix(i as u64);
+        self.handle(i, input);
     }
 
-    fn register(&mut self, from: usize, kind: CallKind) -> u64 {
-        self.next_call += 1;
-        let call = self.next_call;
-        let inc = self.hosts[from].inc;
-        self.calls.insert(call, Call { from, inc, kind });
-        call
+    fn wake(&mut self, i: usize) {
+        if !self.up(i) {
+            self.hosts[i].wake = None;
+            return;
+        }
+        self.woken(i);
     }
 
-    /// A completion the shell produces without the network (as the runtime's tasks do).
+    /// The step loop reads every node's wakeup itself.
+    fn arm(&mut self, _: usize) {}
+
     fn local(&mut self, node: usize, input: Input) {
         let inc = self.hosts[node].inc;
         self.schedule(self.now, Ev::Local { node, inc, input });
     }
 
-    /// Registers a call of node `from` that times out after `timeout`.
-    pub(crate) fn register_call(&mut self, from: usize, kind: CallKind, timeout: Micros) -> u64 {
-        let call = self.register(from, kind);
-        self.schedule(self.now + timeout, Ev::Timeout { call });
-        call
+    fn client_request(&mut self, i: usize, input: Input) {
+        self.feed(i, input);
     }
 
-    /// Sends a request from node `from` to `endpoint`, with the client's timeout.
-    fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
-        let timeout = self.net.timeout();
+    /// Sends the request over the network model, with the mesh client's timeout.
+    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
+        let timeout = self.d.net.timeout();
         let call = self.register_call(from, kind, timeout);
         let Some(to) = self.index_of_endpoint(endpoint) else {
             return;
         };
-        if self.net.duplicate() {
-            if let Some(d) = self.net.send(from, to) {
+        if self.d.net.duplicate() {
+            if let Some(d) = self.d.net.send(from, to) {
                 self.trace.line(self.now, || {
                     format!("net n{from}->n{to} #{call} duplicated")
                 });
@@ -414,7 +361,7 @@ impl World {
                 );
             }
         }
-        match self.net.send(from, to) {
+        match self.d.net.send(from, to) {
             Some(d) => self.schedule(
                 self.now + d,
                 Ev::Arrive {
@@ -430,8 +377,58 @@ impl World {
         }
     }
 
-    fn reply(&mut self, call: u64, from: usize, to: usize, input: Input) {
-        match self.net.send(to, from) {
+    fn reply(&mut self, i: usize, from: usize, call: u64, response: Response) {
+        if let Some(c) = self.d.calls.get(&call) {
+            let input = c.kind.clone().answered(response);
+            self.send_reply(call, from, i, input);
+        }
+    }
+
+    fn append_at(&mut self, i: usize, at: Micros) {
+        let inc = self.hosts[i].inc;
+        self.schedule(at, Ev::AppendDone { node: i, inc });
+    }
+
+    fn write_at(&mut self, i: usize, at: Micros) {
+        let inc = self.hosts[i].inc;
+        self.schedule(at, Ev::WriteDone { node: i, inc });
+    }
+
+    fn ask_codios(&mut self, i: usize, key: AuthKey) {
+        self.call_codios(i, key);
+    }
+
+    /// Its callers' connections are reset.
+    fn died(&mut self, i: usize, serving: BTreeMap<RequestId, (u64, usize)>) {
+        for (_, (call, from)) in serving {
+            if let Some(c) = self.d.calls.get(&call) {
+                let input = c.kind.clone().failed("connection reset");
+                if let Some(d) = self.d.net.send(i, from) {
+                    self.schedule(self.now + d, Ev::Reply { call, input });
+                }
+            }
+        }
+    }
+}
+
+impl World<Heap> {
+    fn register(&mut self, from: usize, kind: Call) -> u64 {
+        self.next_call += 1;
+        let call = self.next_call;
+        let inc = self.hosts[from].inc;
+        self.d.calls.insert(call, InFlight { from, inc, kind });
+        call
+    }
+
+    /// Registers a call of node `from` that times out after `timeout`.
+    pub(crate) fn register_call(&mut self, from: usize, kind: Call, timeout: Micros) -> u64 {
+        let call = self.register(from, kind);
+        self.schedule(self.now + timeout, Ev::Timeout { call });
+        call
+    }
+
+    fn send_reply(&mut self, call: u64, from: usize, to: usize, input: Input) {
+        match self.d.net.send(to, from) {
             Some(d) => self.schedule(self.now + d, Ev::Reply { call, input }),
             None => self.trace.line(self.now, || {
                 format!("net n{to}->n{from} reply #{call} lost")
@@ -442,17 +439,17 @@ impl World {
     /// A request reaches node `to`'s server.
     pub(crate) fn arrive(&mut self, call: u64, from: usize, to: usize, req: Req) {
         if !self.up(to) {
-            if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.failure("connection refused".into());
-                self.reply(call, from, to, input);
+            if let Some(c) = self.d.calls.get(&call) {
+                let input = c.kind.clone().failed("connection refused");
+                self.send_reply(call, from, to, input);
             }
             return;
         }
         if let Req::Export(after) = req {
             let page = export(&self.stores[to], after);
-            if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.paged(page);
-                self.reply(call, from, to, input);
+            if let Some(c) = self.d.calls.get(&call) {
+                let input = c.kind.clone().finished(page);
+                self.send_reply(call, from, to, input);
             }
             return;
         }
@@ -465,20 +462,5 @@ impl World {
         let request = self.new_request();
         self.hosts[to].server.insert(request, (call, from));
         request
-    }
-
-    /// Node `i` answered `request`: back over the network to a peer, or to a client.
-    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
-        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
-            if let Some(c) = self.calls.get(&call) {
-                let input = c.kind.answered(response);
-                self.reply(call, from, i, input);
-            }
-            return;
-        }
-        match answered::answer(&mut self.hosts[i].clients, request, i) {
-            Ok(client) => self.client_answered(i, client, response),
-            Err(m) => self.fail("answered", m),
-        }
     }
 }

@@ -13,10 +13,11 @@ use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
 
 use crate::checkers::{cp_replicated, Checkers, Verdict};
-use crate::config::{Micros, WorkloadConfig, SECOND};
+use crate::config::{poisson_gap, Micros, WorkloadConfig};
+use crate::driver::Driver;
 use crate::host::Host;
 use crate::storage::Store;
-use crate::world::{Phase, Stats, World};
+use crate::world::{Ev, Heap, Phase, Stats, World};
 
 /// A class of client operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +85,7 @@ impl Workload {
 
     /// The time to the next operation of a class at `rate` per second (exponential).
     fn gap(&mut self, rate: f64) -> Micros {
-        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        ((-u.ln() / rate) * SECOND as f64) as Micros + 1
+        poisson_gap(&mut self.rng, rate)
     }
 
     /// The first operation of every enabled class.
@@ -233,7 +233,7 @@ impl Ask {
 
 /// Node `i` of `hosts` is about to take `input`: record what the checkers must know of that
 /// moment (its mode and peers when it takes a write, which may be later than it was sent).
-pub(crate) fn taking(hosts: &mut [Host], i: usize, input: &Input) {
+fn taking(hosts: &mut [Host], i: usize, input: &Input) {
     match input {
         Input::ConsistencyRequested { .. } => hosts[i].mode_epoch += 1,
         Input::WriteRequested { request, .. } => {
@@ -255,7 +255,7 @@ pub(crate) fn taking(hosts: &mut [Host], i: usize, input: &Input) {
 
 /// Judges node `i`'s `response` to `client`: a receipt must be durable in its own strand and,
 /// for a CP write, on every peer it had. Returns the node a divide made a member.
-pub(crate) fn judge(
+fn judge(
     i: usize,
     client: Client,
     response: Response,
@@ -303,12 +303,25 @@ pub(crate) fn judge(
     }
 }
 
-impl World {
+impl World<Heap> {
     /// An operation of class `op` is due.
     pub(crate) fn work(&mut self, op: Op) {
         if self.phase != Phase::Active {
             return;
         }
+        if let Some(gap) = self.client_op(op) {
+            self.schedule(self.now + gap, Ev::Work(op));
+        }
+    }
+}
+
+impl<D> World<D>
+where
+    World<D>: Driver,
+{
+    /// An operation of class `op` is due: a client sends it (on a Codios seed a write asks
+    /// for its authorization first). Returns the time to the next operation of its class.
+    pub(crate) fn client_op(&mut self, op: Op) -> Option<Micros> {
         if op == Op::Write && self.codios.on() {
             self.authorize_write();
         } else if let Some(ask) = self.work.next(op, &self.hosts, self.now) {
@@ -319,11 +332,9 @@ impl World {
             }
             let request = self.new_request();
             self.hosts[ask.node].clients.insert(request, ask.client);
-            self.feed(ask.node, (ask.input)(request));
+            self.client_request(ask.node, (ask.input)(request));
         }
-        if let Some(gap) = self.work.next_gap(op) {
-            self.schedule(self.now + gap, crate::world::Ev::Work(op));
-        }
+        self.work.next_gap(op)
     }
 
     /// A write on a Codios seed: as the server does, authorize first and send the write only
@@ -346,7 +357,7 @@ impl World {
             key,
             is_root,
         };
-        self.feed(i, input);
+        self.client_request(i, input);
     }
 
     /// Node `i` answered an authorization: judge it (§6.6) and, if authorized, send the write.
@@ -404,15 +415,7 @@ impl World {
             payload,
             wall: self.hosts[i].clock.wall(self.now),
         };
-        let inc = self.hosts[i].inc;
-        self.schedule(
-            self.now,
-            crate::world::Ev::Local {
-                node: i,
-                inc,
-                input,
-            },
-        );
+        self.local(i, input);
     }
 
     /// Node `i` is about to take `input`.

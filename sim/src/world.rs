@@ -1,5 +1,6 @@
-//! The world: every node's process and disk, the network, the clients, one simulated clock,
-//! and the loop that moves time and facts between them.
+//! The world: every node's process and disk, the clients, Codios, the checkers and one
+//! simulated clock — and Layer 0's driver (`Heap`): the network model and the loop that
+//! moves time and facts between them.
 //!
 //! One thread, one seed. Pending deliveries, completions, client operations and faults wait in
 //! a heap ordered by `(time, sequence)`, the sequence breaking ties in scheduling order; each
@@ -7,9 +8,11 @@
 //! heap, then the lowest node). A node only ever sees its own clock. After every step the
 //! safety checkers have already run; the first violation stops the run.
 //!
-//! The shell half — how each `Output` becomes a delivery and comes back as an `Input` — lives
-//! in `mesh`; a node's process (boot, crash, stall, landing appends) in `host`; client
-//! operations in `workload`; faults in `faults`; the liveness phase in `liveness`.
+//! A `World` is generic over its driver so the madsim driver runs the very same cluster
+//! (`World<Madsim>`): what a step does is written once (`driver`), and only how facts travel
+//! is the driver's. The shell half — how each `Output` becomes a delivery and comes back as an
+//! `Input` — lives in `mesh`; a node's process (boot, crash, stall, landing appends) in `host`;
+//! client operations in `workload`; faults in `faults`; the liveness phase in `liveness`.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -18,24 +21,23 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::node::{ClusterState, Input, RequestId};
 use sapix_core::repl::peer::PeerInfo;
-use sapix_core::{AgentId, Consistency, KeySchedule, MasterSeed, Node, Role};
+use sapix_core::{AgentId, Consistency, KeySchedule, MasterSeed, Role};
 
-use crate::checkers::{self, Checkers, Verdict, Violation};
+use crate::checkers::{Checkers, Verdict, Violation};
 use crate::clock::NodeClock;
 use crate::codios::{Codios, CodiosEv};
 use crate::config::{stream, Config, Micros, Stream};
+use crate::driver::Driver;
 use crate::faults::{Fault, Faults};
 use crate::host::Host;
-use crate::mesh::{Call, Req};
+use crate::mesh::{InFlight, Req};
 use crate::network::Network;
 use crate::storage::Store;
-use crate::trace::{input_digest, output_digest, Trace};
+use crate::trace::Trace;
 use crate::workload::{Op, Workload};
 
 /// Runs longer than this many steps are stopped as runaway.
 const MAX_EVENTS: u64 = 50_000_000;
-/// A node woken this many times at one instant is busy-looping.
-const MAX_SPINS: u32 = 1_000;
 
 /// Something that will happen at a simulated time.
 #[derive(Debug)]
@@ -62,7 +64,9 @@ pub(crate) enum Ev {
     Work(Op),
     /// A fault is due.
     Fault(Fault),
-    /// Codios decides, or its health or policy changes.
+    /// The request of Codios call `call` from `node` reaches Codios, which decides now.
+    CodiosDecides { call: u64, node: usize },
+    /// Codios's health or policy changes.
     Codios(CodiosEv),
     /// A paused node's actor runs again: the inputs that queued up are fed in order.
     Resume { node: usize, inc: u32 },
@@ -149,35 +153,43 @@ pub(crate) enum Phase {
     Done,
 }
 
-/// The simulated cluster.
-pub struct World {
+/// The simulated cluster, driven by `D`: Layer 0's [`Heap`] unless said otherwise.
+pub(crate) struct World<D = Heap> {
     pub(crate) cfg: Config,
+    /// The simulated now; only the driver moves it.
     pub(crate) now: Micros,
-    queue: BinaryHeap<Entry>,
-    seq: u64,
     pub(crate) hosts: Vec<Host>,
     pub(crate) stores: Vec<Store>,
-    pub(crate) net: Network,
-    pub(crate) calls: BTreeMap<u64, Call>,
     pub(crate) next_call: u64,
     next_request: u64,
     pub(crate) work: Workload,
-    pub(crate) faults: Faults,
     pub(crate) codios: Codios,
     pub(crate) storage_rng: ChaCha8Rng,
     pub(crate) node_rng: ChaCha8Rng,
     pub(crate) checks: Checkers,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
-    events: u64,
+    pub(crate) events: u64,
     pub(crate) phase: Phase,
-    violation: Option<Violation>,
+    pub(crate) violation: Option<Violation>,
+    /// What only the driver keeps.
+    pub(crate) d: D,
+}
+
+/// Layer 0's driver: the heap of what is due, the network model, the mesh calls in flight and
+/// the faults' rng.
+pub(crate) struct Heap {
+    queue: BinaryHeap<Entry>,
+    seq: u64,
+    pub(crate) net: Network,
+    pub(crate) calls: BTreeMap<u64, InFlight>,
+    pub(crate) faults: Faults,
 }
 
 /// The nodes of `cfg` and their disks, not started yet, and the rng that seeds their
 /// processes: identities, keys, clock drift and offsets, and the initial members' cluster
-/// files. Shared by both drivers, so one seed names one cluster.
-pub(crate) fn cluster(cfg: &Config) -> (Vec<Host>, Vec<Store>, ChaCha8Rng) {
+/// files.
+fn cluster(cfg: &Config) -> (Vec<Host>, Vec<Store>, ChaCha8Rng) {
     let n = cfg.total();
     let mut node_rng = stream(cfg.seed, Stream::Nodes);
     let mut master = [0u8; 32];
@@ -231,15 +243,14 @@ pub fn agent_name(i: usize) -> String {
     format!("n{i}")
 }
 
-impl World {
-    /// A world for `cfg`, tracing into `trace`.
-    pub fn new(cfg: Config, trace: Trace) -> Self {
+impl<D> World<D> {
+    /// The cluster of `cfg`, not started yet, driven by `d` and tracing into `trace`. Both
+    /// drivers build it here, so one seed names one cluster, one workload and one Codios.
+    pub(crate) fn build(cfg: Config, trace: Trace, d: D) -> Self {
         let (n, seed) = (cfg.total(), cfg.seed);
         let (hosts, stores, node_rng) = cluster(&cfg);
         World {
-            net: Network::new(cfg.net.clone(), n, stream(seed, Stream::Network)),
             work: Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload)),
-            faults: Faults::new(stream(seed, Stream::Faults)),
             codios: Codios::new(cfg.codios.clone(), stream(seed, Stream::Codios)),
             storage_rng: stream(seed, Stream::Storage),
             node_rng,
@@ -248,9 +259,6 @@ impl World {
             stores,
             cfg,
             now: 0,
-            queue: BinaryHeap::new(),
-            seq: 0,
-            calls: BTreeMap::new(),
             next_call: 0,
             next_request: 0,
             trace,
@@ -258,133 +266,8 @@ impl World {
             events: 0,
             phase: Phase::Active,
             violation: None,
+            d,
         }
-    }
-
-    /// Runs the seed to its end: the active phase, then the liveness phase.
-    pub fn run(mut self) -> Report {
-        let cfg_line = self.cfg.to_string();
-        self.trace.line(0, || format!("config\n{cfg_line}"));
-        for i in 0..self.hosts.len() {
-            self.boot(i);
-        }
-        for (at, op) in self.work.first() {
-            self.schedule(at, Ev::Work(op));
-        }
-        for (at, f) in self.faults.first(&self.cfg) {
-            self.schedule(at, Ev::Fault(f));
-        }
-        for (at, ev) in self.codios.first() {
-            self.schedule(at, Ev::Codios(ev));
-        }
-        self.schedule(self.cfg.active, Ev::Liveness);
-        while self.violation.is_none() && self.phase != Phase::Done {
-            if !self.step() {
-                self.fail("world", "nothing left to do before the run ended".into());
-            }
-            if self.events > MAX_EVENTS {
-                self.fail("world", format!("more than {MAX_EVENTS} steps: runaway"));
-            }
-        }
-        if let Some(v) = &self.violation {
-            let line = v.to_string();
-            self.trace.line(self.now, || format!("VIOLATION {line}"));
-        }
-        self.trace.flush();
-        Report {
-            seed: self.cfg.seed,
-            events: self.events,
-            sim_time: self.now,
-            trace_hash: self.trace.hash(),
-            violation: self.violation,
-            stats: self.stats,
-        }
-    }
-
-    fn step(&mut self) -> bool {
-        let mut wake: Option<(Micros, usize)> = None;
-        for (i, h) in self.hosts.iter().enumerate() {
-            if let Some(w) = h.wake.map(|w| w.max(h.paused_until)) {
-                if wake.is_none_or(|(t, _)| w < t) {
-                    wake = Some((w, i));
-                }
-            }
-        }
-        let queued = self.queue.peek().map(|e| e.at);
-        self.events += 1;
-        match (queued, wake) {
-            (q, Some((w, i))) if q.is_none_or(|q| w < q) => {
-                self.now = w;
-                self.trace.mix(w ^ ((i as u64) << 56));
-                self.wake(i);
-            }
-            (Some(_), _) => {
-                let e = self.queue.pop().expect("peeked");
-                self.now = e.at;
-                self.trace.mix(e.at);
-                self.process(e.ev);
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    fn process(&mut self, ev: Ev) {
-        match ev {
-            Ev::Arrive {
-                call,
-                from,
-                to,
-                req,
-            } => self.arrive(call, from, to, req),
-            Ev::Reply { call, input } => {
-                if let Some(c) = self.calls.remove(&call) {
-                    if self.hosts[c.from].inc == c.inc {
-                        self.feed(c.from, input);
-                    }
-                }
-            }
-            Ev::Local { node, inc, input } => {
-                if self.hosts[node].inc == inc {
-                    self.feed(node, input);
-                }
-            }
-            Ev::Timeout { call } => {
-                if let Some(c) = self.calls.remove(&call) {
-                    if self.hosts[c.from].inc == c.inc {
-                        self.trace
-                            .line(self.now, || format!("n{} call #{call} timed out", c.from));
-                        let input = c.kind.failure("timed out".into());
-                        self.feed(c.from, input);
-                    }
-                }
-            }
-            Ev::AppendDone { node, inc } => self.append_done(node, inc),
-            Ev::WriteDone { node, inc } => self.write_done(node, inc),
-            Ev::Work(op) => self.work(op),
-            Ev::Fault(f) => self.fault(f),
-            Ev::Codios(ev) => self.codios_event(ev),
-            Ev::Resume { node, inc } => {
-                if self.hosts[node].inc == inc && self.now >= self.hosts[node].paused_until {
-                    self.trace.line(self.now, || format!("n{node} resumes"));
-                    while let Some(input) = self.hosts[node].deferred.pop_front() {
-                        self.feed(node, input);
-                    }
-                }
-            }
-            Ev::Liveness => self.liveness(),
-            Ev::Check => self.check_converged(),
-        }
-    }
-
-    /// Queues `ev` at `at`.
-    pub(crate) fn schedule(&mut self, at: Micros, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Entry {
-            at,
-            seq: self.seq,
-            ev,
-        });
     }
 
     /// Records a broken invariant; the run stops after this step.
@@ -405,16 +288,16 @@ impl World {
         }
     }
 
-    /// Every node's agent id, by index.
-    pub(crate) fn names(&self) -> Vec<AgentId> {
-        self.hosts.iter().map(|h| h.agent.clone()).collect()
-    }
-
     /// Records `result` under `checker`.
     pub(crate) fn check(&mut self, checker: &'static str, result: Result<(), String>) {
         if let Err(m) = result {
             self.fail(checker, m);
         }
+    }
+
+    /// Every node's agent id, by index.
+    pub(crate) fn names(&self) -> Vec<AgentId> {
+        self.hosts.iter().map(|h| h.agent.clone()).collect()
     }
 
     pub(crate) fn up(&self, i: usize) -> bool {
@@ -432,70 +315,158 @@ impl World {
         self.hosts.iter().position(|h| h.endpoint == endpoint)
     }
 
-    /// Feeds `input` to node `i` at its own clock's now, then performs what it asks for.
-    pub(crate) fn feed(&mut self, i: usize, input: Input) {
-        let host = &mut self.hosts[i];
-        if host.node.is_none() {
-            return;
+    /// The run is over: its report, with the violation (if any) as the trace's last line.
+    pub(crate) fn finish(&mut self) -> Report {
+        if let Some(v) = &self.violation {
+            let line = v.to_string();
+            self.trace.line(self.now, || format!("VIOLATION {line}"));
         }
-        if self.now < host.paused_until {
-            host.deferred.push_back(input);
-            return;
-        }
-        self.taking(i, &input);
-        let host = &mut self.hosts[i];
-        let Some(node) = host.node.as_mut() else {
-            return;
-        };
-        let local = host.clock.local(self.now);
-        self.trace.mix(i as u64);
-        input_digest(&input, self.trace.hasher());
-        if self.trace.printing() {
-            let s = format!("n{i} <- {input:?}");
-            self.trace.line(self.now, || s);
-        }
-        node.handle(local, input);
-        self.drain(i);
-    }
-
-    pub(crate) fn wake(&mut self, i: usize) {
-        let host = &mut self.hosts[i];
-        let Some(node) = host.node.as_mut() else {
-            host.wake = None;
-            return;
-        };
-        node.handle_timeout(host.clock.local(self.now));
-        self.drain(i);
-        let host = &mut self.hosts[i];
-        if host.wake.is_some_and(|w| w <= self.now) {
-            host.spins += 1;
-            if host.spins > MAX_SPINS {
-                self.fail(
-                    "poll_timeout",
-                    format!("n{i} asks to be woken again and again at the same instant"),
-                );
-            }
-        } else {
-            host.spins = 0;
+        self.trace.flush();
+        Report {
+            seed: self.cfg.seed,
+            events: self.events,
+            sim_time: self.now,
+            trace_hash: self.trace.hash(),
+            violation: self.violation.take(),
+            stats: std::mem::take(&mut self.stats),
         }
     }
+}
 
-    fn drain(&mut self, i: usize) {
-        let v = checkers::peer_acks::check_host(i, &self.hosts, &self.stores);
-        self.verdict(v);
-        while let Some(out) = self.hosts[i].node.as_mut().and_then(Node::poll_output) {
-            output_digest(&out, self.trace.hasher());
-            if self.trace.printing() {
-                let s = format!("n{i} -> {out:?}");
-                self.trace.line(self.now, || s);
-            }
-            self.perform(i, out);
+impl World<Heap> {
+    /// A world for `cfg`, tracing into `trace`.
+    pub(crate) fn new(cfg: Config, trace: Trace) -> Self {
+        let (n, seed) = (cfg.total(), cfg.seed);
+        let heap = Heap {
+            queue: BinaryHeap::new(),
+            seq: 0,
+            net: Network::new(cfg.net.clone(), n, stream(seed, Stream::Network)),
+            calls: BTreeMap::new(),
+            faults: Faults::new(stream(seed, Stream::Faults)),
+        };
+        World::build(cfg, trace, heap)
+    }
+
+    /// Runs the seed to its end: the active phase, then the liveness phase.
+    pub(crate) fn run(mut self) -> Report {
+        let cfg_line = self.cfg.to_string();
+        self.trace.line(0, || format!("config\n{cfg_line}"));
+        for i in 0..self.hosts.len() {
+            self.boot(i);
         }
-        let host = &mut self.hosts[i];
-        host.wake = host
-            .node
-            .as_ref()
-            .and_then(Node::poll_timeout)
-            .map(|at| host.clock.global(at).max(self.now));
+        for (at, op) in self.work.first() {
+            self.schedule(at, Ev::Work(op));
+        }
+        for (at, f) in self.d.faults.first(&self.cfg) {
+            self.schedule(at, Ev::Fault(f));
+        }
+        for (at, ev) in self.codios.first() {
+            self.schedule(at, Ev::Codios(ev));
+        }
+        self.schedule(self.cfg.active, Ev::Liveness);
+        while self.violation.is_none() && self.phase != Phase::Done {
+            if !self.step() {
+                self.fail("world", "nothing left to do before the run ended".into());
+            }
+            if self.events > MAX_EVENTS {
+                self.fail("world", format!("more than {MAX_EVENTS} steps: runaway"));
+            }
+        }
+        self.finish()
+    }
+
+    fn step(&mut self) -> bool {
+        let mut wake: Option<(Micros, usize)> = None;
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Some(w) = h.wake.map(|w| w.max(h.paused_until)) {
+                if wake.is_none_or(|(t, _)| w < t) {
+                    wake = Some((w, i));
+                }
+            }
+        }
+        let queued = self.d.queue.peek().map(|e| e.at);
+        self.events += 1;
+        match (queued, wake) {
+            (q, Some((w, i))) if q.is_none_or(|q| w < q) => {
+                self.now = w;
+                self.trace.mix(w ^ ((i as u64) << 56));
+                self.wake(i);
+            }
+            (Some(_), _) => {
+                let e = self.d.queue.pop().expect("peeked");
+                self.now = e.at;
+                self.trace.mix(e.at);
+                self.process(e.ev);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn process(&mut self, ev: Ev) {
+        match ev {
+            Ev::Arrive {
+                call,
+                from,
+                to,
+                req,
+            } => self.arrive(call, from, to, req),
+            Ev::Reply { call, input } => {
+                if let Some(c) = self.d.calls.remove(&call) {
+                    if self.hosts[c.from].inc == c.inc {
+                        self.feed(c.from, input);
+                    }
+                }
+            }
+            Ev::Local { node, inc, input } => {
+                if self.hosts[node].inc == inc {
+                    self.feed(node, input);
+                }
+            }
+            Ev::Timeout { call } => {
+                if let Some(c) = self.d.calls.remove(&call) {
+                    if self.hosts[c.from].inc == c.inc {
+                        self.trace
+                            .line(self.now, || format!("n{} call #{call} timed out", c.from));
+                        let input = c.kind.failed("timed out");
+                        self.feed(c.from, input);
+                    }
+                }
+            }
+            Ev::AppendDone { node, inc } => {
+                if self.hosts[node].inc == inc && self.up(node) {
+                    self.append_done(node);
+                }
+            }
+            Ev::WriteDone { node, inc } => {
+                if self.hosts[node].inc == inc && self.up(node) {
+                    self.write_done(node);
+                }
+            }
+            Ev::Work(op) => self.work(op),
+            Ev::Fault(f) => self.fault(f),
+            Ev::CodiosDecides { call, node } => self.codios_request_arrives(call, node),
+            Ev::Codios(ev) => self.codios_event(ev),
+            Ev::Resume { node, inc } => {
+                if self.hosts[node].inc == inc && self.now >= self.hosts[node].paused_until {
+                    self.trace.line(self.now, || format!("n{node} resumes"));
+                    while let Some(input) = self.hosts[node].deferred.pop_front() {
+                        self.feed(node, input);
+                    }
+                }
+            }
+            Ev::Liveness => self.liveness(),
+            Ev::Check => self.check_converged(),
+        }
+    }
+
+    /// Queues `ev` at `at`.
+    pub(crate) fn schedule(&mut self, at: Micros, ev: Ev) {
+        self.d.seq += 1;
+        self.d.queue.push(Entry {
+            at,
+            seq: self.d.seq,
+            ev,
+        });
     }
 }

@@ -1,41 +1,15 @@
 //! The Codios model is exercised: across a handful of seeds with Codios on, writes are
 //! permitted, denied, served degraded and refused, and such a seed replays identically.
 
+mod common;
+
+use common::{codios_seeds, LAYER_0};
 use sapix_sim::runner;
 use sapix_sim::trace::Trace;
-use sapix_sim::{Config, Stats};
-
-fn codios_seeds(n: usize) -> Vec<u64> {
-    (0u64..)
-        .filter(|&s| Config::draw(s).codios.is_some())
-        .take(n)
-        .collect()
-}
 
 #[test]
 fn codios_seeds_reach_every_kind_of_answer() {
-    let mut total = Stats::default();
-    for seed in codios_seeds(40) {
-        let r = runner::run_seed(seed, &[], Trace::quiet());
-        assert!(
-            r.violation.is_none(),
-            "{:?}; replay: {}",
-            r.violation,
-            runner::replay_command(seed, &[])
-        );
-        total.authorized += r.stats.authorized;
-        total.auth_degraded += r.stats.auth_degraded;
-        total.denied += r.stats.denied;
-        total.auth_unavailable += r.stats.auth_unavailable;
-    }
-    println!(
-        "authorized {} (degraded {}), denied {}, unavailable {}",
-        total.authorized, total.auth_degraded, total.denied, total.auth_unavailable
-    );
-    assert!(total.authorized > 0);
-    assert!(total.auth_degraded > 0);
-    assert!(total.denied > 0);
-    assert!(total.auth_unavailable > 0);
+    LAYER_0.codios_reaches_every_kind_of_answer(40);
 }
 
 #[test]

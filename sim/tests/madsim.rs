@@ -1,5 +1,5 @@
-//! Layer 0b: the madsim driver, a second opinion on the same nodes, workload and checkers.
-//! Built only by `cargo madsim-test` (`--cfg madsim`, its own target dir).
+//! Layer 0b: the madsim driver, a second opinion on the same nodes, workload, Codios model and
+//! checkers. Built only by `cargo madsim-test` (`--cfg madsim`, its own target dir).
 //!
 //! `SAPIX_MADSIM_SEEDS=N` (default 2000) sets how many seeds the sweep runs, from
 //! `SAPIX_MADSIM_START` (default 0); `SAPIX_MADSIM_REPLAY=0x…` makes `replay` print one
@@ -7,12 +7,22 @@
 //! planted bug is found).
 #![cfg(madsim)]
 
+mod common;
+
 use std::time::Instant;
 
+use common::{codios_seeds, Driver};
 use sapix_core::node::planted::PlantedBug;
 use sapix_sim::madsim_driver::{replay_command, run_seed};
 use sapix_sim::runner::{parse_bug, parse_seed};
 use sapix_sim::trace::Trace;
+
+/// Layer 0b: madsim's scheduler and network.
+const MADSIM: Driver = Driver {
+    name: "madsim",
+    run: run_seed,
+    replay: replay_command,
+};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,6 +50,7 @@ fn every_invariant_holds_across_many_madsim_seeds() {
     );
     let began = Instant::now();
     let (mut events, mut converged, mut crashes, mut written) = (0, 0, 0, 0);
+    let (mut authorized, mut denied) = (0, 0);
     let mut failed = Vec::new();
     for seed in start..start + count {
         let r = run_seed(seed, &bugs, Trace::quiet());
@@ -47,6 +58,8 @@ fn every_invariant_holds_across_many_madsim_seeds() {
         converged += u64::from(r.stats.converged_after.is_some());
         crashes += r.stats.crashes;
         written += r.stats.written;
+        authorized += r.stats.authorized;
+        denied += r.stats.denied;
         if let Some(v) = &r.violation {
             let line = format!(
                 "FAILED madsim seed 0x{seed:x}: {v}\n  replay: {}",
@@ -58,7 +71,7 @@ fn every_invariant_holds_across_many_madsim_seeds() {
     }
     let secs = began.elapsed().as_secs_f64();
     println!(
-        "madsim: {count} seeds from {start}, {} failing, {events} events in {secs:.1} s ({:.0} events/s), {written} writes acknowledged, {crashes} crashes, {converged} converged",
+        "madsim: {count} seeds from {start}, {} failing, {events} events in {secs:.1} s ({:.0} events/s), {written} writes acknowledged, {authorized} authorized, {denied} denied, {crashes} crashes, {converged} converged",
         failed.len(),
         events as f64 / secs.max(1e-9)
     );
@@ -69,7 +82,8 @@ fn every_invariant_holds_across_many_madsim_seeds() {
 
 #[test]
 fn the_same_seed_twice_gives_the_same_trace_hash() {
-    for seed in [0x5eed_u64, 0xc7, 3] {
+    // The last is the first seed with Codios on: its calls are tasks racing the others.
+    for seed in [0x5eed_u64, 0xc7, 3, codios_seeds(1)[0]] {
         let a = run_seed(seed, &[], Trace::quiet());
         let b = run_seed(seed, &[], Trace::quiet());
         assert_eq!(a.trace_hash, b.trace_hash, "seed 0x{seed:x}");
@@ -83,24 +97,13 @@ fn the_same_seed_twice_gives_the_same_trace_hash() {
     );
 }
 
-/// Runs seeds 0.. with `bug` planted; the first failing seed and its checker.
-fn first_failure(bug: PlantedBug, within: u64) -> Option<(u64, &'static str)> {
-    (0..within).find_map(|seed| {
-        let r = run_seed(seed, &[bug], Trace::quiet());
-        r.violation.map(|v| (seed, v.checker))
-    })
+#[test]
+fn codios_seeds_reach_every_kind_of_answer() {
+    MADSIM.codios_reaches_every_kind_of_answer(40);
 }
 
 fn bites(bug: PlantedBug, within: u64, checker: &str) {
-    let found = first_failure(bug, within);
-    println!("madsim, {bug:?}: found at {found:?} (bound {within} seeds)");
-    let (seed, by) = found.unwrap_or_else(|| panic!("{bug:?} not found in {within} seeds"));
-    assert_eq!(
-        by,
-        checker,
-        "{bug:?} was found by the wrong checker; replay: {}",
-        replay_command(seed, &[bug])
-    );
+    MADSIM.bites(bug, within, checker);
 }
 
 #[test]
@@ -131,6 +134,13 @@ fn push_before_durable_is_found_within_10_seeds() {
 #[test]
 fn cursor_before_durable_is_found_within_20_seeds() {
     bites(PlantedBug::CursorBeforeDurable, 20, "cursors");
+}
+
+/// Only possible because Codios answers under this driver: a deny must reach a node, then a
+/// Codios failure make it fall back on an older permit.
+#[test]
+fn stale_permit_past_deny_is_found_within_30_seeds() {
+    bites(PlantedBug::StalePermitPastDeny, 30, "auth");
 }
 
 /// Prints the trace of `SAPIX_MADSIM_REPLAY` (with `SAPIX_MADSIM_BUGS=a,b` planted); passes

@@ -1,28 +1,13 @@
 //! It bites: each planted bug (core feature `sim`, `Node::plant`) is found by the checker that
 //! owns its property within a stated number of seeds, counting from seed 0.
 
-use sapix_core::node::planted::PlantedBug;
-use sapix_sim::runner;
-use sapix_sim::trace::Trace;
+mod common;
 
-/// Runs seeds 0.. with `bug` planted; returns the first failing seed and its checker.
-fn first_failure(bug: PlantedBug, within: u64) -> Option<(u64, &'static str)> {
-    (0..within).find_map(|seed| {
-        let r = runner::run_seed(seed, &[bug], Trace::quiet());
-        r.violation.map(|v| (seed, v.checker))
-    })
-}
+use common::LAYER_0;
+use sapix_core::node::planted::PlantedBug;
 
 fn bites(bug: PlantedBug, within: u64, checker: &str) {
-    let found = first_failure(bug, within);
-    println!("{bug:?}: found at {found:?} (bound {within} seeds)");
-    let (seed, by) = found.unwrap_or_else(|| panic!("{bug:?} not found in {within} seeds"));
-    assert_eq!(
-        by,
-        checker,
-        "{bug:?} was found by the wrong checker; replay: {}",
-        runner::replay_command(seed, &[bug])
-    );
+    LAYER_0.bites(bug, within, checker);
 }
 
 #[test]

@@ -9,13 +9,15 @@
 //!
 //! The work is split by concern: [`commit`](self) (appends, writes, ingest, CP waits),
 //! `mesh` (the drain tick, pushes, probes, pulls), `admin` (status, consistency, sync, divide,
-//! membership), `authz` (whether a client's token may write: the Codios cache and breaker).
+//! membership), `authz` (whether a client's token may write: the Codios cache and breaker),
+//! and, for shells, [`Call`] (what the node is told when a call it asked for ends).
 //! Invariants kept here: every block handed out in an `Append` is the next link of its
 //! author's chain; a response that depends on an append is held until every append up
 //! to it is durable; a CP write is acknowledged only once every peer holds it.
 
 mod admin;
 mod authz;
+mod call;
 mod commit;
 mod event;
 mod mesh;
@@ -31,6 +33,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use authz::AuthSettings;
+pub use call::{Call, Reply};
 pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
 
 use crate::chain::Chains;

@@ -26,9 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use sapix_core::block::{Block, Hash, Verified};
-use sapix_core::chain::{Chains, Position};
+use sapix_core::chain::Chains;
 use sapix_core::node::{
-    AppendToken, ClusterState, Event, Input, Output, RequestId, Response, Restored,
+    AppendToken, Call, ClusterState, Event, Input, Output, Reply, RequestId, Response, Restored,
 };
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::repl::peer::PeerInfo;
@@ -139,87 +139,23 @@ impl Host {
     }
 }
 
-/// A request in flight to `target`, to be turned into an input for `origin` when answered.
+/// A call in flight to `target`, to be turned into an input for `origin` when it ends.
 #[derive(Debug)]
-enum Rpc {
-    Push {
-        origin: AgentId,
-        peer: AgentId,
-        to: u64,
-    },
-    Probe {
-        origin: AgentId,
-        peer: AgentId,
-    },
-    Copy {
-        origin: AgentId,
-        to: AgentId,
-        next: u64,
-        sent: u64,
-    },
-    Announce {
-        origin: AgentId,
-        to: AgentId,
-    },
+struct Rpc {
+    origin: AgentId,
+    call: Call,
 }
 
 impl Rpc {
-    fn origin(&self) -> &AgentId {
-        match self {
-            Rpc::Push { origin, .. }
-            | Rpc::Probe { origin, .. }
-            | Rpc::Copy { origin, .. }
-            | Rpc::Announce { origin, .. } => origin,
-        }
-    }
-
     /// The input the origin gets when the call fails without an answer.
     fn failed(self, reason: &str) -> (AgentId, Input) {
-        let reason = reason.to_string();
-        match self {
-            Rpc::Push { origin, peer, .. } => (origin, Input::PushFailed { peer, reason }),
-            Rpc::Probe { origin, peer } => (origin, Input::ProbeFailed { peer, reason }),
-            Rpc::Copy { origin, to, .. } => (origin, Input::CopyFailed { to, reason }),
-            Rpc::Announce { origin, to } => (origin, Input::AnnounceFailed { to }),
-        }
+        (self.origin, self.call.failed(reason))
     }
 
     /// The input the origin gets for the target's answer, mapped as the mesh client maps
     /// HTTP answers.
     fn answered(self, response: Response) -> (AgentId, Input) {
-        match (self, response) {
-            (Rpc::Push { origin, peer, to }, Response::Ingested { .. }) => {
-                (origin, Input::PushAcked { peer, through: to })
-            }
-            (
-                Rpc::Push { origin, peer, .. },
-                Response::IngestRefused {
-                    position: Position::Gap { expected },
-                    ..
-                },
-            ) => (origin, Input::PushGap { peer, expected }),
-            (Rpc::Probe { origin, peer }, Response::ProbeAnswer { agent_id, holds }) => (
-                origin,
-                Input::ProbeAnswered {
-                    peer,
-                    agent_id,
-                    holds,
-                },
-            ),
-            (
-                Rpc::Copy {
-                    origin,
-                    to,
-                    next,
-                    sent,
-                },
-                Response::Ingested { .. },
-            ) => (origin, Input::Copied { to, next, sent }),
-            (Rpc::Announce { origin, to }, Response::MembersUpdated { .. }) => {
-                (origin, Input::Announced { to })
-            }
-            (rpc, other) => rpc.failed(&format!("answered {other:?}")),
-        }
+        (self.origin, self.call.answered(response))
     }
 }
 
@@ -406,7 +342,7 @@ impl World {
         let broken: Vec<(AgentId, RequestId)> = self
             .rpcs
             .iter()
-            .filter(|((target, _), rpc)| pair(target, rpc.origin()) == pair(&id(a), &id(b)))
+            .filter(|((target, _), rpc)| pair(target, &rpc.origin) == pair(&id(a), &id(b)))
             .map(|(k, _)| k.clone())
             .collect();
         for k in broken {
@@ -454,12 +390,12 @@ impl World {
         let mine: Vec<(AgentId, RequestId)> = self
             .rpcs
             .iter()
-            .filter(|((target, _), rpc)| *target == me || *rpc.origin() == me)
+            .filter(|((target, _), rpc)| *target == me || rpc.origin == me)
             .map(|(k, _)| k.clone())
             .collect();
         for k in mine {
             let rpc = self.rpcs.remove(&k).expect("listed");
-            if *rpc.origin() != me {
+            if rpc.origin != me {
                 let (origin, input) = rpc.failed("connection reset");
                 self.queue.push_back((origin, input));
             }
@@ -665,16 +601,14 @@ impl World {
                 let host = &self.hosts[&me];
                 let blocks: Option<Vec<Block>> =
                     (from..=to).map(|s| host.block(&me, s).cloned()).collect();
-                let rpc = Rpc::Push {
+                let rpc = Rpc {
                     origin: me.clone(),
-                    peer: peer.clone(),
-                    to,
+                    call: Call::Push { peer, through: to },
                 };
                 match blocks {
                     None => {
                         let reason = format!("own blocks {from}..={to} not in the strand");
-                        self.queue
-                            .push_back((me, Input::PushFailed { peer, reason }));
+                        self.queue.push_back(rpc.failed(&reason));
                     }
                     Some(blocks) => {
                         let blocks = self.verified(blocks);
@@ -686,9 +620,9 @@ impl World {
                 }
             }
             Output::Probe { peer, endpoint } => {
-                let rpc = Rpc::Probe {
+                let rpc = Rpc {
                     origin: me.clone(),
-                    peer,
+                    call: Call::Probe { peer },
                 };
                 let author = me.clone();
                 self.call(&me, &endpoint, rpc, |request| Input::ProbeRequested {
@@ -709,15 +643,10 @@ impl World {
                     h.fail_fetches = h.fail_fetches.saturating_sub(1);
                     fail
                 });
+                let call = Call::Fetch { peer };
                 let input = match target {
-                    _ if failing => Input::FetchFailed {
-                        peer,
-                        reason: "export answered 500".into(),
-                    },
-                    None => Input::FetchFailed {
-                        peer,
-                        reason: "connection refused".into(),
-                    },
+                    _ if failing => call.failed("export answered 500"),
+                    None => call.failed("connection refused"),
                     Some(target) => {
                         let store = &self.hosts[&target].store;
                         let start = (after as usize).min(store.len());
@@ -725,12 +654,11 @@ impl World {
                         let blocks = store[start..end].to_vec();
                         let next = if end > start { end as u64 } else { after };
                         let tip = (store.len() as u64).max(next);
-                        Input::PageFetched {
-                            peer,
+                        call.finished(Reply::Page {
                             blocks: self.verified(blocks),
                             next,
                             tip,
-                        }
+                        })
                     }
                 };
                 self.queue.push_back((me, input));
@@ -759,19 +687,21 @@ impl World {
                 let end = (start + COPY_BATCH).min(store.len());
                 let blocks = store[start..end].to_vec();
                 if blocks.is_empty() {
-                    let input = Input::Copied {
+                    let call = Call::Copy {
                         to,
                         next: after,
                         sent: 0,
                     };
-                    self.queue.push_back((me, input));
+                    self.queue.push_back((me, call.finished(Reply::Ingested)));
                     return;
                 }
-                let rpc = Rpc::Copy {
+                let rpc = Rpc {
                     origin: me.clone(),
-                    to,
-                    next: end as u64,
-                    sent: blocks.len() as u64,
+                    call: Call::Copy {
+                        to,
+                        next: end as u64,
+                        sent: blocks.len() as u64,
+                    },
                 };
                 let blocks = self.verified(blocks);
                 self.call(&me, &endpoint, rpc, |request| Input::IngestRequested {
@@ -786,9 +716,9 @@ impl World {
                 your_role,
                 cursors,
             } => {
-                let rpc = Rpc::Announce {
+                let rpc = Rpc {
                     origin: me.clone(),
-                    to,
+                    call: Call::Announce { to },
                 };
                 self.call(&me, &endpoint, rpc, |request| Input::MembersAnnounced {
                     request,

@@ -7,17 +7,21 @@
 //! packet loss, latency and (on some seeds) buggify delays. What madsim schedules is not what
 //! Layer 0's heap schedules, so the two see different interleavings of the same code.
 //!
-//! Everything that is not transport is Layer 0's, not a copy: the seed's [`Config`], the nodes
-//! and their disks ([`crate::world::cluster`], [`crate::host::start`], the simulated
-//! [`Store`] kept outside the node's tasks so it outlives a kill and loses what was in flight
-//! as Layer 0 does), the output mapping ([`crate::mesh::effect`]), the clients
-//! ([`Workload`]), and every checker, at the same moments, plus the same liveness judgement
-//! ([`crate::liveness::settled`]) after the network heals.
+//! Everything that is not transport is Layer 0's, not a copy: the run is a
+//! [`World`]`<Madsim>`, the same cluster Layer 0 builds for the seed's [`Config`](crate::Config)
+//! (nodes, disks kept outside the node's tasks so they outlive a kill and lose what was in
+//! flight as Layer 0's do, clients, checkers), stepped by the same code (`crate::driver`): how
+//! an input is checked and handed over, how outputs are performed, how a client's answer or a
+//! crash is judged, when the cluster has settled, and Layer 0's Codios model (`crate::codios`:
+//! its outages, slowness, flapping and policy flips, drawn from the seed's config, judged by
+//! the same `auth` checker). [`Madsim`] only says how facts travel: as madsim messages, sleeps
+//! and tasks.
 //!
-//! madsim runs every node on one thread, so the state shared between the nodes' tasks sits
+//! madsim runs every node on one thread, so the world shared between the nodes' tasks sits
 //! behind one mutex that is never held across an `.await`: each input is handled, and its
 //! outputs drained, in one critical section, as a node's actor would.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -26,25 +30,18 @@ use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::Handle;
 use madsim::task::{JoinHandle, NodeId};
 use madsim::time::{sleep, sleep_until, timeout, Instant};
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-use sapix_core::node::{Input, Node, RequestId, Response};
+use sapix_core::auth::AuthKey;
+use sapix_core::node::{Call, Input, Reply, RequestId, Response};
 
-use crate::checkers::{self, answered, Checkers, Verdict, Violation};
-use crate::config::{Config, Micros, MILLI};
-use crate::host::{self, Host};
-use crate::mesh::{effect, export, CallKind, Effect, Page, Req};
-use crate::storage::Store;
-use crate::trace::{input_digest, output_digest, Trace};
-use crate::workload::{judge, taking, Ask, Workload};
-use crate::world::{Phase, Stats};
+use crate::config::{Micros, MILLI};
+use crate::driver::Driver;
+use crate::mesh::{export, Req};
+use crate::world::World;
 
 /// The agent's mesh port.
 const PORT: u16 = 7475;
 /// Requests arrive under this tag; each answer goes back under its call's id (never 0).
 const REQUESTS: u64 = 0;
-/// A node woken this many times at one instant is busy-looping.
-const MAX_SPINS: u32 = 1_000;
 /// Runs longer than this many steps are stopped as runaway.
 const MAX_EVENTS: u64 = 20_000_000;
 /// How often the supervisor looks at the run.
@@ -57,24 +54,18 @@ struct Request {
     req: Req,
 }
 
-/// A server's answer on the wire.
+/// A server's answer on the wire: its node's response, or a page its server read from the
+/// strand.
 enum Answer {
     Response(Response),
-    Page(Page),
+    Page(Reply),
 }
 
-/// The cluster's state that outlives any one process: disks, identities, clients, checkers.
-struct Shared {
-    cfg: Config,
-    me: Weak<Mutex<Shared>>,
+/// What only the madsim driver keeps: its nodes' handles and sockets, their armed wakeups and
+/// stalls, and the links it has cut.
+pub(crate) struct Madsim {
+    me: Weak<Mutex<World<Madsim>>>,
     start: Instant,
-    hosts: Vec<Host>,
-    stores: Vec<Store>,
-    checks: Checkers,
-    stats: Stats,
-    work: Workload,
-    node_rng: ChaCha8Rng,
-    storage_rng: ChaCha8Rng,
     ids: Vec<NodeId>,
     eps: Vec<Option<Endpoint>>,
     /// The armed wakeup of each node, and the task that will deliver it.
@@ -83,19 +74,18 @@ struct Shared {
     /// Per directed link, how many partitions cut it now.
     cuts: Vec<u32>,
     generation: u32,
-    next_call: u64,
-    next_request: u64,
-    events: u64,
-    trace: Trace,
-    phase: Phase,
-    violation: Option<Violation>,
 }
 
-type Cluster = Arc<Mutex<Shared>>;
+type Cluster = Arc<Mutex<World<Madsim>>>;
 
-fn lock(c: &Cluster) -> MutexGuard<'_, Shared> {
+/// Locks the world and sets its `now` from madsim's clock, which stands still while the lock
+/// is held: madsim moves time only between polls of its tasks, and the lock is never held
+/// across an `.await`.
+fn lock(c: &Cluster) -> MutexGuard<'_, World<Madsim>> {
     // A checker panic poisons the lock; the run is over then anyway.
-    c.lock().unwrap_or_else(|e| e.into_inner())
+    let mut s = c.lock().unwrap_or_else(|e| e.into_inner());
+    s.now = s.d.start.elapsed().as_micros() as Micros;
+    s
 }
 
 fn ip(i: usize) -> IpAddr {
@@ -110,39 +100,13 @@ fn micros(d: Micros) -> Duration {
     Duration::from_micros(d)
 }
 
-impl Shared {
-    fn now(&self) -> Micros {
-        self.start.elapsed().as_micros() as Micros
-    }
-
+impl World<Madsim> {
     fn cluster(&self) -> Cluster {
-        self.me.upgrade().expect("the run holds the cluster")
-    }
-
-    fn up(&self, i: usize) -> bool {
-        self.hosts[i].node.is_some()
-    }
-
-    fn fail(&mut self, checker: &'static str, message: String) {
-        if self.violation.is_none() {
-            let at = self.now();
-            self.violation = Some(Violation {
-                at,
-                checker,
-                message,
-            });
-        }
-    }
-
-    fn verdict(&mut self, v: Verdict) {
-        if let Err((checker, m)) = v {
-            self.fail(checker, m);
-        }
+        self.d.me.upgrade().expect("the run holds the cluster")
     }
 
     fn line(&mut self, line: impl FnOnce() -> String) {
-        let now = self.now();
-        self.trace.line(now, line);
+        self.trace.line(self.now, line);
     }
 
     /// Runs `fut` as a task of node `i`'s current process: it dies with the process.
@@ -151,148 +115,21 @@ impl Shared {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         Handle::current()
-            .get_node(self.ids[i])
+            .get_node(self.d.ids[i])
             .map(|n| n.spawn(fut))
     }
 
-    /// Node `i`'s process starts (madsim's init task, at boot and at every restart).
-    fn boot(&mut self, i: usize) {
-        let now = self.now();
-        host::start(
-            &mut self.hosts[i],
-            &mut self.stores[i],
-            &self.cfg,
-            &mut self.node_rng,
-            now,
-        );
-        let tip = self.stores[i].tip();
-        self.line(|| format!("n{i} boots (strand tip {tip})"));
-        let r = self.checks.acked.after_restart(i, &self.stores[i]);
-        self.verdict(r.map_err(|m| ("acked_writes", m)));
-        self.wake(i);
-    }
-
-    /// Node `i`'s process is gone (madsim killed its tasks): the disk loses what was in flight.
-    fn crash(&mut self, i: usize) {
-        if self.hosts[i].node.take().is_none() {
-            return;
+    /// Feeds `input` to incarnation `inc` of node `i`, if that process still runs.
+    fn deliver(&mut self, i: usize, inc: u32, input: Input) {
+        if self.hosts[i].inc == inc {
+            self.feed(i, input);
         }
-        self.stats.crashes += 1;
-        let host = &mut self.hosts[i];
-        host.wake = None;
-        host.clients.clear();
-        host.server.clear();
-        self.timers[i] = None;
-        self.eps[i] = None;
-        self.paused[i] = false;
-        let names: Vec<_> = self.hosts.iter().map(|h| h.agent.clone()).collect();
-        let c = host::crash_disk(
-            i,
-            &mut self.stores,
-            &mut self.checks,
-            self.cfg.nodes.crash_keeps_tail,
-            &mut self.storage_rng,
-            &names,
-        );
-        let kept = c.kept_blocks;
-        self.line(|| format!("n{i} CRASHES ({kept} blocks of appends in flight survive)"));
-        self.verdict(c.verdict);
-    }
-
-    /// Feeds `input` to incarnation `inc` of node `i`, then performs what it asks for.
-    fn feed(&mut self, i: usize, inc: u32, input: Input) {
-        if self.hosts[i].inc != inc || !self.up(i) || self.violation.is_some() {
-            return;
-        }
-        self.events += 1;
-        taking(&mut self.hosts, i, &input);
-        let now = self.now();
-        let local = self.hosts[i].clock.local(now);
-        self.trace.mix(now ^ ((i as u64) << 56));
-        input_digest(&input, self.trace.hasher());
-        if self.trace.printing() {
-            let s = format!("n{i} <- {input:?}");
-            self.trace.line(now, || s);
-        }
-        if let Some(node) = self.hosts[i].node.as_mut() {
-            node.handle(local, input);
-        }
-        self.drain(i);
-    }
-
-    /// Node `i`'s timer fired.
-    fn wake(&mut self, i: usize) {
-        let now = self.now();
-        self.timers[i] = None;
-        let host = &mut self.hosts[i];
-        let Some(node) = host.node.as_mut() else {
-            return;
-        };
-        self.events += 1;
-        node.handle_timeout(host.clock.local(now));
-        self.trace.mix(now ^ ((i as u64) << 56) ^ 1);
-        self.drain(i);
-        let host = &mut self.hosts[i];
-        if host.wake.is_some_and(|w| w <= now) {
-            host.spins += 1;
-            if host.spins > MAX_SPINS {
-                self.fail(
-                    "poll_timeout",
-                    format!("n{i} asks to be woken again and again at the same instant"),
-                );
-            }
-        } else {
-            host.spins = 0;
-        }
-    }
-
-    fn drain(&mut self, i: usize) {
-        let v = checkers::peer_acks::check_host(i, &self.hosts, &self.stores);
-        self.verdict(v);
-        while let Some(out) = self.hosts[i].node.as_mut().and_then(Node::poll_output) {
-            output_digest(&out, self.trace.hasher());
-            if self.trace.printing() {
-                let s = format!("n{i} -> {out:?}");
-                self.line(|| s);
-            }
-            self.perform(i, out);
-        }
-        let now = self.now();
-        let host = &mut self.hosts[i];
-        host.wake = host
-            .node
-            .as_ref()
-            .and_then(Node::poll_timeout)
-            .map(|at| host.clock.global(at).max(now));
-        self.arm(i);
-    }
-
-    /// Keeps one timer task per node, at the instant the node last asked for.
-    fn arm(&mut self, i: usize) {
-        let want = self.hosts[i].wake;
-        if self.timers[i].as_ref().map(|(at, _)| *at) == want {
-            return;
-        }
-        if let Some((_, old)) = self.timers[i].take() {
-            old.abort();
-        }
-        let Some(at) = want else {
-            return;
-        };
-        let (cl, inc, deadline) = (self.cluster(), self.hosts[i].inc, self.start + micros(at));
-        let task = self.spawn_on(i, async move {
-            sleep_until(deadline).await;
-            let mut s = lock(&cl);
-            if s.hosts[i].inc == inc {
-                s.wake(i);
-            }
-        });
-        self.timers[i] = task.map(|t| (at, t));
     }
 
     /// At `at`, runs `done` for node `i`'s current process (a disk completion).
-    fn later(&self, i: usize, at: Micros, done: fn(&mut Shared, usize)) {
-        let (cl, inc, deadline) = (self.cluster(), self.hosts[i].inc, self.start + micros(at));
+    fn later(&self, i: usize, at: Micros, done: fn(&mut World<Madsim>, usize)) {
+        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
+        let deadline = self.d.start + micros(at);
         self.spawn_on(i, async move {
             sleep_until(deadline).await;
             let mut s = lock(&cl);
@@ -302,84 +139,117 @@ impl Shared {
         });
     }
 
-    fn local(&self, i: usize, input: Input) {
-        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
-        self.spawn_on(i, async move { lock(&cl).feed(i, inc, input) });
+    /// A request reaches node `to`'s server.
+    fn arrive(&mut self, to: usize, msg: Request) {
+        let Request { call, from, req } = msg;
+        if let Req::Export(after) = req {
+            let page = export(&self.stores[to], after);
+            self.answer(to, from, call, Answer::Page(page));
+            return;
+        }
+        let request = self.new_request();
+        self.hosts[to].server.insert(request, (call, from));
+        self.feed(to, req.into_input(request));
     }
 
-    fn perform(&mut self, i: usize, out: sapix_core::node::Output) {
-        let me = self.hosts[i].agent.clone();
-        let now = self.now();
-        match effect(out, &self.stores[i], &me) {
-            Effect::Append { token, blocks } => {
-                let r = checkers::chain_intact::check_append(&self.stores[i], &blocks);
-                self.verdict(r.map_err(|m| ("chain_intact", m)));
-                let (lo, hi) = self.cfg.nodes.fsync;
-                let d = self.storage_rng.gen_range(lo..=hi);
-                let done = self.stores[i].last_append_done.max(now) + d;
-                self.stores[i].last_append_done = done;
-                self.stores[i].begin_append(token, blocks);
-                self.later(i, done, |s, i| {
-                    let (input, v) = host::append_landed(&mut s.stores[i], &mut s.checks);
-                    s.verdict(v);
-                    if let Some(input) = input {
-                        let inc = s.hosts[i].inc;
-                        s.feed(i, inc, input);
-                    }
-                });
-            }
-            Effect::Persist(w) => {
-                let (lo, hi) = self.cfg.nodes.persist;
-                let d = self.storage_rng.gen_range(lo..=hi);
-                let done = self.stores[i].last_write_done.max(now) + d;
-                self.stores[i].last_write_done = done;
-                self.stores[i].begin_write(w);
-                self.later(i, done, |s, i| {
-                    let names: Vec<_> = s.hosts.iter().map(|h| h.agent.clone()).collect();
-                    let (input, v) = host::write_landed(i, &mut s.stores, &mut s.checks, &names);
-                    s.verdict(v);
-                    if let Some(input) = input {
-                        let inc = s.hosts[i].inc;
-                        s.feed(i, inc, input);
-                    }
-                });
-            }
-            Effect::Call {
-                endpoint,
-                kind,
-                req,
-            } => self.call(i, &endpoint, kind, req),
-            Effect::Local(input) => self.local(i, input),
-            Effect::Broken {
-                checker,
-                message,
-                input,
-            } => {
-                self.fail(checker, message);
-                self.local(i, input);
-            }
-            Effect::Respond { request, response } => self.respond(i, request, response),
-            Effect::AskCodios(key) => {
-                // This driver has no Codios model (Layer 0 has): every call fails.
-                let kind = CallKind::Codios { key };
-                self.local(i, kind.failure("no Codios in the madsim driver".into()));
-            }
-            Effect::Log(event) => {
-                let v = self.checks.logged(i, &event);
-                self.verdict(v);
+    fn answer(&self, me: usize, to: usize, call: u64, answer: Answer) {
+        let Some(ep) = self.d.eps[me].clone() else {
+            return;
+        };
+        self.spawn_on(me, async move {
+            // A lost answer is the caller's timeout.
+            let _ = ep.send_to_raw(addr(to), call, Box::new(answer)).await;
+        });
+    }
+
+    /// Cuts (or, with `heal`, heals) the directed links: a link stays clogged in madsim while
+    /// any partition still cuts it, so overlapping partitions heal independently.
+    fn cut(&mut self, links: &[(usize, usize)], heal: bool) {
+        let n = self.hosts.len();
+        let net = NetSim::current();
+        for &(a, b) in links {
+            let c = &mut self.d.cuts[a * n + b];
+            if heal {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    net.unclog_link(self.d.ids[a], self.d.ids[b]);
+                }
+            } else {
+                *c += 1;
+                net.clog_link(self.d.ids[a], self.d.ids[b]);
             }
         }
     }
+}
 
-    /// A mesh call from node `from`: the request over madsim's network, then whichever of
-    /// the answer and the client's timeout comes first.
-    fn call(&mut self, from: usize, endpoint: &str, kind: CallKind, req: Req) {
+/// Layer 0b: inputs are tasks of the receiving node's process (they die with it and wait
+/// while it is paused), mesh calls are madsim messages, timers and disk latencies are madsim
+/// sleeps.
+impl Driver for World<Madsim> {
+    const SLOW_FSYNC: bool = false;
+
+    fn feed(&mut self, i: usize, input: Input) {
+        if !self.up(i) || self.violation.is_some() {
+            return;
+        }
+        self.events += 1;
+        self.trace.mix(self.now ^ ((i as u64) << 56));
+        self.handle(i, input);
+    }
+
+    fn wake(&mut self, i: usize) {
+        self.d.timers[i] = None;
+        if !self.up(i) {
+            return;
+        }
+        self.events += 1;
+        self.trace.mix(self.now ^ ((i as u64) << 56) ^ 1);
+        self.woken(i);
+    }
+
+    /// Keeps one timer task per node, at the instant the node last asked for.
+    fn arm(&mut self, i: usize) {
+        let want = self.hosts[i].wake;
+        if self.d.timers[i].as_ref().map(|(at, _)| *at) == want {
+            return;
+        }
+        if let Some((_, old)) = self.d.timers[i].take() {
+            old.abort();
+        }
+        let Some(at) = want else {
+            return;
+        };
+        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
+        let deadline = self.d.start + micros(at);
+        let task = self.spawn_on(i, async move {
+            sleep_until(deadline).await;
+            let mut s = lock(&cl);
+            if s.hosts[i].inc == inc {
+                s.wake(i);
+            }
+        });
+        self.d.timers[i] = task.map(|t| (at, t));
+    }
+
+    fn local(&mut self, i: usize, input: Input) {
+        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
+        self.spawn_on(i, async move { lock(&cl).deliver(i, inc, input) });
+    }
+
+    /// A local client: no network in between, but a task of the node's process.
+    fn client_request(&mut self, i: usize, input: Input) {
+        self.local(i, input);
+    }
+
+    /// The request over madsim's network, then whichever of the answer and the mesh client's
+    /// timeout comes first.
+    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
         self.next_call += 1;
         let call = self.next_call;
-        let to = self.hosts.iter().position(|h| h.endpoint == endpoint);
+        let to = self.index_of_endpoint(endpoint);
         let (cl, inc) = (self.cluster(), self.hosts[from].inc);
         let limit = micros(self.cfg.net.timeout);
-        let Some(ep) = self.eps[from].clone() else {
+        let Some(ep) = self.d.eps[from].clone() else {
             return;
         };
         self.spawn_on(from, async move {
@@ -397,99 +267,66 @@ impl Shared {
             let input = match timeout(limit, exchange).await {
                 Ok(Ok(answer)) => match *answer {
                     Answer::Response(r) => kind.answered(r),
-                    Answer::Page(p) => kind.paged(p),
+                    Answer::Page(p) => kind.finished(p),
                 },
                 Ok(Err(e)) if e == "no such endpoint" => {
                     // As an unreachable host: the client waits out its timeout.
                     sleep(limit).await;
-                    kind.failure("timed out".into())
+                    kind.failed("timed out")
                 }
-                Ok(Err(e)) => kind.failure(e),
-                Err(_) => kind.failure("timed out".into()),
+                Ok(Err(e)) => kind.failed(e),
+                Err(_) => kind.failed("timed out"),
             };
-            lock(&cl).feed(from, inc, input);
+            lock(&cl).deliver(from, inc, input);
         });
     }
 
-    /// A request reaches node `to`'s server.
-    fn arrive(&mut self, to: usize, msg: Request) {
-        let Request { call, from, req } = msg;
-        if let Req::Export(after) = req {
-            let page = export(&self.stores[to], after);
-            self.answer(to, from, call, Answer::Page(page));
-            return;
-        }
-        self.next_request += 1;
-        self.stats.requests += 1;
-        let request = RequestId(self.next_request);
-        self.hosts[to].server.insert(request, (call, from));
-        let inc = self.hosts[to].inc;
-        self.feed(to, inc, req.into_input(request));
+    fn reply(&mut self, i: usize, from: usize, call: u64, response: Response) {
+        self.answer(i, from, call, Answer::Response(response));
     }
 
-    fn answer(&self, me: usize, to: usize, call: u64, answer: Answer) {
-        let Some(ep) = self.eps[me].clone() else {
-            return;
-        };
-        self.spawn_on(me, async move {
-            // A lost answer is the caller's timeout.
-            let _ = ep.send_to_raw(addr(to), call, Box::new(answer)).await;
+    fn append_at(&mut self, i: usize, at: Micros) {
+        self.later(i, at, |s, i| s.append_done(i));
+    }
+
+    fn write_at(&mut self, i: usize, at: Micros) {
+        self.later(i, at, |s, i| s.write_done(i));
+    }
+
+    /// Layer 0's Codios model, on madsim's clock: the request travels, Codios decides when it
+    /// arrives, the answer travels back, all bounded by the Codios client's timeout. The call
+    /// is a task of the caller's process, so it dies with it.
+    fn ask_codios(&mut self, i: usize, key: AuthKey) {
+        self.codios_asked(i, &key);
+        self.next_call += 1;
+        let call = self.next_call;
+        let (there, up) = self.codios.send(self.now);
+        let limit = micros(self.codios.timeout());
+        let (cl, inc) = (self.cluster(), self.hosts[i].inc);
+        let kind = Call::Codios { key: key.clone() };
+        self.spawn_on(i, async move {
+            let exchange = async {
+                sleep(micros(there)).await;
+                if !up {
+                    return kind.clone().failed("connection refused");
+                }
+                let (back, input) = lock(&cl).codios_decides(i, call, key);
+                sleep(micros(back)).await;
+                input
+            };
+            let input = match timeout(limit, exchange).await {
+                Ok(input) => input,
+                Err(_) => kind.failed("timed out"),
+            };
+            lock(&cl).deliver(i, inc, input);
         });
     }
 
-    /// Node `i` answered `request`: back over the network to a peer, or to a client.
-    fn respond(&mut self, i: usize, request: RequestId, response: Response) {
-        if let Some((call, from)) = self.hosts[i].server.remove(&request) {
-            self.answer(i, from, call, Answer::Response(response));
-            return;
-        }
-        match answered::answer(&mut self.hosts[i].clients, request, i) {
-            Ok(client) => {
-                let (member, v) = judge(
-                    i,
-                    client,
-                    response,
-                    &self.hosts,
-                    &self.stores,
-                    &mut self.checks,
-                    &mut self.stats,
-                );
-                self.verdict(v);
-                if let Some(new) = member {
-                    self.hosts[new].member = true;
-                }
-            }
-            Err(m) => self.fail("answered", m),
-        }
-    }
-
-    /// A client sends `ask` to its node (a local client: no network in between).
-    fn ask(&mut self, ask: Ask) {
-        self.next_request += 1;
-        self.stats.requests += 1;
-        let request = RequestId(self.next_request);
-        let i = ask.node;
-        self.hosts[i].clients.insert(request, ask.client);
-        self.local(i, (ask.input)(request));
-    }
-
-    /// Cuts (or, with `heal`, heals) the directed links: a link stays clogged in madsim while
-    /// any partition still cuts it, so overlapping partitions heal independently.
-    fn cut(&mut self, links: &[(usize, usize)], heal: bool) {
-        let n = self.hosts.len();
-        let net = NetSim::current();
-        for &(a, b) in links {
-            let c = &mut self.cuts[a * n + b];
-            if heal {
-                *c = c.saturating_sub(1);
-                if *c == 0 {
-                    net.unclog_link(self.ids[a], self.ids[b]);
-                }
-            } else {
-                *c += 1;
-                net.clog_link(self.ids[a], self.ids[b]);
-            }
-        }
+    /// madsim killed the process's tasks: its callers wait out their timeouts.
+    fn died(&mut self, i: usize, _serving: BTreeMap<RequestId, (u64, usize)>) {
+        self.d.timers[i] = None;
+        self.d.eps[i] = None;
+        self.d.paused[i] = false;
     }
 }
 
@@ -500,7 +337,7 @@ async fn node_main(cl: Cluster, i: usize) {
         .expect("the mesh port is free");
     {
         let mut s = lock(&cl);
-        s.eps[i] = Some(ep.clone());
+        s.d.eps[i] = Some(ep.clone());
         s.boot(i);
     }
     while let Ok((payload, _)) = ep.recv_from_raw(REQUESTS).await {

@@ -2,50 +2,61 @@
 //! processes on madsim's main node, the heal and the liveness judgement, and the runtime
 //! seeded per run.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, Runtime};
-use madsim::time::{sleep, Instant};
+use madsim::time::{sleep, sleep_until, Instant};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::node::planted::PlantedBug;
 
-use super::{ip, lock, micros, node_main, Cluster, Shared, MAX_EVENTS, TICK};
-use crate::checkers::Checkers;
-use crate::config::{stream, Config, Episodes, Micros, Stream};
-use crate::liveness::settled;
+use super::{ip, lock, micros, node_main, Cluster, Madsim, MAX_EVENTS, TICK};
+use crate::codios::CodiosEv;
+use crate::config::{poisson_gap, stream, Config, Episodes, Micros, Stream};
 use crate::trace::Trace;
-use crate::workload::{Op, Workload};
-use crate::world::{Phase, Report, Stats};
-
-fn gap(rng: &mut ChaCha8Rng, rate: f64) -> Micros {
-    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
-    ((-u.ln() / rate) * crate::config::SECOND as f64) as Micros + 1
-}
-
-fn length(rng: &mut ChaCha8Rng, e: Episodes) -> Micros {
-    rng.gen_range(e.min..=e.max)
-}
+use crate::workload::Op;
+use crate::world::{Phase, Report, World};
 
 /// One class of client operation, as a Poisson process on the supervisor.
 async fn clients(cl: Cluster, op: Op, first: Micros) {
     sleep(micros(first)).await;
     loop {
         let next = {
-            let mut guard = lock(&cl);
-            let s = &mut *guard;
+            let mut s = lock(&cl);
             if s.phase != Phase::Active || s.violation.is_some() {
                 return;
             }
-            let now = s.now();
-            if let Some(ask) = s.work.next(op, &s.hosts, now) {
-                s.ask(ask);
-            }
-            s.work.next_gap(op)
+            s.client_op(op)
         };
         let Some(g) = next else { return };
         sleep(micros(g)).await;
+    }
+}
+
+/// Codios's changes (policy flips, outages, slow spells, flapping) as Layer 0 draws them,
+/// each at its time (ties in the order they were drawn), from `due` on; madsim's clock
+/// started at `start`.
+async fn codios(cl: Cluster, start: Instant, due: Vec<(Micros, CodiosEv)>) {
+    let mut queue = BTreeMap::new();
+    let mut seq = 0u64;
+    let mut push = |queue: &mut BTreeMap<_, _>, (at, ev): (Micros, CodiosEv)| {
+        queue.insert((at, seq), ev);
+        seq += 1;
+    };
+    for d in due {
+        push(&mut queue, d);
+    }
+    while let Some(((at, _), ev)) = queue.pop_first() {
+        sleep_until(start + micros(at)).await;
+        let mut s = lock(&cl);
+        if s.violation.is_some() {
+            return;
+        }
+        for d in s.codios_changes(ev) {
+            push(&mut queue, d);
+        }
     }
 }
 
@@ -65,7 +76,7 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
         Kind::Storage(r) => r,
     };
     loop {
-        sleep(micros(gap(&mut rng, rate))).await;
+        sleep(micros(poisson_gap(&mut rng, rate))).await;
         let mut s = lock(&cl);
         if s.phase != Phase::Active || s.violation.is_some() {
             return;
@@ -75,23 +86,23 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
         let handle = Handle::current();
         match kind {
             Kind::Crash(e) if s.up(i) => {
-                handle.kill(s.ids[i]);
+                handle.kill(s.d.ids[i]);
                 s.crash(i);
-                let (cl2, inc, down) = (cl.clone(), s.hosts[i].inc, length(&mut rng, e));
+                let (cl2, inc, down) = (cl.clone(), s.hosts[i].inc, e.length(&mut rng));
                 drop(s);
                 madsim::task::spawn(async move {
                     sleep(micros(down)).await;
                     let s = lock(&cl2);
                     if !s.up(i) && s.hosts[i].inc == inc && s.phase == Phase::Active {
-                        let id = s.ids[i];
+                        let id = s.d.ids[i];
                         drop(s);
                         Handle::current().restart(id);
                     }
                 });
             }
-            Kind::Pause(e) if s.up(i) && !s.paused[i] => {
-                s.paused[i] = true;
-                let (id, inc, stall) = (s.ids[i], s.hosts[i].inc, length(&mut rng, e));
+            Kind::Pause(e) if s.up(i) && !s.d.paused[i] => {
+                s.d.paused[i] = true;
+                let (id, inc, stall) = (s.d.ids[i], s.hosts[i].inc, e.length(&mut rng));
                 s.line(|| format!("n{i} stalls for {stall}µs"));
                 handle.pause(id);
                 drop(s);
@@ -99,8 +110,8 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
                 madsim::task::spawn(async move {
                     sleep(micros(stall)).await;
                     let mut s = lock(&cl2);
-                    if s.hosts[i].inc == inc && s.paused[i] {
-                        s.paused[i] = false;
+                    if s.hosts[i].inc == inc && s.d.paused[i] {
+                        s.d.paused[i] = false;
                         Handle::current().resume(id);
                     }
                 });
@@ -123,12 +134,12 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
                 };
                 s.cut(&links, false);
                 s.line(|| format!("cut {links:?}"));
-                let (cl2, generation, len) = (cl.clone(), s.generation, length(&mut rng, e));
+                let (cl2, generation, len) = (cl.clone(), s.d.generation, e.length(&mut rng));
                 drop(s);
                 madsim::task::spawn(async move {
                     sleep(micros(len)).await;
                     let mut s = lock(&cl2);
-                    if s.generation == generation {
+                    if s.d.generation == generation {
                         s.cut(&links, true);
                     }
                 });
@@ -145,17 +156,15 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
 /// Faults stop, every link heals, down, broken (or, on some seeds, all) nodes restart.
 fn heal(cl: &Cluster) {
     let mut s = lock(cl);
-    let now = s.now();
-    s.phase = Phase::Liveness { since: now };
-    s.line(|| "LIVENESS: faults stop, all links heal".into());
-    s.generation += 1;
+    s.faults_stop();
+    s.d.generation += 1;
     let n = s.hosts.len();
     let net = NetSim::current();
     for a in 0..n {
         for b in 0..n {
-            if s.cuts[a * n + b] > 0 {
-                s.cuts[a * n + b] = 0;
-                net.unclog_link(s.ids[a], s.ids[b]);
+            if s.d.cuts[a * n + b] > 0 {
+                s.d.cuts[a * n + b] = 0;
+                net.unclog_link(s.d.ids[a], s.d.ids[b]);
             }
         }
     }
@@ -163,59 +172,44 @@ fn heal(cl: &Cluster) {
     madsim::buggify::disable();
     let handle = Handle::current();
     for i in 0..n {
-        if s.paused[i] {
-            s.paused[i] = false;
-            handle.resume(s.ids[i]);
+        if s.d.paused[i] {
+            s.d.paused[i] = false;
+            handle.resume(s.d.ids[i]);
         }
         if s.cfg.leave_down == Some(i) {
-            handle.kill(s.ids[i]);
+            handle.kill(s.d.ids[i]);
             s.crash(i);
             s.line(|| format!("n{i} stays down for good"));
         } else if s.cfg.restart_all || !s.up(i) || s.stores[i].broken {
             // Kill before the disk crashes, so no task of the old process sees the new disk.
-            handle.kill(s.ids[i]);
+            handle.kill(s.d.ids[i]);
             s.crash(i);
-            handle.restart(s.ids[i]);
+            handle.restart(s.d.ids[i]);
         }
     }
 }
 
 async fn supervise(cfg: Config, trace: Trace) -> Report {
-    let (hosts, stores, node_rng) = crate::world::cluster(&cfg);
-    let n = hosts.len();
-    let seed = cfg.seed;
-    let mut work = Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload));
-    let firsts = work.first();
+    let (n, seed) = (cfg.total(), cfg.seed);
     let cl: Cluster = Arc::new_cyclic(|me| {
-        Mutex::new(Shared {
+        let madsim = Madsim {
             me: me.clone(),
             start: Instant::now(),
-            checks: Checkers::new(n),
-            stats: Stats::default(),
-            work,
-            storage_rng: stream(seed, Stream::Storage),
-            node_rng,
-            hosts,
-            stores,
             ids: Vec::new(),
             eps: vec![None; n],
             timers: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
             cuts: vec![0; n * n],
             generation: 0,
-            next_call: 0,
-            next_request: 0,
-            events: 0,
-            trace,
-            phase: Phase::Active,
-            violation: None,
-            cfg: cfg.clone(),
-        })
+        };
+        Mutex::new(World::build(cfg.clone(), trace, madsim))
     });
-    {
+    let (firsts, codios_firsts, start) = {
+        let mut s = lock(&cl);
         let cfg_line = cfg.to_string();
-        lock(&cl).line(|| format!("config (madsim driver)\n{cfg_line}"));
-    }
+        s.line(|| format!("config (madsim driver)\n{cfg_line}"));
+        (s.work.first(), s.codios.first(), s.d.start)
+    };
     let handle = Handle::current();
     for i in 0..n {
         let cl2 = cl.clone();
@@ -225,10 +219,14 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
             .ip(ip(i))
             .init(move || node_main(cl2.clone(), i))
             .build();
-        lock(&cl).ids.push(node.id());
+        lock(&cl).d.ids.push(node.id());
     }
     for (first, op) in firsts {
         madsim::task::spawn(clients(cl.clone(), op, first));
+    }
+    if !codios_firsts.is_empty() {
+        // Only on Codios seeds: another task would change how madsim schedules every seed.
+        madsim::task::spawn(codios(cl.clone(), start, codios_firsts));
     }
     let mut fault_rng = stream(seed, Stream::Faults);
     let d = &cfg.nodes;
@@ -246,8 +244,8 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
         madsim::task::spawn(faults(cl.clone(), kind, rng));
     }
 
-    let (active, liveness) = (cfg.active, cfg.liveness);
-    let watch = |s: &mut Shared| {
+    let active = cfg.active;
+    let watch = |s: &mut World<Madsim>| {
         if s.events > MAX_EVENTS {
             s.fail("world", format!("more than {MAX_EVENTS} steps: runaway"));
         }
@@ -256,7 +254,7 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
     loop {
         sleep(micros(TICK)).await;
         let mut s = lock(&cl);
-        if watch(&mut s) || s.now() >= active {
+        if watch(&mut s) || s.now >= active {
             break;
         }
     }
@@ -265,47 +263,13 @@ async fn supervise(cfg: Config, trace: Trace) -> Report {
         loop {
             sleep(micros(TICK)).await;
             let mut s = lock(&cl);
-            if watch(&mut s) {
+            if watch(&mut s) || !s.settling() {
                 break;
-            }
-            let Phase::Liveness { since } = s.phase else {
-                break;
-            };
-            let now = s.now();
-            match settled(&s.hosts, &s.stores, s.cfg.leave_down) {
-                Ok(()) => {
-                    s.stats.converged_after = Some(now - since);
-                    s.line(|| "CONVERGED".into());
-                    s.phase = Phase::Done;
-                    break;
-                }
-                Err((checker, m)) if now >= since + liveness => {
-                    let limit = liveness / crate::config::SECOND;
-                    s.fail(
-                        checker,
-                        format!("not settled {limit} s after faults stopped: {m}"),
-                    );
-                    break;
-                }
-                Err(_) => {}
             }
         }
     }
-    let mut s = lock(&cl);
-    if let Some(v) = &s.violation {
-        let line = v.to_string();
-        s.line(|| format!("VIOLATION {line}"));
-    }
-    s.trace.flush();
-    let sim_time = s.now();
-    Report {
-        seed,
-        events: s.events,
-        sim_time,
-        trace_hash: s.trace.hash(),
-        violation: s.violation.take(),
-        stats: std::mem::take(&mut s.stats),
-    }
+    let report = lock(&cl).finish();
+    report
 }
 
 /// Runs `seed` (the same swarm [`Config`] Layer 0 draws for it) with `bugs` planted, in a
