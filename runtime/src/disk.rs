@@ -12,7 +12,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How [`Disk::open`] opens a file.
@@ -131,7 +131,7 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn open(&self, path: &Path, how: OpenHow) -> io::Result<Box<dyn DiskFile>>;
     /// Creates `dir` and any missing parents; returns the directories it created, outermost
     /// first, so the caller can make their entries durable.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>>;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     /// The names in `dir`, sorted (so nothing depends on the file system's listing order).
     fn list(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// The length of the file at `path`.
@@ -191,7 +191,7 @@ impl Disk for OsDisk {
         Ok(Box::new(file))
     }
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let missing = missing_dirs(dir, |p| p.is_dir());
         fs::create_dir_all(dir)?;
         Ok(missing)
@@ -239,7 +239,7 @@ impl Disk for OsDisk {
 }
 
 /// The directories `create_dir_all(dir)` would create, outermost first, judged by `exists`.
-pub fn missing_dirs(dir: &Path, exists: impl Fn(&Path) -> bool) -> Vec<std::path::PathBuf> {
+pub fn missing_dirs(dir: &Path, exists: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut missing: Vec<_> = dir
         .ancestors()
         .take_while(|p| !p.as_os_str().is_empty() && !exists(p))
@@ -279,10 +279,7 @@ mod tests {
         ensure_dir(&OsDisk, &deep).unwrap();
         assert!(deep.is_dir());
         assert!(missing_dirs(&deep, |p| p.is_dir()).is_empty());
-        assert_eq!(
-            OsDisk.create_dir_all(&deep).unwrap(),
-            Vec::<std::path::PathBuf>::new()
-        );
+        assert_eq!(OsDisk.create_dir_all(&deep).unwrap(), Vec::<PathBuf>::new());
     }
 
     #[test]
