@@ -5,11 +5,12 @@
 //! because a rename without the fsync before it can expose an empty file after a power cut,
 //! and without the directory fsync after it the name itself can vanish.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 use super::error::{IoContext, StrandError};
-use crate::disk::{self, Disk, DiskLock, OpenHow};
+use crate::disk::{self, Disk, DiskLock};
+use crate::state_file;
 
 /// Fsyncs a directory so that entries created or renamed in it survive a power cut.
 pub(crate) fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), StrandError> {
@@ -21,23 +22,11 @@ pub(crate) fn ensure_dir(disk: &dyn Disk, dir: &Path) -> Result<(), StrandError>
     disk::ensure_dir(disk, dir).ctx("create directory", dir)
 }
 
-/// Writes `bytes` to `path` atomically and durably: temp file in the same directory, fsync,
-/// rename over `path`, fsync the directory. Returns the number of fsyncs made (always 2).
+/// Writes `bytes` to `path` atomically and durably, as every state file is written
+/// ([`state_file::write_atomic`]: temp file, fsync, rename, directory fsync). Returns the
+/// number of fsyncs made (always 2).
 pub(crate) fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> Result<u64, StrandError> {
-    let dir = path.parent().ok_or_else(|| {
-        StrandError::io("resolve parent of", path, io::ErrorKind::NotFound.into())
-    })?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut f = disk
-        .open(&tmp, OpenHow::Replace { mode: 0o644 })
-        .ctx("create", &tmp)?;
-    f.write_all(bytes).ctx("write", &tmp)?;
-    f.sync_all().ctx("fsync", &tmp)?;
-    drop(f);
-    disk.rename(&tmp, path).ctx("rename into place", path)?;
-    sync_dir(disk, dir)?;
+    state_file::write_atomic(disk, path, bytes, 0o644).ctx("write atomically", path)?;
     Ok(2)
 }
 
