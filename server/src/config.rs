@@ -13,6 +13,8 @@ use sapix_core::node::AuthSettings;
 use sapix_core::{AgentId, MasterSeed, RootKey};
 use sapix_runtime::codios::{CodiosApiKey, CodiosClient, DEFAULT_TIMEOUT};
 
+use crate::serve::HttpLimits;
+
 /// The agent's settings, before any file is touched.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,6 +49,10 @@ pub struct Config {
     /// (300), `SAPIX_REQUIRE_CODIOS` (false), `SAPIX_AUTH_CIRCUIT_BREAKER` (false),
     /// `SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS` (30); Codios mode when `SAPIX_CODIOS_URL` is set.
     pub auth: AuthSettings,
+    /// Bounds on inbound connections: `SAPIX_HTTP_HEADER_TIMEOUT_MS` (10000),
+    /// `SAPIX_HTTP_BODY_TIMEOUT_MS` (30000), `SAPIX_HTTP_IDLE_TIMEOUT_MS` (60000),
+    /// `SAPIX_MAX_CONNECTIONS` (4096).
+    pub http: HttpLimits,
 }
 
 /// A variable whose value cannot be used.
@@ -126,7 +132,9 @@ impl Config {
             },
         };
         let (codios_url, codios_api_key, codios_timeout, auth) = auth_from(&var)?;
+        let http = http_from(&var)?;
         Ok(Config {
+            http,
             codios_url,
             codios_api_key,
             codios_timeout,
@@ -181,6 +189,51 @@ impl Config {
     }
 }
 
+/// A whole number in `range`, or the default when unset; the error names the variable.
+fn number_var(
+    var: &impl Fn(&'static str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError {
+                var: name,
+                why: format!(
+                    "must be a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+    }
+}
+
+/// The inbound connection bounds.
+fn http_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<HttpLimits, ConfigError> {
+    let d = HttpLimits::default();
+    let ms = |name: &'static str, default: Duration| {
+        number_var(var, name, default.as_millis() as u64, 100..=3_600_000)
+            .map(Duration::from_millis)
+    };
+    Ok(HttpLimits {
+        header_timeout: ms("SAPIX_HTTP_HEADER_TIMEOUT_MS", d.header_timeout)?,
+        body_timeout: ms("SAPIX_HTTP_BODY_TIMEOUT_MS", d.body_timeout)?,
+        idle_timeout: ms("SAPIX_HTTP_IDLE_TIMEOUT_MS", d.idle_timeout)?,
+        max_connections: number_var(
+            var,
+            "SAPIX_MAX_CONNECTIONS",
+            d.max_connections as u64,
+            1..=1_000_000,
+        )? as usize,
+    })
+}
+
 type AuthParts = (Option<String>, Option<CodiosApiKey>, Duration, AuthSettings);
 
 /// The Codios and auth-cache variables.
@@ -189,23 +242,9 @@ fn auth_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<AuthParts,
         var,
         why: why.to_string(),
     };
-    let number =
-        |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match var(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| ConfigError {
-                    var: name,
-                    why: format!(
-                        "must be a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                }),
-        };
+    let number = |name: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+        number_var(var, name, default, range)
+    };
     let flag = |name: &'static str| match var(name) {
         None => Ok(false),
         Some(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -301,6 +340,10 @@ mod tests {
             ("SAPIX_REQUIRE_CODIOS", "maybe"),
             ("SAPIX_AUTH_CIRCUIT_BREAKER", "on-secret"),
             ("SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS", "1e3"),
+            ("SAPIX_HTTP_HEADER_TIMEOUT_MS", "99"),
+            ("SAPIX_HTTP_BODY_TIMEOUT_MS", "soon"),
+            ("SAPIX_HTTP_IDLE_TIMEOUT_MS", "3600001"),
+            ("SAPIX_MAX_CONNECTIONS", "0"),
         ] {
             let e = parse(&[(var, val)]).unwrap_err();
             assert_eq!(e.var, var);
@@ -334,6 +377,26 @@ mod tests {
         assert_eq!(c.auth.breaker.open_after, Duration::from_secs(30));
         assert_eq!(c.codios_timeout, Duration::from_millis(2000));
         assert!(c.auth_mode_line().starts_with("local mode"));
+    }
+
+    #[test]
+    fn http_limits_default_as_documented_and_parse_from_the_env() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.max_connections, 4096);
+        let c = parse(&[
+            ("SAPIX_HTTP_HEADER_TIMEOUT_MS", "500"),
+            ("SAPIX_HTTP_BODY_TIMEOUT_MS", "700"),
+            ("SAPIX_HTTP_IDLE_TIMEOUT_MS", "900"),
+            ("SAPIX_MAX_CONNECTIONS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.http.body_timeout, Duration::from_millis(700));
+        assert_eq!(c.http.idle_timeout, Duration::from_millis(900));
+        assert_eq!(c.http.max_connections, 3);
     }
 
     #[test]

@@ -7,4 +7,5 @@ pub mod api;
 pub mod codios_dev;
 pub mod config;
 pub mod error;
+pub mod serve;
 pub mod startup;

@@ -118,6 +118,7 @@ pub struct Started {
 
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    raise_fd_limit(config.http.max_connections);
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -133,10 +134,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
     // The one line on stdout: scripts and tests wait for it to learn the bound address.
     println!("sapix-agent listening on http://{bound}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(io("serving on", Path::new("socket")))?;
+    crate::serve::serve(listener, app, config.http, shutdown_signal()).await;
     tracing::info!("shutting down");
     if let Err(e) = strand.checkpoint() {
         tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
@@ -226,6 +224,7 @@ pub async fn start(
         agent_id: config.agent_id.clone(),
         clock,
         blocking: env.blocking,
+        body_timeout: config.http.body_timeout,
     });
     Ok(Started { app, strand })
 }
@@ -292,6 +291,39 @@ pub fn spawn_checkpoints(strand: Arc<Strand>, blocking: Blocking) {
             }
         }
     });
+}
+
+/// Raises the soft limit on open files to the hard one: each connection is a descriptor, and
+/// the default soft limit (often 1024) is below `SAPIX_MAX_CONNECTIONS`.
+fn raise_fd_limit(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim = want;
+            }
+        }
+    }
+    // Descriptors beyond connections: the strand's segments, state files, peers' connections.
+    let needed = max_connections as u64 + 256;
+    if lim.rlim_cur < needed {
+        tracing::warn!(
+            open_files = lim.rlim_cur,
+            needed,
+            "the open-files limit is below SAPIX_MAX_CONNECTIONS + 256; accepts will pause when it is reached"
+        );
+    }
 }
 
 async fn shutdown_signal() {

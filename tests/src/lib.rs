@@ -21,6 +21,7 @@ pub mod agent;
 pub mod codios;
 pub mod http;
 pub mod locate;
+pub mod raw;
 pub mod strand;
 pub mod turmoil_cluster;
 pub mod turmoil_disk;

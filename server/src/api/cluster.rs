@@ -47,7 +47,7 @@ pub(crate) async fn consistency(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth::require_root(&headers, &s.root_key)?;
-    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: ConsistencyIn = parse(&bytes, r#"{"mode": "Cp" | "Ap"}"#)?;
     match s
         .node
@@ -85,7 +85,7 @@ pub(crate) async fn divide(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth::require_root(&headers, &s.root_key)?;
-    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: DivideIn = parse(
         &bytes,
         r#"{"new_agent_id": "<id>", "endpoint": "http://host:port", "role": "Replica"}"#,
@@ -142,7 +142,7 @@ pub(crate) async fn members(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth::require_root(&headers, &s.root_key)?;
-    let bytes = body::read(body, ADMIN_BODY_LIMIT).await?;
+    let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: MembersBody = parse(&bytes, r#"{"members": [...]}"#)?;
     if input.members.len() > 1000 {
         return Err(ApiError::bad_request("at most 1000 members"));

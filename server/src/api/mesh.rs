@@ -75,7 +75,7 @@ pub(crate) async fn ingest(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth::require_root(&headers, &s.root_key)?;
-    let bytes = body::read(body, body::INGEST_BODY_LIMIT).await?;
+    let bytes = body::read(body, body::INGEST_BODY_LIMIT, s.body_timeout).await?;
     let blocks = wire::parse_ingest(&bytes).map_err(|e| match e {
         WireError::BatchTooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -37,6 +37,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Where strand reads and block verification run.
     pub blocking: Blocking,
+    /// How long a handler waits for a whole request body (`SAPIX_HTTP_BODY_TIMEOUT_MS`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {

@@ -40,7 +40,7 @@ pub(crate) async fn write(
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let token = auth::bearer(&headers)?;
     let token_is_root = s.root_key.matches(token);
-    let bytes = body::read(body, body::RECORD_BODY_LIMIT).await?;
+    let bytes = body::read(body, body::RECORD_BODY_LIMIT, s.body_timeout).await?;
     let rec: RecordIn = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("body must be {{\"collection\", \"data\"}}: {e}"))
     })?;
