@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sapix_core::block::MAX_JSON_DEPTH;
 use sapix_core::node::ClusterState;
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::{ExportPage, WireBlock};
@@ -54,7 +55,16 @@ fn main() {
         format!(r#"{{"blob":"{}"}}"#, "x".repeat(100))
     });
 
+    let deepest = chain("gamma", 1, |_| {
+        format!(
+            "{}1{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        )
+    });
+
     let dir = root.join("block_decode");
+    write(&dir, "deepest-payload", &deepest[0].encode());
     write(&dir, "alpha-1", &alpha[0].encode());
     write(&dir, "alpha-3", &alpha[2].encode());
     write(&dir, "beta-1-escapes", &beta[0].encode());

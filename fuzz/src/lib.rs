@@ -188,3 +188,25 @@ pub fn carried_hash_is_right(encoded: &[u8]) -> bool {
     h.update(&encoded[..body_len]);
     h.finalize().as_bytes() == &encoded[body_len..body_len + 32]
 }
+
+/// How deep `payload` (JSON the decoder accepted) nests arrays and objects, by a recursive
+/// walk of the parsed value: an oracle independent of the decoder's one-pass scan.
+pub fn json_depth(payload: &[u8]) -> usize {
+    fn depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    // The decoder bounds depth at MAX_JSON_DEPTH; past serde_json's own limit of 127 the
+    // oracle must still measure, and the decoder's bound keeps the recursion shallow.
+    de.disable_recursion_limit();
+    let value = de
+        .into_iter::<serde_json::Value>()
+        .next()
+        .expect("a decoded payload is not empty")
+        .expect("a decoded payload is JSON");
+    depth(&value)
+}

@@ -205,3 +205,44 @@ fn two_thousand_slow_loris_connections_neither_stop_a_writer_nor_stay() {
     );
     api.write("orders", &json!({"after": "eviction"}));
 }
+
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn a_payload_nested_deeper_than_128_levels_is_400_by_write_and_by_ingest() {
+    use sapix_core::block::{BlockBody, MAX_JSON_DEPTH};
+    use sapix_core::wire::WireBlock;
+    use sapix_core::{AgentId, Collection, Hash, UnixMillis};
+
+    let agent = sapix_tests::cluster_agent("deep");
+    let api = agent.api();
+    for depth in [MAX_JSON_DEPTH + 1, 100_000] {
+        let body = format!(r#"{{"collection":"c","data":{}}}"#, nested(depth));
+        api.post("/v1/records", body)
+            .assert_error(400, "bad_request");
+    }
+    // A block signed by a member of the cluster, but too deep, is not stored either.
+    let author = AgentId::new("other").unwrap();
+    let block = BlockBody {
+        author: author.clone(),
+        seq: 1,
+        prev: Hash::ZERO,
+        ts: UnixMillis(1_715_000_000_000),
+        collection: Collection::new("c").unwrap(),
+        payload: nested(MAX_JSON_DEPTH + 1).into_bytes(),
+    }
+    .seal(&sapix_tests::test_keys().signing_key(&author));
+    let wire = serde_json::to_string(&WireBlock::from_block(&block, None)).unwrap();
+    let refused = api.ingest(&wire);
+    assert!(
+        (400..500).contains(&refused.status),
+        "ingest of a too-deep block: {}",
+        refused.status
+    );
+    // At the bound, a write is stored.
+    let ok = format!(r#"{{"collection":"c","data":{}}}"#, nested(MAX_JSON_DEPTH));
+    api.post("/v1/records", ok).assert_status(201);
+    assert_eq!(api.tip(), 1, "only the write at the bound was stored");
+}

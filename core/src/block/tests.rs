@@ -165,3 +165,42 @@ fn a_block_from_another_cluster_is_refused() {
         Err(VerifyError::BadSignature(_))
     ));
 }
+
+fn nested(depth: usize) -> Vec<u8> {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()
+}
+
+#[test]
+fn a_payload_nested_up_to_the_depth_bound_is_json_and_one_level_more_is_not() {
+    assert_eq!(check_payload(&nested(MAX_JSON_DEPTH)), Ok(()));
+    let over = DecodeError::PayloadTooDeep {
+        max: MAX_JSON_DEPTH,
+    };
+    assert_eq!(
+        check_payload(&nested(MAX_JSON_DEPTH + 1)),
+        Err(over.clone())
+    );
+    assert_eq!(check_payload(&nested(100_000)), Err(over.clone()));
+    let objects = format!(
+        "{}1{}",
+        r#"{"a":"#.repeat(MAX_JSON_DEPTH + 1),
+        "}".repeat(MAX_JSON_DEPTH + 1)
+    );
+    assert_eq!(check_payload(objects.as_bytes()), Err(over));
+    // Brackets inside strings, escaped quotes included, are not nesting.
+    let in_string = format!(r#"{{"s": "\"{}"}}"#, "[".repeat(1000));
+    assert_eq!(check_payload(in_string.as_bytes()), Ok(()));
+}
+
+#[test]
+fn a_block_whose_payload_is_too_deep_does_not_decode() {
+    let mut b = body("primary", 1, Hash::ZERO);
+    b.payload = nested(MAX_JSON_DEPTH + 1);
+    let sealed = b.seal(&keys().signing_key(&AgentId::new("primary").unwrap()));
+    assert_eq!(
+        Block::decode(&sealed.encode()),
+        Err(DecodeError::PayloadTooDeep {
+            max: MAX_JSON_DEPTH
+        })
+    );
+}
