@@ -213,9 +213,7 @@ impl Node {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
                 | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
-                Pending::Page { peer, .. } => {
-                    self.pull_failed(peer, "local storage failed".into())
-                }
+                Pending::Page { peer, .. } => self.pull_failed(peer, "local storage failed".into()),
             }
         }
     }

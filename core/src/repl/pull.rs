@@ -275,7 +275,10 @@ mod tests {
         let mut p = Pull::new(3);
         p.want();
         p.start();
-        assert!(matches!(p.fetched(0, 0, 3, 3), Fetched::Skip(Step::Done(_))));
+        assert!(matches!(
+            p.fetched(0, 0, 3, 3),
+            Fetched::Skip(Step::Done(_))
+        ));
         assert_eq!(p.cursor(), 3);
     }
 
@@ -378,7 +381,14 @@ mod tests {
             Step::Wait,
             "the failed run's page says nothing about this one"
         );
-        assert_eq!(p.phase(), Phase::Storing { page: 2, next: 3, tip: 9 });
+        assert_eq!(
+            p.phase(),
+            Phase::Storing {
+                page: 2,
+                next: 3,
+                tip: 9
+            }
+        );
         assert_eq!(p.stored(2), Step::Persist { cursor: 3 });
         assert_eq!(p.stored(2), Step::Wait, "reported once");
     }
