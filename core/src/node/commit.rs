@@ -213,7 +213,7 @@ impl Node {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
                 | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
-                Pending::Page { peer } => self.pull_failed(peer, "local storage failed".into()),
+                Pending::Page { peer, .. } => self.pull_failed(peer, "local storage failed".into()),
             }
         }
     }
@@ -261,7 +261,7 @@ impl Node {
                         duplicates,
                     },
                 ),
-                Pending::Page { peer } => self.page_stored(peer),
+                Pending::Page { peer, page } => self.page_stored(peer, page),
                 Pending::Probe { request, holds } => {
                     let agent_id = self.config.agent_id.clone();
                     self.respond(request, Response::ProbeAnswer { agent_id, holds });

@@ -10,7 +10,7 @@ use crate::block::Verified;
 use crate::id::AgentId;
 use crate::node::Event;
 use crate::repl::peer::Change;
-use crate::repl::pull::Step;
+use crate::repl::pull::{Fetched, Step};
 use crate::time::Instant;
 
 impl Node {
@@ -221,23 +221,29 @@ impl Node {
             Batch::Accept { fresh, .. } => {
                 let fresh_count = fresh.len() as u64;
                 let pull = self.pulls.get_mut(&id).expect("running");
-                let step = pull.fetched(count, fresh_count, next, tip);
-                self.pull_step(&id, step);
-                if self.pulls[&id].running() {
-                    let token = self.store(fresh);
-                    if self.bugs.has(PlantedBug::CursorBeforeDurable) {
-                        self.page_stored(id.clone());
+                // Only the pull says whether this answer is a page to store: `running()`
+                // after the step cannot, as a run that ends here may start the next at once.
+                match pull.fetched(count, fresh_count, next, tip) {
+                    Fetched::Store { page } => {
+                        // Past every append issued so far: blocks of the page that are held
+                        // only in flight (a push's append) are durable by then too.
+                        let token = self.store(fresh);
+                        if self.bugs.has(PlantedBug::CursorBeforeDurable) {
+                            self.page_stored(id.clone(), page);
+                        }
+                        self.wait(token, Pending::Page { peer: id, page });
                     }
-                    self.wait(token, Pending::Page { peer: id });
+                    Fetched::Skip(step) => self.pull_step(&id, step),
                 }
             }
         }
     }
 
-    /// A pulled page is durable: persist the cursor past it.
-    pub(super) fn page_stored(&mut self, id: AgentId) {
+    /// Pulled page `page` is durable: persist the cursor past it, if the run still waits
+    /// for that page.
+    pub(super) fn page_stored(&mut self, id: AgentId, page: u64) {
         if let Some(pull) = self.pulls.get_mut(&id) {
-            let step = pull.stored();
+            let step = pull.stored(page);
             self.pull_step(&id, step);
         }
     }

@@ -98,8 +98,8 @@ enum Pending {
         accepted: u64,
         duplicates: u64,
     },
-    /// A pulled page from this peer is durable.
-    Page { peer: AgentId },
+    /// Pulled page `page` (the pull's id for it) from this peer is durable.
+    Page { peer: AgentId, page: u64 },
     /// A probe answer: the asked author's chain is durable here through `holds`.
     Probe { request: RequestId, holds: u64 },
 }

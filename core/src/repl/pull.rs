@@ -4,7 +4,9 @@
 //! after the cursor, has the node ingest it durably, persists the new cursor, and only then
 //! fetches the next page, until it reaches the tip the peer reported. Invariant: the durable
 //! cursor never passes a block that is not durable here, so a crash at any point at worst
-//! fetches a page again (ingest is idempotent) and never skips one.
+//! fetches a page again (ingest is idempotent) and never skips one. Each page handed out to
+//! store has an id that its "stored" report must carry: a report for any other page (one
+//! from a run that has ended, or an answer the run was not waiting for) moves nothing.
 //!
 //! A failed run is wanted again: it restarts after a delay doubling from 1 s to 60 s (reset by
 //! a run that reaches the tip), or at once when the peer heals or an operator asks. Pushes
@@ -35,6 +37,8 @@ pub enum Phase {
     Fetching,
     /// A page is being stored; `next` is its cursor, `tip` the peer's tip.
     Storing {
+        /// The page's id, as [`Fetched::Store`] handed it out.
+        page: u64,
         /// The cursor after this page.
         next: u64,
         /// The peer's tip when it served the page.
@@ -79,6 +83,20 @@ pub enum Step {
     Wait,
 }
 
+/// What to do with a fetched page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// Store the page's new blocks, then report [`Pull::stored`] with `page` once they, and
+    /// every block of the page already held or in flight, are durable.
+    Store {
+        /// The page's id.
+        page: u64,
+    },
+    /// Store nothing: the run ended (an empty page), or this is not the page the run asked
+    /// for.
+    Skip(Step),
+}
+
 /// One peer's pull state.
 #[derive(Debug, Clone, Default)]
 pub struct Pull {
@@ -92,6 +110,8 @@ pub struct Pull {
     retry_delay: Duration,
     /// First drain tick seen with nothing running or wanted.
     idle_since: Option<Instant>,
+    /// The id of the last page handed out to store; never reused, across runs.
+    last_page: u64,
 }
 
 impl Pull {
@@ -155,24 +175,31 @@ impl Pull {
     }
 
     /// A page arrived with `count` blocks, of which `fresh` are new here.
-    pub fn fetched(&mut self, count: u64, fresh: u64, next: u64, tip: u64) -> Step {
+    pub fn fetched(&mut self, count: u64, fresh: u64, next: u64, tip: u64) -> Fetched {
         if self.phase != Some(Phase::Fetching) {
-            return Step::Wait;
+            return Fetched::Skip(Step::Wait);
         }
         self.totals.pages += 1;
         self.totals.fetched += count;
         self.totals.ingested += fresh;
         if count == 0 || next <= self.cursor {
-            return self.finish();
+            return Fetched::Skip(self.finish());
         }
-        self.phase = Some(Phase::Storing { next, tip });
-        Step::Wait
+        self.last_page += 1;
+        let page = self.last_page;
+        self.phase = Some(Phase::Storing { page, next, tip });
+        Fetched::Store { page }
     }
 
-    /// The page being stored is durable.
-    pub fn stored(&mut self) -> Step {
+    /// Page `page` is durable. Only the page being stored moves the run on: the report of
+    /// any other would let the cursor pass blocks that are not durable yet.
+    pub fn stored(&mut self, page: u64) -> Step {
         match self.phase {
-            Some(Phase::Storing { next, tip }) => {
+            Some(Phase::Storing {
+                page: storing,
+                next,
+                tip,
+            }) if storing == page => {
                 self.phase = Some(Phase::Persisting { next, tip });
                 Step::Persist { cursor: next }
             }
@@ -224,14 +251,14 @@ mod tests {
         p.want();
         assert!(p.wants_start(Instant::ZERO));
         assert_eq!(p.start(), Step::Fetch { after: 10 });
-        assert_eq!(p.fetched(5, 5, 15, 20), Step::Wait);
+        assert_eq!(p.fetched(5, 5, 15, 20), Fetched::Store { page: 1 });
         assert_eq!(p.cursor(), 10, "not durable yet");
-        assert_eq!(p.stored(), Step::Persist { cursor: 15 });
+        assert_eq!(p.stored(1), Step::Persist { cursor: 15 });
         assert_eq!(p.cursor(), 10, "not persisted yet");
         assert_eq!(p.persisted(15), Step::Fetch { after: 15 });
         assert_eq!(p.cursor(), 15);
-        p.fetched(5, 2, 20, 20);
-        p.stored();
+        assert_eq!(p.fetched(5, 2, 20, 20), Fetched::Store { page: 2 });
+        p.stored(2);
         assert_eq!(
             p.persisted(20),
             Step::Done(Totals {
@@ -248,7 +275,10 @@ mod tests {
         let mut p = Pull::new(3);
         p.want();
         p.start();
-        assert!(matches!(p.fetched(0, 0, 3, 3), Step::Done(_)));
+        assert!(matches!(
+            p.fetched(0, 0, 3, 3),
+            Fetched::Skip(Step::Done(_))
+        ));
         assert_eq!(p.cursor(), 3);
     }
 
@@ -288,7 +318,10 @@ mod tests {
         p.want();
         assert!(p.wants_start(now), "a heal or an operator does not wait");
         p.start();
-        assert!(matches!(p.fetched(0, 0, 0, 0), Step::Done(_)));
+        assert!(matches!(
+            p.fetched(0, 0, 0, 0),
+            Fetched::Skip(Step::Done(_))
+        ));
         p.start();
         p.failed(now);
         assert!(p.wants_start(now + RETRY_MIN), "success reset the delay");
@@ -306,7 +339,10 @@ mod tests {
         assert!(p.wants_start(at(interval)));
         p.start();
         p.tick(at(2 * interval));
-        assert!(matches!(p.fetched(0, 0, 0, 0), Step::Done(_)));
+        assert!(matches!(
+            p.fetched(0, 0, 0, 0),
+            Fetched::Skip(Step::Done(_))
+        ));
         p.tick(at(2 * interval + 1));
         p.tick(at(3 * interval));
         assert!(
@@ -320,8 +356,40 @@ mod tests {
     #[test]
     fn stale_completions_are_ignored() {
         let mut p = Pull::new(0);
-        assert_eq!(p.stored(), Step::Wait);
+        assert_eq!(p.stored(1), Step::Wait);
         assert_eq!(p.persisted(7), Step::Wait);
         assert_eq!(p.cursor(), 0);
+    }
+
+    #[test]
+    fn only_the_page_being_stored_moves_the_run_on() {
+        let mut p = Pull::new(0);
+        p.want();
+        p.start();
+        assert_eq!(p.fetched(2, 0, 2, 9), Fetched::Store { page: 1 });
+        assert_eq!(
+            p.fetched(2, 0, 2, 9),
+            Fetched::Skip(Step::Wait),
+            "a repeated answer is not a second page to store"
+        );
+        p.failed(Instant::ZERO);
+        p.want();
+        p.start();
+        assert_eq!(p.fetched(3, 0, 3, 9), Fetched::Store { page: 2 });
+        assert_eq!(
+            p.stored(1),
+            Step::Wait,
+            "the failed run's page says nothing about this one"
+        );
+        assert_eq!(
+            p.phase(),
+            Phase::Storing {
+                page: 2,
+                next: 3,
+                tip: 9
+            }
+        );
+        assert_eq!(p.stored(2), Step::Persist { cursor: 3 });
+        assert_eq!(p.stored(2), Step::Wait, "reported once");
     }
 }

@@ -288,6 +288,14 @@ impl World {
     /// Sends a request to `name` as a client or operator would, and runs the world until
     /// quiet. Returns the request id; its answer, if any yet, is in [`World::answers`].
     pub fn ask(&mut self, name: &str, make: impl FnOnce(RequestId) -> Input) -> RequestId {
+        let request = self.send(name, make);
+        self.settle();
+        request
+    }
+
+    /// Queues a request to `name` without running the world, so that several requests
+    /// arrive before any of them is answered; [`World::settle`] delivers them in order.
+    pub fn send(&mut self, name: &str, make: impl FnOnce(RequestId) -> Input) -> RequestId {
         let request = self.request_id();
         let input = make(request);
         if self.tracing {
@@ -299,7 +307,6 @@ impl World {
             );
         }
         self.queue.push_back((id(name), input));
-        self.settle();
         request
     }
 
