@@ -179,17 +179,18 @@ fn a_disabled_breaker_never_opens_and_stale_permits_end_at_max_stale() {
 
 /// A node with one peer, so the 500 ms drain tick runs beside the breaker's timer.
 fn node_with_a_peer() -> Node {
-    let peer = PeerInfo {
-        agent_id: AgentId::new("replica-eu").unwrap(),
-        endpoint: "http://replica-eu:7475".into(),
-        role: Role::Replica,
-        added_at_ms: 1_000,
-    };
+    let peer = PeerInfo::new(
+        AgentId::new("replica-eu").unwrap(),
+        "http://replica-eu:7475",
+        Role::Replica,
+        1_000,
+    );
     let restored = Restored {
         cluster: Some(ClusterState {
             role: Role::Primary,
             consistency: Consistency::Ap,
             peers: vec![peer],
+            me: None,
         }),
         ..Restored::default()
     };

@@ -96,12 +96,7 @@ struct Run {
 impl Run {
     fn new() -> Self {
         let keys = KeySchedule::new(MasterSeed::from_bytes([42; 32]));
-        let peers = vec![PeerInfo {
-            agent_id: id("b"),
-            endpoint: "http://b:7475".into(),
-            role: Role::Replica,
-            added_at_ms: 0,
-        }];
+        let peers = vec![PeerInfo::new(id("b"), "http://b:7475", Role::Replica, 0)];
         let config = NodeConfig {
             agent_id: id("a"),
             endpoint: "http://a:7475".into(),
@@ -115,6 +110,7 @@ impl Run {
                 role: Role::Primary,
                 consistency: Consistency::Ap,
                 peers,
+                me: None,
             }),
             ..Default::default()
         };
@@ -157,6 +153,7 @@ impl Run {
                     peer,
                     agent_id: id("b"),
                     holds: self.peer.holds,
+                    digest: None,
                 },
                 Output::Probe { peer, .. } => Input::ProbeFailed {
                     peer,
@@ -184,7 +181,10 @@ impl Run {
                     peer,
                     reason: "down".into(),
                 },
-                Output::Announce { to, .. } if self.peer.up => Input::Announced { to },
+                Output::Announce { to, .. } if self.peer.up => Input::Announced {
+                    to,
+                    members: Vec::new(),
+                },
                 Output::Announce { to, .. } => Input::AnnounceFailed { to },
                 // The node persists its cluster view after start; nothing to keep here.
                 Output::PersistCluster { version, .. } => Input::ClusterPersisted { version },

@@ -30,6 +30,7 @@ fn restart_part_way_resumes_from_the_last_durable_page() {
             role: Role::Replica,
             consistency: Consistency::Ap,
             peers: vec![info("a", Role::Primary)],
+            me: None,
         }),
     );
     w.host_mut("b").hold_appends = true;
@@ -127,6 +128,7 @@ fn a_failed_fetch_keeps_the_cursor_and_the_pull_after_heal_resumes_there() {
             role: Role::Replica,
             consistency: Consistency::Ap,
             peers: vec![info("a", Role::Primary)],
+            me: None,
         }),
     );
     w.host_mut("b").hold_appends = true;

@@ -24,6 +24,7 @@ fn a_failed_fetch_is_retried_while_the_peer_stays_reachable() {
             role: Role::Primary,
             consistency: Consistency::Ap,
             peers: vec![info("c", Role::Replica)],
+            me: None,
         }),
     );
     w.advance(1_000);
@@ -36,6 +37,7 @@ fn a_failed_fetch_is_retried_while_the_peer_stays_reachable() {
             role: Role::Replica,
             consistency: Consistency::Ap,
             peers: vec![info("a", Role::Primary)],
+            me: None,
         }),
     );
     w.host_mut("b").fail_fetches = 1;

@@ -109,12 +109,13 @@ fn main() {
     let cluster = ClusterState {
         role: Role::Replica,
         consistency: Consistency::Ap,
-        peers: vec![PeerInfo {
-            agent_id: agent("alpha"),
-            endpoint: "http://127.0.0.1:7475".into(),
-            role: Role::Primary,
-            added_at_ms: 1_715_000_000_000,
-        }],
+        peers: vec![PeerInfo::new(
+            agent("alpha"),
+            "http://127.0.0.1:7475",
+            Role::Primary,
+            1_715_000_000_000,
+        )],
+        me: None,
     };
     write(
         &dir,

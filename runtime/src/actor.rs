@@ -77,6 +77,11 @@ pub enum Request {
         /// Cursor hints.
         cursors: Vec<(AgentId, u64)>,
     },
+    /// Remove a member for good.
+    Remove {
+        /// The member.
+        agent_id: AgentId,
+    },
     /// May this client token do `key`'s action on `key`'s collection? Asked before a write.
     Authorize {
         /// The token is the root key.
@@ -236,6 +241,7 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             your_role,
             cursors,
         },
+        Request::Remove { agent_id } => Input::RemoveRequested { request, agent_id },
         Request::Authorize { token_is_root, key } => Input::AuthorizeRequested {
             request,
             key,
@@ -309,6 +315,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
             tokio::spawn(async move {
                 let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
+                    digest: p.digest(),
                     agent_id: p.agent_id,
                     holds: p.holds,
                 });
@@ -385,7 +392,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 if let Err(reason) = &outcome {
                     tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
                 }
-                let outcome = outcome.map(|()| Reply::MembersUpdated);
+                let outcome = outcome.map(|a| Reply::MembersUpdated { members: a.members });
                 let _ = done.send(Call::Announce { to }.ended(outcome));
             });
         }
@@ -515,6 +522,14 @@ fn log(event: Event) {
         Event::PeerAdded { peer } => tracing::info!(
             peer = %peer.agent_id, endpoint = %peer.endpoint, role = ?peer.role,
             "peer added"
+        ),
+        Event::PeerRemoved { peer } => {
+            tracing::warn!(%peer, "member removed from the cluster; its blocks stay")
+        }
+        Event::RemovedFromCluster => tracing::error!(
+            alert = "removed_from_cluster",
+            "this node was removed from the cluster by an operator; peers no longer replicate \
+             to it: shut it down"
         ),
         Event::AuthDegraded {
             key,

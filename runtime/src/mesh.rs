@@ -49,6 +49,28 @@ pub struct ProbeBody {
     pub agent_id: AgentId,
     /// The last seq of the asked author's chain held there.
     pub holds: u64,
+    /// The digest of its membership, 16 hex digits (absent from agents before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_digest: Option<String>,
+}
+
+impl ProbeBody {
+    /// The membership digest, if sent and well-formed.
+    pub fn digest(&self) -> Option<u64> {
+        self.members_digest
+            .as_deref()
+            .and_then(|d| u64::from_str_radix(d, 16).ok())
+    }
+}
+
+/// The answer to a membership announcement: every entry the receiver holds after it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MembersAnswer {
+    /// Peers the receiver knows.
+    pub peers: usize,
+    /// Its entries (absent from agents before push-pull existed).
+    #[serde(default)]
+    pub members: Vec<PeerInfo>,
 }
 
 /// The membership announcement body (`POST /v1/cluster/members`).
@@ -171,12 +193,17 @@ impl MeshClient {
         ExportPage::parse(&bytes).map_err(|e| format!("garbled export page: {e}"))
     }
 
-    /// Tells `endpoint` about the membership.
-    pub async fn announce(&self, endpoint: &str, body: &MembersBody) -> Result<(), String> {
+    /// Tells `endpoint` about the membership; its answer holds every entry it knows then.
+    pub async fn announce(
+        &self,
+        endpoint: &str,
+        body: &MembersBody,
+    ) -> Result<MembersAnswer, String> {
         let url = format!("{endpoint}/v1/cluster/members");
-        self.success_body(Call::post_json(url, body, MAX_ANSWER_BYTES), "members")
-            .await
-            .map(drop)
+        let bytes = self
+            .success_body(Call::post_json(url, body, MAX_ANSWER_BYTES), "members")
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("garbled members answer: {e}"))
     }
 }
 

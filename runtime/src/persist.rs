@@ -129,6 +129,7 @@ mod tests {
             role: Role::Replica,
             consistency: Consistency::Ap,
             peers: Vec::new(),
+            me: None,
         };
         let alpha = AgentId::new("alpha").unwrap();
         for job in [

@@ -187,12 +187,12 @@ impl Workload {
                 } else {
                     self.choose(&spares)
                 }?;
-                let info = PeerInfo {
-                    agent_id: hosts[new].agent.clone(),
-                    endpoint: hosts[new].endpoint.clone(),
-                    role: Role::Replica,
-                    added_at_ms: hosts[at].clock.wall(now).0,
-                };
+                let info = PeerInfo::new(
+                    hosts[new].agent.clone(),
+                    hosts[new].endpoint.clone(),
+                    Role::Replica,
+                    hosts[at].clock.wall(now).0,
+                );
                 Some(Ask::new(at, Client::Divide { new }, move |request| {
                     Input::DivideRequested { request, new: info }
                 }))

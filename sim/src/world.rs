@@ -217,11 +217,13 @@ fn cluster(cfg: &Config) -> (Vec<Host>, Vec<Store>, ChaCha8Rng) {
         .collect();
     let mut stores: Vec<Store> = (0..n).map(|_| Store::default()).collect();
     let infos: Vec<PeerInfo> = (0..cfg.members)
-        .map(|i: usize| PeerInfo {
-            agent_id: AgentId::new(agent_name(i)).expect("valid id"),
-            endpoint: format!("http://{}.sim:7475", agent_name(i)),
-            role: if i == 0 { Role::Primary } else { Role::Replica },
-            added_at_ms: 1_700_000_000_000,
+        .map(|i: usize| {
+            PeerInfo::new(
+                AgentId::new(agent_name(i)).expect("valid id"),
+                format!("http://{}.sim:7475", agent_name(i)),
+                if i == 0 { Role::Primary } else { Role::Replica },
+                1_700_000_000_000,
+            )
         })
         .collect();
     for (i, store) in stores.iter_mut().enumerate().take(cfg.members) {
@@ -233,6 +235,7 @@ fn cluster(cfg: &Config) -> (Vec<Host>, Vec<Store>, ChaCha8Rng) {
                 Consistency::Cp
             },
             peers: infos.iter().filter(|p| p != &&infos[i]).cloned().collect(),
+            me: Some(infos[i].clone()),
         });
     }
     (hosts, stores, node_rng)

@@ -155,3 +155,73 @@ fn cp_refuses_while_a_replica_is_down_and_ap_reconciles_after_it_restarts() {
     let api_a = Api::new(a.base_url(), api_a.root_key().to_string());
     assert_eq!(status(&api_a)["consistency"], "ap");
 }
+
+/// Issue 11: the divide is answered only once the new node has recorded the membership, so
+/// a replica killed right after the 200 and restarted knows the primary at once: the
+/// runbook's sync on it works without waiting for any retry of the primary's.
+#[test]
+fn a_replica_killed_right_after_divide_knows_the_primary_when_it_restarts() {
+    let a = node("primary");
+    let mut b = node("replica-eu");
+    let api_a = a.api();
+    for i in 0..5 {
+        api_a.write("orders", &json!(i));
+    }
+    divide(&api_a, "replica-eu", &b);
+    b.kill9();
+    b.restart();
+    let api_b = b.api();
+    let synced = api_b
+        .post_with("/v1/mesh/sync/primary", Auth::Root, "")
+        .assert_status(200)
+        .json();
+    assert_eq!(synced["peer_agent_id"], "primary", "{synced}");
+    assert_eq!(hashes(&api_a), hashes(&api_b));
+}
+
+/// The runbook's "replace a lost region": remove the dead member (CP stops waiting for it),
+/// then divide a node with a new id; the old id can never join again.
+#[test]
+fn a_lost_region_is_replaced_by_removing_it_and_dividing_a_new_id() {
+    let a = node("primary");
+    let mut b = node("replica-eu");
+    let api_a = a.api();
+    api_a.write("orders", &json!(1));
+    divide(&api_a, "replica-eu", &b);
+    b.kill9();
+    wait_until(WITHIN, "the primary sees the replica unreachable", || {
+        reachable(&api_a, "replica-eu") == Some(false)
+    });
+    api_a
+        .post_with(
+            "/v1/records",
+            Auth::Root,
+            Api::record_body("orders", &json!(2)),
+        )
+        .assert_error(503, "partitioned");
+    let delete = |api: &Api, id: &str, auth| {
+        api.send(
+            reqwest::Method::DELETE,
+            &format!("/v1/cluster/members/{id}"),
+            auth,
+            None,
+        )
+    };
+    delete(&api_a, "replica-eu", Auth::None).assert_error(401, "unauthorized");
+    delete(&api_a, "nobody", Auth::Root).assert_error(404, "not_found");
+    let removed = delete(&api_a, "replica-eu", Auth::Root)
+        .assert_status(200)
+        .json();
+    assert_eq!(removed["removed"], "replica-eu", "{removed}");
+    assert_eq!(status(&api_a)["partitioned"], false);
+    api_a.write("orders", &json!(3));
+
+    let c = node("replica-eu-2");
+    let answer = divide(&api_a, "replica-eu-2", &c);
+    assert_eq!(answer["replica_agent_id"], "replica-eu-2");
+    assert_eq!(hashes(&api_a), hashes(&c.api()));
+    let old = json!({ "new_agent_id": "replica-eu", "endpoint": c.base_url(), "role": "Replica" });
+    api_a
+        .post_with("/v1/cluster/divide", Auth::Root, old.to_string())
+        .assert_error(409, "divide_refused");
+}

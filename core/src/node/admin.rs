@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::{ClusterState, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::node::Event;
+use crate::repl::membership::Delta;
 use crate::repl::peer::{Peer, PeerInfo, Reach};
 use crate::repl::pull::Pull;
 use crate::status::{ClusterStatus, Consistency, NodeStatus, Role};
@@ -32,6 +33,9 @@ struct Divide {
     copying: bool,
     copied: u64,
     logged: u64,
+    /// Every block is copied, this node's own chain through this seq; the new node is being
+    /// told the membership, and the divide is answered only once it has recorded it.
+    telling: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -87,20 +91,16 @@ impl Admin {
 
 impl Node {
     fn self_info(&self) -> PeerInfo {
-        PeerInfo {
-            agent_id: self.config.agent_id.clone(),
-            endpoint: self.config.endpoint.clone(),
-            role: self.role,
-            added_at_ms: self.config.added_at.0,
-        }
+        self.membership.me().clone()
     }
 
     pub(super) fn status(&mut self, now: Instant, request: RequestId, wall: UnixMillis) {
+        let info = self.membership.me();
         let me = NodeStatus {
-            agent_id: self.config.agent_id.clone(),
-            endpoint: self.config.endpoint.clone(),
-            role: self.role,
-            added_at_ms: self.config.added_at.0,
+            agent_id: info.agent_id.clone(),
+            endpoint: info.endpoint.clone(),
+            role: info.role,
+            added_at_ms: info.added_at_ms,
             last_sync_ms: self.last_commit.0,
             reachable: !self.storage_failed,
             blocks: Some(self.chains.total()),
@@ -177,6 +177,15 @@ impl Node {
         if new.agent_id == self.config.agent_id {
             return self.respond(request, refuse("a node cannot divide to itself".into()));
         }
+        if self.membership.is_removed(&new.agent_id) {
+            let reason = format!(
+                "agent id {} was removed from the cluster and cannot join again (a new node \
+                 with that id would restart its chain at seq 1); start the new node with \
+                 another SAPIX_AGENT_ID",
+                new.agent_id
+            );
+            return self.respond(request, refuse(reason));
+        }
         if let Some(p) = self.peers.get(&new.agent_id) {
             if p.info.endpoint != new.endpoint {
                 let reason = format!(
@@ -200,6 +209,7 @@ impl Node {
             copying: false,
             copied: 0,
             logged: 0,
+            telling: None,
         });
     }
 
@@ -254,7 +264,7 @@ impl Node {
         !self.peers.contains_key(id)
     }
 
-    pub(super) fn copied(&mut self, now: Instant, to: AgentId, next: u64, sent: u64) {
+    pub(super) fn copied(&mut self, _now: Instant, to: AgentId, next: u64, sent: u64) {
         let tip = self.local_tip;
         let Some(d) = self
             .admin
@@ -284,7 +294,46 @@ impl Node {
             });
             return;
         }
-        self.register(now, next);
+        self.tell_new_node(next);
+    }
+
+    /// Every block is copied: tell the new node the whole membership with its own entry in
+    /// it. Nothing is registered here until it answers (it persists before answering), so a
+    /// divider lost at any moment never leaves a member only it knew of.
+    fn tell_new_node(&mut self, through: u64) {
+        let own_copied = self.own_durable;
+        let d = self.admin.divide.as_mut().expect("copying");
+        d.telling = Some(own_copied);
+        let info = d.info.clone();
+        let mut would_be = self.membership.clone();
+        would_be.add(info.clone());
+        let hint = vec![(self.config.agent_id.clone(), through)];
+        self.outputs.push_back(Output::Announce {
+            to: info.agent_id.clone(),
+            endpoint: info.endpoint.clone(),
+            members: would_be.all(),
+            your_role: Some(info.role),
+            cursors: hint,
+        });
+    }
+
+    fn telling(&self, to: &AgentId) -> Option<u64> {
+        let d = self.admin.divide.as_ref()?;
+        d.telling.filter(|_| d.info.agent_id == *to)
+    }
+
+    /// An announcement failed; if it was the divide's to the new node, the divide fails.
+    pub(super) fn announce_failed(&mut self, to: AgentId) {
+        if self.telling(&to).is_some() {
+            let d = self.admin.divide.take().expect("telling");
+            let reason = format!(
+                "{} did not record the membership (unreachable, or it could not persist); it \
+                 is not a member; the {} blocks copied stay there and the divide can be retried",
+                d.info.agent_id, d.copied
+            );
+            return self.respond(d.request, Response::DivideFailed { reason });
+        }
+        self.admin.announce_failed(&to);
     }
 
     pub(super) fn copy_failed(&mut self, to: AgentId, reason: String) {
@@ -304,27 +353,37 @@ impl Node {
         self.respond(d.request, Response::DivideFailed { reason });
     }
 
-    /// The new node holds every block through local offset `through`: make it a member of
-    /// the full mesh, persist, and answer once persisted.
-    fn register(&mut self, now: Instant, through: u64) {
+    /// The new node holds every block and has recorded the membership: make it a member
+    /// here, tell the others, persist, and answer once persisted.
+    /// The copy carried this node's own chain through `own_copied`; what it wrote since is
+    /// the new peer's retry queue.
+    fn register(&mut self, now: Instant, own_copied: u64) {
         let d = self.admin.divide.take().expect("divide in progress");
-        let info = d.info.clone();
-        if !self.peers.contains_key(&info.agent_id) {
-            let peer = Peer::caught_up(info.clone(), self.own_durable, now);
-            self.peers.insert(info.agent_id.clone(), peer);
-            self.pulls.insert(info.agent_id.clone(), Pull::new(0));
-            self.log(Event::PeerAdded { peer: info.clone() });
+        let mut info = d.info.clone();
+        match self.membership.add(info.clone()) {
+            Some(Delta::Added(added)) => {
+                info = added;
+                let peer = Peer::caught_up(info.clone(), own_copied, now);
+                self.peers.insert(info.agent_id.clone(), peer);
+                self.pulls.insert(info.agent_id.clone(), Pull::new(0));
+                self.log(Event::PeerAdded { peer: info.clone() });
+            }
+            other => {
+                if let Some(d) = other {
+                    self.apply_members(vec![d], &[]);
+                }
+                if let Some(known) = self.membership.get(&info.agent_id) {
+                    info = known.clone();
+                }
+            }
         }
+        // The new node hears every entry (tombstones too); the others hear of it.
         let others: Vec<PeerInfo> = self
             .peers
             .values()
             .filter(|p| p.info.agent_id != info.agent_id)
             .map(|p| p.info.clone())
             .collect();
-        let mut members = vec![self.self_info()];
-        members.extend(others.iter().cloned());
-        let hint = vec![(self.config.agent_id.clone(), through)];
-        self.admin.announce(&info, members, Some(info.role), hint);
         for other in &others {
             self.admin
                 .announce(other, vec![info.clone()], None, Vec::new());
@@ -345,32 +404,14 @@ impl Node {
         your_role: Option<Role>,
         cursors: Vec<(AgentId, u64)>,
     ) {
-        if let Some(role) = your_role {
-            self.role = role;
+        let mut deltas = self.membership.merge(&members);
+        if let Some(d) = your_role.and_then(|role| self.membership.set_me(None, Some(role))) {
+            deltas.push(d);
         }
-        let mut added = Vec::new();
-        for m in members {
-            if m.agent_id == self.config.agent_id {
-                continue;
-            }
-            match self.peers.get_mut(&m.agent_id) {
-                Some(p) => p.info.endpoint = m.endpoint,
-                None => {
-                    let hint = cursors
-                        .iter()
-                        .find(|(id, _)| *id == m.agent_id)
-                        .map_or(0, |(_, c)| *c);
-                    self.log(Event::PeerAdded { peer: m.clone() });
-                    added.push(m.clone());
-                    self.add_peer(m, hint);
-                }
-            }
-        }
-        if !added.is_empty() {
-            self.spread_members(&added);
-        }
+        self.apply_members(deltas, &cursors);
         let peers = self.peers.len();
-        self.persist_then(request, Response::MembersUpdated { peers });
+        let members = self.membership.all();
+        self.persist_then(request, Response::MembersUpdated { peers, members });
         // Hinted cursors are persisted too, so a restart does not fetch the copy again.
         if let Some((peer, cursor)) = cursors
             .into_iter()
@@ -387,6 +428,101 @@ impl Node {
                 cursor,
             });
         }
+    }
+
+    /// A member took an announcement and answered with every entry it holds: learn what it
+    /// knew that this node did not (the pull half of a push-pull exchange).
+    pub(super) fn announced(&mut self, now: Instant, to: AgentId, members: Vec<PeerInfo>) {
+        if let Some(own_copied) = self.telling(&to) {
+            self.register(now, own_copied);
+        } else {
+            self.admin.announced(&to);
+        }
+        let deltas = self.membership.merge(&members);
+        if !deltas.is_empty() {
+            self.apply_members(deltas, &[]);
+            self.persist();
+        }
+    }
+
+    /// A probe answer's digest differs from this node's: exchange whole sets with the peer.
+    pub(super) fn membership_differs(&mut self, peer: &AgentId) {
+        if let Some(info) = self.peers.get(peer).map(|p| p.info.clone()) {
+            let all = self.membership.all();
+            self.admin.announce(&info, all, None, Vec::new());
+        }
+    }
+
+    /// `DELETE /v1/cluster/members/{id}`: tombstone the member, persist, spread.
+    pub(super) fn remove_requested(&mut self, request: RequestId, id: AgentId) {
+        if id == self.config.agent_id {
+            let reason = "a node cannot remove itself; remove it from another member".into();
+            return self.respond(request, Response::RemoveRefused { reason });
+        }
+        if self.membership.is_removed(&id) {
+            return self.respond(request, Response::MemberRemoved { agent_id: id });
+        }
+        let Some(delta) = self.membership.remove(&id) else {
+            return self.respond(request, Response::UnknownPeer(id));
+        };
+        self.apply_members(vec![delta], &[]);
+        let all = self.membership.all();
+        let live: Vec<PeerInfo> = self.peers.values().map(|p| p.info.clone()).collect();
+        for p in &live {
+            self.admin.announce(p, all.clone(), None, Vec::new());
+        }
+        self.persist_then(request, Response::MemberRemoved { agent_id: id });
+    }
+
+    /// Acts on membership changes: peers to add (pulled from at once, from a hinted cursor),
+    /// endpoints and roles to update, members to drop (CP stops waiting for them).
+    fn apply_members(&mut self, deltas: Vec<Delta>, hints: &[(AgentId, u64)]) {
+        let mut added = Vec::new();
+        for delta in deltas {
+            match delta {
+                Delta::Added(info) => {
+                    let hint = hints
+                        .iter()
+                        .find(|(id, _)| *id == info.agent_id)
+                        .map_or(0, |(_, c)| *c);
+                    self.log(Event::PeerAdded { peer: info.clone() });
+                    added.push(info.clone());
+                    self.add_peer(info, hint);
+                }
+                Delta::Changed(info) => {
+                    if let Some(p) = self.peers.get_mut(&info.agent_id) {
+                        p.info = info;
+                    }
+                }
+                Delta::Removed(id) => {
+                    self.peers.remove(&id);
+                    self.pulls.remove(&id);
+                    self.admin.announcements.remove(&id);
+                    for request in self.sync_waiters.remove(&id).unwrap_or_default() {
+                        self.respond(request, Response::UnknownPeer(id.clone()));
+                    }
+                    self.log(Event::PeerRemoved { peer: id });
+                    self.settle_cp(None);
+                }
+                Delta::Me(info) => {
+                    if info.removed {
+                        self.log(Event::RemovedFromCluster);
+                    }
+                }
+            }
+        }
+        if !added.is_empty() {
+            self.spread_members(&added);
+        }
+    }
+
+    /// Persists the cluster view with no answer waiting on it.
+    fn persist(&mut self) {
+        self.admin.version += 1;
+        let version = self.admin.version;
+        let state = self.cluster_state();
+        self.outputs
+            .push_back(Output::PersistCluster { version, state });
     }
 
     /// Spreads membership so the full mesh closes without a coordinator: every peer hears of

@@ -75,6 +75,8 @@ pub enum Reply {
         agent_id: AgentId,
         /// The last seq of the prober's chain it holds.
         holds: u64,
+        /// Its membership digest, if it sent one.
+        digest: Option<u64>,
     },
     /// A page of the target's export, its blocks verified by the shell.
     Page {
@@ -85,8 +87,11 @@ pub enum Reply {
         /// The target's tip.
         tip: u64,
     },
-    /// The target took the membership announcement.
-    MembersUpdated,
+    /// The target took the membership announcement; every entry it holds now.
+    MembersUpdated {
+        /// Its entries.
+        members: Vec<crate::repl::peer::PeerInfo>,
+    },
     /// Codios decided.
     Decided(Decision),
 }
@@ -99,7 +104,7 @@ impl Reply {
             Reply::Gap { .. } => "a gap",
             Reply::Probed { .. } => "a probe answer",
             Reply::Page { .. } => "a page",
-            Reply::MembersUpdated => "a membership update",
+            Reply::MembersUpdated { .. } => "a membership update",
             Reply::Decided(_) => "a Codios decision",
         }
     }
@@ -131,10 +136,18 @@ impl Call {
                 to,
                 reason: format!("the new node refused the copy: expected seq {expected}"),
             },
-            (Call::Probe { peer }, Reply::Probed { agent_id, holds }) => Input::ProbeAnswered {
+            (
+                Call::Probe { peer },
+                Reply::Probed {
+                    agent_id,
+                    holds,
+                    digest,
+                },
+            ) => Input::ProbeAnswered {
                 peer,
                 agent_id,
                 holds,
+                digest,
             },
             (Call::Fetch { peer }, Reply::Page { blocks, next, tip }) => Input::PageFetched {
                 peer,
@@ -142,7 +155,9 @@ impl Call {
                 next,
                 tip,
             },
-            (Call::Announce { to }, Reply::MembersUpdated) => Input::Announced { to },
+            (Call::Announce { to }, Reply::MembersUpdated { members }) => {
+                Input::Announced { to, members }
+            }
             (Call::Codios { key }, Reply::Decided(decision)) => {
                 Input::CodiosAnswered { key, decision }
             }
@@ -167,8 +182,16 @@ impl Call {
                 position: Position::Gap { expected },
                 ..
             } => Reply::Gap { expected },
-            Response::ProbeAnswer { agent_id, holds } => Reply::Probed { agent_id, holds },
-            Response::MembersUpdated { .. } => Reply::MembersUpdated,
+            Response::ProbeAnswer {
+                agent_id,
+                holds,
+                digest,
+            } => Reply::Probed {
+                agent_id,
+                holds,
+                digest: Some(digest),
+            },
+            Response::MembersUpdated { members, .. } => Reply::MembersUpdated { members },
             other => return self.failed(format!("answered {other:?}")),
         };
         self.finished(reply)
@@ -233,9 +256,10 @@ mod tests {
             Input::AnnounceFailed { .. }
         ));
         let probe = Call::Probe { peer: peer() };
-        let Input::ProbeFailed { reason, .. } =
-            probe.answered(Response::MembersUpdated { peers: 2 })
-        else {
+        let Input::ProbeFailed { reason, .. } = probe.answered(Response::MembersUpdated {
+            peers: 2,
+            members: Vec::new(),
+        }) else {
             panic!("a probe answered with a membership update must fail");
         };
         assert_eq!(reason, "answered with a membership update");

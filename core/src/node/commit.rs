@@ -264,7 +264,15 @@ impl Node {
                 Pending::Page { peer, page } => self.page_stored(peer, page),
                 Pending::Probe { request, holds } => {
                     let agent_id = self.config.agent_id.clone();
-                    self.respond(request, Response::ProbeAnswer { agent_id, holds });
+                    let digest = self.membership.digest();
+                    self.respond(
+                        request,
+                        Response::ProbeAnswer {
+                            agent_id,
+                            holds,
+                            digest,
+                        },
+                    );
                 }
             }
         }

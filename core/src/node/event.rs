@@ -104,6 +104,13 @@ pub enum Input {
         /// delivered those blocks).
         cursors: Vec<(AgentId, u64)>,
     },
+    /// An operator asked to remove a member for good (`DELETE /v1/cluster/members/{id}`).
+    RemoveRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The member.
+        agent_id: AgentId,
+    },
     /// A peer durably holds this node's blocks through `through`.
     PushAcked {
         /// The peer.
@@ -133,6 +140,8 @@ pub enum Input {
         agent_id: AgentId,
         /// The last seq of this node's chain it holds.
         holds: u64,
+        /// Its membership digest, if it sent one.
+        digest: Option<u64>,
     },
     /// A probe failed.
     ProbeFailed {
@@ -191,6 +200,8 @@ pub enum Input {
     Announced {
         /// The member told.
         to: AgentId,
+        /// Every membership entry it holds after taking the announcement.
+        members: Vec<PeerInfo>,
     },
     /// An [`Output::Announce`] failed; it is retried.
     AnnounceFailed {
@@ -332,8 +343,11 @@ pub struct ClusterState {
     pub role: Role,
     /// The write gating mode.
     pub consistency: Consistency,
-    /// Every peer.
+    /// Every other member's entry, tombstones of removed members included.
     pub peers: Vec<PeerInfo>,
+    /// This node's own entry as the cluster knows it (absent in files from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub me: Option<PeerInfo>,
 }
 
 /// A durable write's receipt.
@@ -393,6 +407,8 @@ pub enum Response {
         agent_id: AgentId,
         /// The last seq of the asked author's chain held here.
         holds: u64,
+        /// The digest of this node's membership.
+        digest: u64,
     },
     /// The gating mode switched (and is persisted).
     ConsistencySet {
@@ -442,6 +458,20 @@ pub enum Response {
     MembersUpdated {
         /// Peers known now.
         peers: usize,
+        /// Every entry held now (tombstones and this node's own included), so the announcer
+        /// learns in the same exchange what it lacked.
+        members: Vec<PeerInfo>,
+    },
+    /// The member is removed (a tombstone, persisted and spreading); CP no longer waits for
+    /// it. Also the answer when it already was.
+    MemberRemoved {
+        /// Who.
+        agent_id: AgentId,
+    },
+    /// The removal was refused (this node itself).
+    RemoveRefused {
+        /// Why.
+        reason: String,
     },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
@@ -543,6 +573,14 @@ pub enum Event {
         /// Who.
         peer: PeerInfo,
     },
+    /// A member was removed from the cluster.
+    PeerRemoved {
+        /// Who.
+        peer: AgentId,
+    },
+    /// This node's own entry was removed by an operator elsewhere: peers no longer wait for
+    /// it. Alert: it should be shut down.
+    RemovedFromCluster,
     /// A write was let through without a fresh Codios decision: a permit past its TTL served
     /// because Codios failed, or served while the circuit is open. Logged `auth_degraded`.
     AuthDegraded {

@@ -122,6 +122,7 @@ impl Node {
         id: AgentId,
         answered_as: AgentId,
         holds: u64,
+        digest: Option<u64>,
     ) {
         if self.divide_probe_answered(now, &id, &answered_as) {
             return;
@@ -138,6 +139,9 @@ impl Node {
         }
         let change = peer.probe_answered(now, holds);
         self.reach_changed(&id, change, None);
+        if digest.is_some_and(|d| d != self.membership.digest()) {
+            self.membership_differs(&id);
+        }
         self.settle_cp(None);
         self.push_one(now, &id);
     }

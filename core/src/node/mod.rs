@@ -40,6 +40,7 @@ use crate::chain::Chains;
 use crate::id::AgentId;
 use crate::keys::AgentKey;
 use crate::repl::backoff::BackoffPolicy;
+use crate::repl::membership::Membership;
 use crate::repl::peer::{Peer, PeerInfo};
 use crate::repl::pull::Pull;
 use crate::status::{Consistency, Role};
@@ -117,7 +118,6 @@ struct CpWaiter {
 pub struct Node {
     config: NodeConfig,
     key: AgentKey,
-    role: Role,
     consistency: Consistency,
     chains: Chains,
     outputs: VecDeque<Output>,
@@ -131,6 +131,9 @@ pub struct Node {
     /// Offsets of durable appends whose waiters have not been answered yet.
     offsets: BTreeMap<AppendToken, Vec<u64>>,
     cp_waiters: Vec<CpWaiter>,
+    /// Every member's entry, this node's and tombstones included; `peers` holds a [`Peer`]
+    /// for each live one but this node.
+    membership: Membership,
     peers: BTreeMap<AgentId, Peer>,
     pulls: BTreeMap<AgentId, Pull>,
     sync_waiters: BTreeMap<AgentId, Vec<RequestId>>,
@@ -155,14 +158,28 @@ impl Node {
             role: Role::Primary,
             consistency: Consistency::Cp,
             peers: Vec::new(),
+            me: None,
         });
+        let me = cluster.me.clone().unwrap_or_else(|| {
+            PeerInfo::new(
+                config.agent_id.clone(),
+                config.endpoint.clone(),
+                cluster.role,
+                config.added_at.0,
+            )
+        });
+        let mut membership = Membership::new(me, cluster.peers.iter().cloned());
+        // A configured endpoint changed since the last run is the new word; a wildcard one
+        // (0.0.0.0, [::]) never replaces an endpoint the cluster gave this node.
+        if !is_wildcard(&config.endpoint) {
+            membership.set_me(Some(&config.endpoint), None);
+        }
         let own_durable = restored
             .chains
             .tip(&config.agent_id)
             .map_or(0, |(seq, _)| seq);
         let mut node = Node {
             key,
-            role: cluster.role,
             consistency: cluster.consistency,
             chains: restored.chains,
             outputs: VecDeque::new(),
@@ -172,6 +189,7 @@ impl Node {
             waiters: VecDeque::new(),
             offsets: BTreeMap::new(),
             cp_waiters: Vec::new(),
+            membership,
             peers: BTreeMap::new(),
             pulls: BTreeMap::new(),
             sync_waiters: BTreeMap::new(),
@@ -187,7 +205,7 @@ impl Node {
             storage_failed: false,
             config,
         };
-        for info in cluster.peers {
+        for info in cluster.peers.into_iter().filter(|p| !p.removed) {
             let cursor = restored.cursors.get(&info.agent_id).copied().unwrap_or(0);
             node.add_peer(info, cursor);
         }
@@ -259,11 +277,15 @@ impl Node {
             Input::PushAcked { peer, through } => self.push_acked(now, peer, through),
             Input::PushGap { peer, expected } => self.push_gap(now, peer, expected),
             Input::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
+            Input::RemoveRequested { request, agent_id } => {
+                self.remove_requested(request, agent_id)
+            }
             Input::ProbeAnswered {
                 peer,
                 agent_id,
                 holds,
-            } => self.probe_answered(now, peer, agent_id, holds),
+                digest,
+            } => self.probe_answered(now, peer, agent_id, holds, digest),
             Input::ProbeFailed { peer, reason } => self.probe_failed(now, peer, reason),
             Input::PageFetched {
                 peer,
@@ -276,8 +298,8 @@ impl Node {
             Input::ClusterPersisted { version } => self.cluster_persisted(version),
             Input::Copied { to, next, sent } => self.copied(now, to, next, sent),
             Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
-            Input::Announced { to } => self.admin.announced(&to),
-            Input::AnnounceFailed { to } => self.admin.announce_failed(&to),
+            Input::Announced { to, members } => self.announced(now, to, members),
+            Input::AnnounceFailed { to } => self.announce_failed(to),
             Input::AuthorizeRequested {
                 request,
                 key,
@@ -343,9 +365,10 @@ impl Node {
 
     fn cluster_state(&self) -> ClusterState {
         ClusterState {
-            role: self.role,
+            role: self.membership.me().role,
             consistency: self.consistency,
-            peers: self.peers.values().map(|p| p.info.clone()).collect(),
+            peers: self.membership.others(),
+            me: Some(self.membership.me().clone()),
         }
     }
 
@@ -357,6 +380,12 @@ impl Node {
         pull.want();
         self.pulls.insert(id, pull);
     }
+}
+
+/// Whether `endpoint` names a wildcard address, which no peer can reach.
+fn is_wildcard(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    host.starts_with("0.0.0.0") || host.starts_with("[::]")
 }
 
 #[cfg(test)]

@@ -2,5 +2,6 @@
 //! composes them. See DESIGN §4.
 
 pub mod backoff;
+pub mod membership;
 pub mod peer;
 pub mod pull;

@@ -40,6 +40,36 @@ pub struct PeerInfo {
     pub role: Role,
     /// When it joined (wall clock of the node that added it).
     pub added_at_ms: u64,
+    /// The entry's version: a change of endpoint or role, or a removal, is one up
+    /// ([`crate::repl::membership`]). 0 for an entry no member has changed yet.
+    #[serde(default)]
+    pub version: u64,
+    /// Removed from the cluster: a tombstone, kept so the id is never a member again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub removed: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl PeerInfo {
+    /// A live entry at version 0.
+    pub fn new(
+        agent_id: AgentId,
+        endpoint: impl Into<String>,
+        role: Role,
+        added_at_ms: u64,
+    ) -> Self {
+        PeerInfo {
+            agent_id,
+            endpoint: endpoint.into(),
+            role,
+            added_at_ms,
+            version: 0,
+            removed: false,
+        }
+    }
 }
 
 /// Whether the last exchange with the peer worked.
@@ -80,6 +110,8 @@ pub struct Peer {
     /// The last seq of the push in flight, if any.
     in_flight: Option<u64>,
     probing: bool,
+    /// When the last probe ended.
+    last_probed: Option<Instant>,
     backoff: Backoff,
     retry_at: Option<Instant>,
 }
@@ -95,6 +127,7 @@ impl Peer {
             acked: None,
             in_flight: None,
             probing: false,
+            last_probed: None,
             backoff: Backoff::default(),
             retry_at: None,
         }
@@ -216,16 +249,18 @@ impl Peer {
         (self.failed(now), delay)
     }
 
-    /// Whether the peer should be probed now: it was never contacted, or nothing has been
-    /// heard from it for [`PROBE_INTERVAL`], and no probe or push is already asking.
+    /// Whether the peer should be probed now: no probe is out, and either nothing has been
+    /// heard from it for [`PROBE_INTERVAL`] with no push asking, or no probe has ended for
+    /// that long.
     pub fn wants_probe(&self, now: Instant) -> bool {
-        if self.probing || self.in_flight.is_some() {
+        if self.probing {
             return false;
         }
-        match self.last_contact {
-            None => true,
-            Some(t) => now.saturating_since(t) >= PROBE_INTERVAL,
-        }
+        let stale =
+            |t: Option<Instant>| t.is_none_or(|t| now.saturating_since(t) >= PROBE_INTERVAL);
+        // Idle peers are probed to see a partition; every peer is probed at least this often,
+        // busy ones too, because probe answers carry the membership digest.
+        (self.in_flight.is_none() && stale(self.last_contact)) || stale(self.last_probed)
     }
 
     /// A probe is being sent.
@@ -236,6 +271,7 @@ impl Peer {
     /// The peer answered a probe, holding own blocks through `holds`.
     pub fn probe_answered(&mut self, now: Instant, holds: u64) -> Change {
         self.probing = false;
+        self.last_probed = Some(now);
         // With a push in flight the answer may predate it; the push's own answer will tell.
         if self.in_flight.is_none() {
             self.acked = Some(holds);
@@ -246,6 +282,7 @@ impl Peer {
     /// The probe failed.
     pub fn probe_failed(&mut self, now: Instant) -> Change {
         self.probing = false;
+        self.last_probed = Some(now);
         self.failed(now)
     }
 
@@ -282,12 +319,12 @@ mod tests {
     use rand::SeedableRng;
 
     fn peer() -> Peer {
-        Peer::new(PeerInfo {
-            agent_id: AgentId::new("replica-eu").unwrap(),
-            endpoint: "http://b:7475".into(),
-            role: Role::Replica,
-            added_at_ms: 0,
-        })
+        Peer::new(PeerInfo::new(
+            AgentId::new("replica-eu").unwrap(),
+            "http://b:7475",
+            Role::Replica,
+            0,
+        ))
     }
 
     fn t(ms: u64) -> Instant {

@@ -66,12 +66,7 @@ pub fn ms(i: Instant) -> u64 {
 }
 
 pub fn info(s: &str, role: Role) -> PeerInfo {
-    PeerInfo {
-        agent_id: id(s),
-        endpoint: endpoint(s),
-        role,
-        added_at_ms: WALL0,
-    }
+    PeerInfo::new(id(s), endpoint(s), role, WALL0)
 }
 
 /// The config every node in these stories gets, but for the backoff policy and rng seed.
@@ -234,6 +229,7 @@ impl World {
                 role: role(i),
                 consistency: mode,
                 peers,
+                me: None,
             };
             w.add(name, Some(state));
         }

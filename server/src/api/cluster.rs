@@ -100,12 +100,7 @@ pub(crate) async fn divide(
             "endpoint must be an http:// or https:// URL",
         ));
     }
-    let new = PeerInfo {
-        agent_id,
-        endpoint,
-        role: input.role,
-        added_at_ms: s.clock_wall_ms(),
-    };
+    let new = PeerInfo::new(agent_id, endpoint, input.role, s.clock_wall_ms());
     match s
         .node
         .ask(Request::Divide { new })
@@ -157,7 +152,37 @@ pub(crate) async fn members(
         .await
         .map_err(|_| node_gone())?
     {
-        Response::MembersUpdated { peers } => Ok(Json(json!({ "peers": peers }))),
+        Response::MembersUpdated { peers, members } => {
+            Ok(Json(json!({ "peers": peers, "members": members })))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `DELETE /v1/cluster/members/{agent_id}`: remove a lost member for good (its blocks stay;
+/// CP stops waiting for it; the id can never join again).
+pub(crate) async fn remove_member(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(agent_id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require_root(&headers, &s.root_key)?;
+    let agent_id =
+        AgentId::new(agent_id).map_err(|e| ApiError::bad_request(format!("agent_id: {e}")))?;
+    match s
+        .node
+        .ask(Request::Remove { agent_id })
+        .await
+        .map_err(|_| node_gone())?
+    {
+        Response::MemberRemoved { agent_id } => Ok(Json(json!({
+            "removed": agent_id,
+            "note": "its blocks stay; a node replacing it must use a new SAPIX_AGENT_ID",
+        }))),
+        Response::UnknownPeer(id) => Err(ApiError::not_found(format!("no member `{id}`"))),
+        Response::RemoveRefused { reason } => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason))
+        }
         other => Err(unexpected(other)),
     }
 }

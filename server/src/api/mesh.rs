@@ -187,9 +187,15 @@ pub(crate) async fn probe(
         .await
         .map_err(|_| node_gone())?
     {
-        Response::ProbeAnswer { agent_id, holds } => {
-            Ok(Json(json!({ "agent_id": agent_id, "holds": holds })))
-        }
+        Response::ProbeAnswer {
+            agent_id,
+            holds,
+            digest,
+        } => Ok(Json(json!({
+            "agent_id": agent_id,
+            "holds": holds,
+            "members_digest": format!("{digest:016x}"),
+        }))),
         other => Err(unexpected(other)),
     }
 }

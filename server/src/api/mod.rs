@@ -61,6 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cluster/consistency", post(cluster::consistency))
         .route("/v1/cluster/divide", post(cluster::divide))
         .route("/v1/cluster/members", post(cluster::members))
+        .route(
+            "/v1/cluster/members/{agent_id}",
+            axum::routing::delete(cluster::remove_member),
+        )
         .fallback(not_found)
         // Handlers read bodies themselves, with their own limits and JSON errors.
         .layer(DefaultBodyLimit::disable())
