@@ -55,6 +55,20 @@ pub fn parse_bug(name: &str) -> Option<PlantedBug> {
     BUGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
+/// A start seed nobody chose: the OS's per-process hash keys mixed with the wall clock, so
+/// every test run searches seeds no run searched before (DESIGN §6, invariant 10). Print it
+/// before running anything: it is the only way to run the same seeds again.
+pub fn fresh_start() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// Parses `0x…` hex or decimal.
 pub fn parse_seed(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
