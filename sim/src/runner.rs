@@ -9,19 +9,45 @@ use std::time::{Duration, Instant};
 use sapix_core::node::planted::PlantedBug;
 
 use crate::config::{Config, Micros};
+use crate::overrides::Overrides;
 use crate::trace::Trace;
 use crate::world::{Report, World};
 
 /// Runs `seed` with `bugs` planted, tracing into `trace`.
 pub fn run_seed(seed: u64, bugs: &[PlantedBug], trace: Trace) -> Report {
+    run_seed_with(seed, bugs, &Overrides::default(), trace)
+}
+
+/// [`run_seed`] with `overrides` applied to what the seed drew.
+pub fn run_seed_with(
+    seed: u64,
+    bugs: &[PlantedBug],
+    overrides: &Overrides,
+    trace: Trace,
+) -> Report {
     let mut cfg = Config::draw(seed);
+    overrides.apply(&mut cfg);
     cfg.bugs = bugs.to_vec();
     World::new(cfg, trace).run()
 }
 
 /// The one command that replays `seed` with its full trace.
 pub fn replay_command(seed: u64, bugs: &[PlantedBug]) -> String {
-    let mut cmd = format!("cargo run -p sapix-sim --release -- replay 0x{seed:016x}");
+    replay_command_with(seed, bugs, &Overrides::default())
+}
+
+/// The one command that replays `seed` with `overrides` and its full trace.
+pub fn replay_command_with(seed: u64, bugs: &[PlantedBug], overrides: &Overrides) -> String {
+    command("replay", seed, bugs) + &overrides.args()
+}
+
+/// The one command that shrinks failing `seed`.
+pub fn shrink_command(seed: u64, bugs: &[PlantedBug]) -> String {
+    command("shrink", seed, bugs)
+}
+
+fn command(verb: &str, seed: u64, bugs: &[PlantedBug]) -> String {
+    let mut cmd = format!("cargo run -p sapix-sim --release -- {verb} 0x{seed:016x}");
     for b in bugs {
         cmd.push_str(&format!(" --bug {}", bug_name(*b)));
     }
@@ -183,4 +209,5 @@ pub fn print_failure(r: &Report, bugs: &[PlantedBug]) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "FAILED seed 0x{:016x}: {v}", r.seed);
     let _ = writeln!(err, "  replay: {}", replay_command(r.seed, bugs));
+    let _ = writeln!(err, "  shrink: {}", shrink_command(r.seed, bugs));
 }

@@ -49,10 +49,11 @@ fn fresh_seeds_keep_every_invariant() {
         .iter()
         .map(|r| {
             format!(
-                "0x{:016x}: {}\n  replay: {}",
+                "0x{:016x}: {}\n  replay: {}\n  shrink: {}",
                 r.seed,
                 r.violation.as_ref().expect("failed"),
-                runner::replay_command(r.seed, &[])
+                runner::replay_command(r.seed, &[]),
+                runner::shrink_command(r.seed, &[])
             )
         })
         .collect();
