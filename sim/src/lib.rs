@@ -25,6 +25,7 @@ pub mod checkers;
 pub mod clock;
 mod codios;
 pub mod config;
+pub mod coverage;
 mod driver;
 mod faults;
 mod host;

@@ -136,6 +136,7 @@ impl Cmd {
                     runner::print_failure(r, &bugs)
                 });
                 println!("{}", sum.line(jobs));
+                println!("{}", sum.coverage);
                 if sum.failures.is_empty() {
                     ExitCode::SUCCESS
                 } else {

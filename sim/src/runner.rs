@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sapix_core::node::planted::PlantedBug;
 
 use crate::config::{Config, Micros};
+use crate::coverage::Tally;
 use crate::overrides::Overrides;
 use crate::trace::Trace;
 use crate::world::{Report, World};
@@ -125,6 +126,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Failing seeds, in the order found.
     pub failures: Vec<Report>,
+    /// Fault classes drawn and fired, over every seed.
+    pub coverage: Tally,
 }
 
 impl Summary {
@@ -187,6 +190,7 @@ pub fn hunt(
                 sum.seeds += 1;
                 sum.events += report.events;
                 sum.sim_time += report.sim_time;
+                sum.coverage.add(&report.coverage);
                 if report.violation.is_some() {
                     on_fail(&report);
                     sum.failures.push(report);

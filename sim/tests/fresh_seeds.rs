@@ -43,6 +43,7 @@ fn fresh_seeds_keep_every_invariant() {
         "fresh seeds from 0x{start:016x}: {}",
         sum.line(jobs)
     );
+    let _ = writeln!(std::io::stderr(), "{}", sum.coverage);
     assert!(sum.seeds > 0, "no fresh seed ran");
     let failed: Vec<String> = sum
         .failures

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use common::{codios_seeds, Driver};
 use sapix_core::node::planted::PlantedBug;
+use sapix_sim::coverage::Tally;
 use sapix_sim::madsim_driver::{replay_command, run_seed};
 use sapix_sim::runner::{fresh_start, parse_bug, parse_seed};
 use sapix_sim::trace::Trace;
@@ -50,9 +51,11 @@ fn sweep(what: &str, start: u64, count: u64, bugs: &[PlantedBug]) {
     let (mut events, mut converged, mut crashes, mut written) = (0, 0, 0, 0);
     let (mut authorized, mut denied) = (0, 0);
     let mut failed = Vec::new();
+    let mut coverage = Tally::default();
     for k in 0..count {
         let seed = start.wrapping_add(k);
         let r = run_seed(seed, bugs, Trace::quiet());
+        coverage.add(&r.coverage);
         events += r.events;
         converged += u64::from(r.stats.converged_after.is_some());
         crashes += r.stats.crashes;
@@ -75,6 +78,8 @@ fn sweep(what: &str, start: u64, count: u64, bugs: &[PlantedBug]) {
         failed.len(),
         events as f64 / secs.max(1e-9)
     );
+    // Loss and reordering happen inside madsim's network, where they are not counted.
+    let _ = writeln!(std::io::stderr(), "{coverage}");
     assert!(
         failed.is_empty(),
         "{} madsim seed(s) failed:\n{}",
