@@ -34,7 +34,8 @@ export SAPIX_MADSIM_FRESH=${SAPIX_MADSIM_FRESH:-500} # madsim: seeds
 export TURMOIL_FRESH=${TURMOIL_FRESH:-50}          # turmoil: seeds
 
 step "cargo test (workspace)"
-cargo test --workspace --locked
+# Every test binary runs even after one fails, so a failing fresh seed hides nothing else.
+cargo test --workspace --locked --no-fail-fast
 
 step "madsim second opinion: the core nodes over madsim's network (cargo madsim-test)"
 # Its own target dir and `--cfg madsim` come from the alias in .cargo/config.toml; an env
