@@ -22,6 +22,7 @@ use sapix_core::node::{Call, Input};
 use sapix_core::Collection;
 
 use crate::config::{poisson_gap, CodiosConfig, Episodes, Micros, SECOND};
+use crate::overrides::Class;
 use crate::world::{Ev, Heap, Phase, World};
 
 /// The collections the clients write to.
@@ -244,6 +245,7 @@ impl<D> World<D> {
                 cfg.flips_per_sec
             }
             CodiosEv::OutageTick => {
+                self.coverage.fire(Class::CodiosOutages);
                 let e = cfg.outages.expect("outages on");
                 let until = self.now + self.codios.length(e);
                 self.codios.down_until = self.codios.down_until.max(until);
@@ -252,6 +254,7 @@ impl<D> World<D> {
                 e.per_sec
             }
             CodiosEv::SlowTick => {
+                self.coverage.fire(Class::CodiosSlow);
                 let (e, _) = cfg.slow.expect("slow on");
                 let until = self.now + self.codios.length(e);
                 self.codios.slow_until = self.codios.slow_until.max(until);
@@ -260,6 +263,7 @@ impl<D> World<D> {
                 e.per_sec
             }
             CodiosEv::FlapTick => {
+                self.coverage.fire(Class::CodiosFlapping);
                 let (e, _) = cfg.flapping.expect("flapping on");
                 let until = self.now + self.codios.length(e);
                 self.trace

@@ -10,6 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{poisson_gap, Config, Episodes, Micros, SECOND};
+use crate::overrides::Class;
 use crate::world::{Ev, Heap, Phase, World};
 
 /// A fault, or the next occurrence of a class of them.
@@ -181,6 +182,7 @@ impl World<Heap> {
             Fault::CrashTick => {
                 let i = self.d.faults.rng.gen_range(0..n);
                 if self.up(i) {
+                    self.coverage.fire(Class::Crashes);
                     self.crash(i);
                     let e = self.cfg.nodes.crashes.expect("crashes on");
                     let at = self.now + self.d.faults.length(e);
@@ -192,6 +194,9 @@ impl World<Heap> {
                 let i = self.d.faults.rng.gen_range(0..n);
                 let e = self.cfg.nodes.pauses.expect("pauses on");
                 let until = self.now + self.d.faults.length(e);
+                if self.up(i) {
+                    self.coverage.fire(Class::Pauses);
+                }
                 self.pause(i, until);
             }
             Fault::PartitionTick => {
@@ -205,16 +210,19 @@ impl World<Heap> {
                     .flat_map(|a| (0..n).map(move |b| (a, b)))
                     .filter(|&(a, b)| side[a] != side[b])
                     .collect();
+                self.coverage.fire(Class::Partitions);
                 let e = self.cfg.net.partitions.expect("partitions on");
                 self.cut(links, e);
             }
             Fault::OneWayTick => {
                 let (a, b) = self.d.faults.pair(n);
+                self.coverage.fire(Class::OneWay);
                 let e = self.cfg.net.one_way.expect("one-way on");
                 self.cut(vec![(a, b)], e);
             }
             Fault::FlapTick => {
                 let (a, b) = self.d.faults.pair(n);
+                self.coverage.fire(Class::Flapping);
                 let (e, _) = self.cfg.net.flapping.expect("flapping on");
                 let until = self.now + self.d.faults.length(e);
                 let generation = self.d.net.generation();
@@ -232,6 +240,7 @@ impl World<Heap> {
             Fault::StorageTick => {
                 let i = self.d.faults.rng.gen_range(0..n);
                 if self.up(i) {
+                    self.coverage.fire(Class::Storage);
                     self.stores[i].broken = true;
                     self.trace.line(self.now, || format!("n{i} storage fails"));
                 }
@@ -239,11 +248,13 @@ impl World<Heap> {
             Fault::WallStepTick => {
                 let i = self.d.faults.rng.gen_range(0..n);
                 let delta = self.d.faults.rng.gen_range(-60_000..=60_000);
+                self.coverage.fire(Class::WallSteps);
                 self.hosts[i].clock.step_wall(delta);
                 self.trace
                     .line(self.now, || format!("n{i} wall clock steps {delta} ms"));
             }
             Fault::SwizzleTick => {
+                self.coverage.fire(Class::Swizzle);
                 let (_, step_max) = self.cfg.net.swizzle.expect("swizzle on");
                 let step = self.d.faults.rng.gen_range(step_max / 10..=step_max);
                 let generation = self.d.net.generation();

@@ -20,6 +20,7 @@ use crate::checkers::{Checkers, Verdict};
 use crate::clock::NodeClock;
 use crate::config::{Config, Micros};
 use crate::driver::Driver;
+use crate::overrides::Class;
 use crate::storage::{Completion, StateWrite, Store};
 use crate::workload::Client;
 use crate::world::{Ev, Heap, World};
@@ -258,6 +259,9 @@ where
             &mut self.storage_rng,
             &names,
         );
+        if c.kept_blocks + c.kept_writes > 0 {
+            self.coverage.fire(Class::KeepTail);
+        }
         self.trace.line(self.now, || {
             format!(
                 "n{i} CRASHES ({} blocks of appends in flight survive, {} state writes)",

@@ -6,7 +6,8 @@
 //! maps its outputs exactly as the runtime and server do ([`mesh`]), injects faults
 //! ([`faults`], [`network`], [`storage`], [`clock`]) in a mix the seed draws ([`config`],
 //! swarm testing), and checks DESIGN §6 after every step ([`checkers`]). A failing seed
-//! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`.
+//! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`, and [`shrink`] finds
+//! the smallest [`overrides`] of its configuration that still fail the same way.
 //!
 //! Layer 0b, `madsim_driver` (built only with `--cfg madsim`, by `cargo madsim-test`), drives
 //! the same nodes, workload, Codios model and checkers (the same `World`, stepped by the same
@@ -24,6 +25,7 @@ pub mod checkers;
 pub mod clock;
 mod codios;
 pub mod config;
+pub mod coverage;
 mod driver;
 mod faults;
 mod host;
@@ -32,7 +34,9 @@ mod liveness;
 pub mod madsim_driver;
 mod mesh;
 pub mod network;
+pub mod overrides;
 pub mod runner;
+pub mod shrink;
 pub mod storage;
 pub mod trace;
 mod workload;

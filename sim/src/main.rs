@@ -2,20 +2,31 @@
 //!
 //! ```text
 //! sapix-sim run [--seeds N | --seconds T] [--start S] [--jobs J] [--bug NAME]...
-//! sapix-sim replay <seed> [--bug NAME]... [--quiet]
+//! sapix-sim replay <seed> [--bug NAME]... [--quiet] [OVERRIDES]
+//! sapix-sim shrink <seed> [--bug NAME]...
 //! ```
+//!
+//! `OVERRIDES` change what the seed drew (see `sapix_sim::overrides`): `--members N`,
+//! `--spares N`, `--active SECS`, `--writes PER_SEC`, `--no-fault CLASS`, `--no-op CLASS`.
+//! `shrink` finds the smallest set of them under which the same checker still fails and
+//! prints the replay command that carries them.
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sapix_core::node::planted::PlantedBug;
+use sapix_sim::overrides::{class_names, Overrides};
 use sapix_sim::runner::{self, Budget};
+use sapix_sim::shrink;
 use sapix_sim::trace::Trace;
 
 const USAGE: &str = "usage:
   sapix-sim run [--seeds N | --seconds T] [--start S] [--jobs J] [--bug NAME]...
-  sapix-sim replay <seed> [--bug NAME]... [--quiet]
+  sapix-sim replay <seed> [--bug NAME]... [--quiet] [OVERRIDES]
+  sapix-sim shrink <seed> [--bug NAME]...
+overrides: --members N --spares N --active SECS --writes PER_SEC
+           --no-fault CLASS --no-op CLASS (each repeatable)
 bugs: cp-ack-before-peers ingest-ack-before-durable push-before-durable
       cursor-before-durable failed-push-counts-as-delivered
       stale-permit-past-deny queue-overflow-drops";
@@ -25,7 +36,11 @@ fn main() -> ExitCode {
     match parse(&args) {
         Ok(cmd) => cmd.run(),
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
+            eprintln!(
+                "{e}\n{USAGE}\nfault classes: {}\nop classes: {}",
+                class_names(true),
+                class_names(false)
+            );
             ExitCode::from(2)
         }
     }
@@ -42,6 +57,11 @@ enum Cmd {
         seed: u64,
         bugs: Vec<PlantedBug>,
         quiet: bool,
+        overrides: Overrides,
+    },
+    Shrink {
+        seed: u64,
+        bugs: Vec<PlantedBug>,
     },
 }
 
@@ -53,10 +73,16 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut bugs = Vec::new();
     let mut quiet = false;
     let mut seed = None;
+    let mut overrides = Overrides::default();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
+            o if o.starts_with("--no-")
+                || ["--members", "--spares", "--active", "--writes"].contains(&o) =>
+            {
+                overrides.parse_arg(o, value()?)?;
+            }
             "--seeds" => budget = Budget::Seeds(number(value()?)?),
             "--seconds" => budget = Budget::Time(Duration::from_secs(number(value()?)?)),
             "--start" => start = number(value()?)?,
@@ -71,7 +97,7 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
         }
     }
     match cmd.as_str() {
-        "run" => Ok(Cmd::Run {
+        "run" if overrides.is_empty() => Ok(Cmd::Run {
             budget,
             start: seed.unwrap_or(start),
             jobs,
@@ -81,7 +107,13 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
             seed: seed.ok_or("replay needs a seed")?,
             bugs,
             quiet,
+            overrides,
         }),
+        "shrink" if overrides.is_empty() => Ok(Cmd::Shrink {
+            seed: seed.ok_or("shrink needs a seed")?,
+            bugs,
+        }),
+        "run" | "shrink" => Err(format!("overrides are for replay, not {cmd}")),
         other => Err(format!("unknown command {other}")),
     }
 }
@@ -104,20 +136,26 @@ impl Cmd {
                     runner::print_failure(r, &bugs)
                 });
                 println!("{}", sum.line(jobs));
+                println!("{}", sum.coverage);
                 if sum.failures.is_empty() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 }
             }
-            Cmd::Replay { seed, bugs, quiet } => {
+            Cmd::Replay {
+                seed,
+                bugs,
+                quiet,
+                overrides,
+            } => {
                 let trace = if quiet {
                     Trace::quiet()
                 } else {
                     Trace::to(Box::new(BufWriter::new(std::io::stdout())))
                 };
                 let began = Instant::now();
-                let r = runner::run_seed(seed, &bugs, trace);
+                let r = runner::run_seed_with(seed, &bugs, &overrides, trace);
                 let secs = began.elapsed().as_secs_f64();
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
@@ -140,6 +178,30 @@ impl Cmd {
                     }
                 }
             }
+            Cmd::Shrink { seed, bugs } => shrink(seed, &bugs),
+        }
+    }
+}
+
+fn shrink(seed: u64, bugs: &[PlantedBug]) -> ExitCode {
+    println!("shrinking seed 0x{seed:016x}");
+    let found = shrink::shrink(seed, bugs, &mut |line| println!("  {line}"));
+    match found {
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Ok(s) => {
+            println!("as drawn: FAILED {}", s.original);
+            println!(
+                "smallest configuration ({} runs), FAILED {}:\n{}",
+                s.runs, s.violation, s.config
+            );
+            println!(
+                "replay: {}",
+                runner::replay_command_with(seed, bugs, &s.overrides)
+            );
+            ExitCode::SUCCESS
         }
     }
 }

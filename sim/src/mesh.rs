@@ -34,6 +34,7 @@ use sapix_core::{AgentId, Role};
 use crate::checkers::{self, answered, durable_sends};
 use crate::config::Micros;
 use crate::driver::Driver;
+use crate::overrides::Class;
 use crate::storage::{StateWrite, Store};
 use crate::world::{Ev, Heap, World};
 
@@ -281,6 +282,7 @@ where
         let mut d = self.storage_rng.gen_range(lo..=hi);
         let slow = self.cfg.nodes.slow_fsync;
         if Self::SLOW_FSYNC && slow > 0.0 && self.storage_rng.gen_bool(slow) {
+            self.coverage.fire(Class::SlowFsync);
             d += self.storage_rng.gen_range(0..=250_000);
         }
         d
@@ -345,6 +347,7 @@ impl Driver for World<Heap> {
             return;
         };
         if self.d.net.duplicate() {
+            self.coverage.fire(Class::Dup);
             if let Some(d) = self.d.net.send(from, to) {
                 self.trace.line(self.now, || {
                     format!("net n{from}->n{to} #{call} duplicated")

@@ -23,6 +23,10 @@ pub struct Network {
     /// Loss, duplication, reordering and cuts are in force (off in the liveness phase).
     faults_on: bool,
     generation: u32,
+    /// Messages lost to the drawn loss rate.
+    pub(crate) lost: u64,
+    /// Messages held back (reordered).
+    pub(crate) held: u64,
 }
 
 impl Network {
@@ -40,6 +44,8 @@ impl Network {
             flap_down: vec![false; n * n],
             faults_on: true,
             generation: 0,
+            lost: 0,
+            held: 0,
         }
     }
 
@@ -69,9 +75,11 @@ impl Network {
         }
         if self.faults_on {
             if self.cfg.loss > 0.0 && self.rng.gen_bool(self.cfg.loss) {
+                self.lost += 1;
                 return None;
             }
             if self.cfg.reorder > 0.0 && self.rng.gen_bool(self.cfg.reorder) {
+                self.held += 1;
                 delay += self.rng.gen_range(0..=self.cfg.reorder_delay);
             }
         }

@@ -9,19 +9,46 @@ use std::time::{Duration, Instant};
 use sapix_core::node::planted::PlantedBug;
 
 use crate::config::{Config, Micros};
+use crate::coverage::Tally;
+use crate::overrides::Overrides;
 use crate::trace::Trace;
 use crate::world::{Report, World};
 
 /// Runs `seed` with `bugs` planted, tracing into `trace`.
 pub fn run_seed(seed: u64, bugs: &[PlantedBug], trace: Trace) -> Report {
+    run_seed_with(seed, bugs, &Overrides::default(), trace)
+}
+
+/// [`run_seed`] with `overrides` applied to what the seed drew.
+pub fn run_seed_with(
+    seed: u64,
+    bugs: &[PlantedBug],
+    overrides: &Overrides,
+    trace: Trace,
+) -> Report {
     let mut cfg = Config::draw(seed);
+    overrides.apply(&mut cfg);
     cfg.bugs = bugs.to_vec();
     World::new(cfg, trace).run()
 }
 
 /// The one command that replays `seed` with its full trace.
 pub fn replay_command(seed: u64, bugs: &[PlantedBug]) -> String {
-    let mut cmd = format!("cargo run -p sapix-sim --release -- replay 0x{seed:016x}");
+    replay_command_with(seed, bugs, &Overrides::default())
+}
+
+/// The one command that replays `seed` with `overrides` and its full trace.
+pub fn replay_command_with(seed: u64, bugs: &[PlantedBug], overrides: &Overrides) -> String {
+    command("replay", seed, bugs) + &overrides.args()
+}
+
+/// The one command that shrinks failing `seed`.
+pub fn shrink_command(seed: u64, bugs: &[PlantedBug]) -> String {
+    command("shrink", seed, bugs)
+}
+
+fn command(verb: &str, seed: u64, bugs: &[PlantedBug]) -> String {
+    let mut cmd = format!("cargo run -p sapix-sim --release -- {verb} 0x{seed:016x}");
     for b in bugs {
         cmd.push_str(&format!(" --bug {}", bug_name(*b)));
     }
@@ -55,6 +82,20 @@ pub fn parse_bug(name: &str) -> Option<PlantedBug> {
     BUGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
+/// A start seed nobody chose: the OS's per-process hash keys mixed with the wall clock, so
+/// every test run searches seeds no run searched before (DESIGN §6, invariant 10). Print it
+/// before running anything: it is the only way to run the same seeds again.
+pub fn fresh_start() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// Parses `0x…` hex or decimal.
 pub fn parse_seed(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
@@ -85,6 +126,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Failing seeds, in the order found.
     pub failures: Vec<Report>,
+    /// Fault classes drawn and fired, over every seed.
+    pub coverage: Tally,
 }
 
 impl Summary {
@@ -147,6 +190,7 @@ pub fn hunt(
                 sum.seeds += 1;
                 sum.events += report.events;
                 sum.sim_time += report.sim_time;
+                sum.coverage.add(&report.coverage);
                 if report.violation.is_some() {
                     on_fail(&report);
                     sum.failures.push(report);
@@ -169,4 +213,5 @@ pub fn print_failure(r: &Report, bugs: &[PlantedBug]) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "FAILED seed 0x{:016x}: {v}", r.seed);
     let _ = writeln!(err, "  replay: {}", replay_command(r.seed, bugs));
+    let _ = writeln!(err, "  shrink: {}", shrink_command(r.seed, bugs));
 }

@@ -27,11 +27,13 @@ use crate::checkers::{Checkers, Verdict, Violation};
 use crate::clock::NodeClock;
 use crate::codios::{Codios, CodiosEv};
 use crate::config::{stream, Config, Micros, Stream};
+use crate::coverage::Coverage;
 use crate::driver::Driver;
 use crate::faults::{Fault, Faults};
 use crate::host::Host;
 use crate::mesh::{InFlight, Req};
 use crate::network::Network;
+use crate::overrides::Class;
 use crate::storage::Store;
 use crate::trace::Trace;
 use crate::workload::{Op, Workload};
@@ -144,6 +146,8 @@ pub struct Report {
     pub violation: Option<Violation>,
     /// Counters.
     pub stats: Stats,
+    /// Which fault classes the seed drew, and how many faults of each fired.
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +173,7 @@ pub(crate) struct World<D = Heap> {
     pub(crate) checks: Checkers,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
+    pub(crate) coverage: Coverage,
     pub(crate) events: u64,
     pub(crate) phase: Phase,
     pub(crate) violation: Option<Violation>,
@@ -252,6 +257,7 @@ impl<D> World<D> {
     pub(crate) fn build(cfg: Config, trace: Trace, d: D) -> Self {
         let (n, seed) = (cfg.total(), cfg.seed);
         let (hosts, stores, node_rng) = cluster(&cfg);
+        let coverage = Coverage::new(&cfg);
         World {
             work: Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload)),
             codios: Codios::new(cfg.codios.clone(), stream(seed, Stream::Codios)),
@@ -266,6 +272,7 @@ impl<D> World<D> {
             next_request: 0,
             trace,
             stats: Stats::default(),
+            coverage,
             events: 0,
             phase: Phase::Active,
             violation: None,
@@ -332,6 +339,7 @@ impl<D> World<D> {
             trace_hash: self.trace.hash(),
             violation: self.violation.take(),
             stats: std::mem::take(&mut self.stats),
+            coverage: self.coverage.clone(),
         }
     }
 }
@@ -375,6 +383,10 @@ impl World<Heap> {
                 self.fail("world", format!("more than {MAX_EVENTS} steps: runaway"));
             }
         }
+        let net = &self.d.net;
+        let (lost, held) = (net.lost, net.held);
+        self.coverage.add(Class::Loss, lost);
+        self.coverage.add(Class::Reorder, held);
         self.finish()
     }
 

@@ -6,6 +6,11 @@
 //! Long hunt: `TURMOIL_SEEDS=5000 cargo test --release -p sapix-tests --test turmoil_cluster`
 //! (seeds are split over the chunks; `TURMOIL_SEED_BASE` moves the range). A failing seed
 //! prints the one command that replays it.
+//!
+//! Fresh seeds (DESIGN §6, invariant 10): `TURMOIL_FRESH` seeds (default 50; `0` skips) from a
+//! random start, printed before they run; `TURMOIL_FRESH_START=<n>` runs the same ones again.
+
+use std::io::Write;
 
 use sapix_tests::turmoil_cluster::{replay_command, run, run_lying, run_traced, Outcome, Trace};
 use sapix_tests::turmoil_disk::Lie;
@@ -59,6 +64,57 @@ fn seeds_chunk_2() {
 #[test]
 fn seeds_chunk_3() {
     seeds(3);
+}
+
+/// A start seed nobody chose: the OS's per-process hash keys mixed with the wall clock.
+fn fresh_start() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// DESIGN §6, invariant 10: `TURMOIL_FRESH` seeds from a random start, besides the fixed ones.
+#[test]
+fn fresh_seeds() {
+    let count = env_u64("TURMOIL_FRESH").unwrap_or(50);
+    if count == 0 {
+        let _ = writeln!(std::io::stderr(), "turmoil fresh seeds: skipped");
+        return;
+    }
+    let start = env_u64("TURMOIL_FRESH_START").unwrap_or_else(fresh_start);
+    // Straight to stderr, past the harness's capture, before any seed runs.
+    let _ = writeln!(
+        std::io::stderr(),
+        "turmoil fresh seeds: start {start}, {count} seeds; reproduce: TURMOIL_FRESH_START={start} TURMOIL_FRESH={count} cargo test -p sapix-tests --test turmoil_cluster fresh_seeds -- --nocapture"
+    );
+    let began = std::time::Instant::now();
+    let failures: Vec<String> = (0..count)
+        .map(|k| start.wrapping_add(k))
+        .filter_map(|seed| {
+            run(seed).err().map(|why| {
+                let line = format!("seed {seed}: {why}\n  replay: {}", replay_command(seed));
+                let _ = writeln!(std::io::stderr(), "FAILED turmoil {line}");
+                line
+            })
+        })
+        .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "turmoil fresh seeds from {start}: {count} seeds, {} failing, {:.1} s",
+        failures.len(),
+        began.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {count} fresh seeds from {start} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Seeds that once failed, replayed on every run. 1269 1741 2328 2352 2388 (long hunt from

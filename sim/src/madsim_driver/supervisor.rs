@@ -15,6 +15,7 @@ use sapix_core::node::planted::PlantedBug;
 use super::{ip, lock, micros, node_main, Cluster, Madsim, MAX_EVENTS, TICK};
 use crate::codios::CodiosEv;
 use crate::config::{poisson_gap, stream, Config, Episodes, Micros, Stream};
+use crate::overrides::Class;
 use crate::trace::Trace;
 use crate::workload::Op;
 use crate::world::{Phase, Report, World};
@@ -86,6 +87,7 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
         let handle = Handle::current();
         match kind {
             Kind::Crash(e) if s.up(i) => {
+                s.coverage.fire(Class::Crashes);
                 handle.kill(s.d.ids[i]);
                 s.crash(i);
                 let (cl2, inc, down) = (cl.clone(), s.hosts[i].inc, e.length(&mut rng));
@@ -101,6 +103,7 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
                 });
             }
             Kind::Pause(e) if s.up(i) && !s.d.paused[i] => {
+                s.coverage.fire(Class::Pauses);
                 s.d.paused[i] = true;
                 let (id, inc, stall) = (s.d.ids[i], s.hosts[i].inc, e.length(&mut rng));
                 s.line(|| format!("n{i} stalls for {stall}µs"));
@@ -132,6 +135,10 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
                         .filter(|&(a, b)| side[a] != side[b])
                         .collect()
                 };
+                s.coverage.fire(match kind {
+                    Kind::OneWay(_) => Class::OneWay,
+                    _ => Class::Partitions,
+                });
                 s.cut(&links, false);
                 s.line(|| format!("cut {links:?}"));
                 let (cl2, generation, len) = (cl.clone(), s.d.generation, e.length(&mut rng));
@@ -145,6 +152,7 @@ async fn faults(cl: Cluster, kind: Kind, mut rng: ChaCha8Rng) {
                 });
             }
             Kind::Storage(_) if s.up(i) => {
+                s.coverage.fire(Class::Storage);
                 s.stores[i].broken = true;
                 s.line(|| format!("n{i} storage fails"));
             }
