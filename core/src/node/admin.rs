@@ -152,14 +152,10 @@ impl Node {
 
     /// Persists the cluster view and answers `request` once it is durable.
     fn persist_then(&mut self, request: RequestId, response: Response) {
-        self.admin.version += 1;
-        let version = self.admin.version;
+        let version = self.persist();
         self.admin
             .persist_waiters
             .push((version, request, response));
-        let state: ClusterState = self.cluster_state();
-        self.outputs
-            .push_back(Output::PersistCluster { version, state });
     }
 
     pub(super) fn cluster_persisted(&mut self, version: u64) {
@@ -359,24 +355,22 @@ impl Node {
     /// the new peer's retry queue.
     fn register(&mut self, now: Instant, own_copied: u64) {
         let d = self.admin.divide.take().expect("divide in progress");
-        let mut info = d.info.clone();
-        match self.membership.add(info.clone()) {
+        match self.membership.add(d.info.clone()) {
+            // New: it holds what the copy carried, so its queue starts there (not at 0).
             Some(Delta::Added(added)) => {
-                info = added;
-                let peer = Peer::caught_up(info.clone(), own_copied, now);
-                self.peers.insert(info.agent_id.clone(), peer);
-                self.pulls.insert(info.agent_id.clone(), Pull::new(0));
-                self.log(Event::PeerAdded { peer: info.clone() });
+                let peer = Peer::caught_up(added.clone(), own_copied, now);
+                self.peers.insert(added.agent_id.clone(), peer);
+                self.pulls.insert(added.agent_id.clone(), Pull::new(0));
+                self.log(Event::PeerAdded { peer: added });
             }
-            other => {
-                if let Some(d) = other {
-                    self.apply_members(vec![d], &[]);
-                }
-                if let Some(known) = self.membership.get(&info.agent_id) {
-                    info = known.clone();
-                }
-            }
+            // A retried divide of a member (same entry: nothing; a move: its new version).
+            other => self.apply_members(other.into_iter().collect(), &[]),
         }
+        let info = self
+            .membership
+            .get(&d.info.agent_id)
+            .cloned()
+            .unwrap_or_else(|| d.info.clone());
         // The new node hears every entry (tombstones too); the others hear of it.
         let others: Vec<PeerInfo> = self
             .peers
@@ -517,12 +511,13 @@ impl Node {
     }
 
     /// Persists the cluster view with no answer waiting on it.
-    fn persist(&mut self) {
+    fn persist(&mut self) -> u64 {
         self.admin.version += 1;
         let version = self.admin.version;
-        let state = self.cluster_state();
+        let state: ClusterState = self.cluster_state();
         self.outputs
             .push_back(Output::PersistCluster { version, state });
+        version
     }
 
     /// Spreads membership so the full mesh closes without a coordinator: every peer hears of
