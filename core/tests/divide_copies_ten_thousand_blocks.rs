@@ -34,6 +34,7 @@ fn divide_copies_every_block_then_makes_the_new_node_a_member() {
     let req = w.ask("a", |request| Input::DivideRequested {
         request,
         new: info("b", Role::Replica),
+        via: None,
     });
     assert_eq!(
         w.answer(req),
@@ -41,6 +42,8 @@ fn divide_copies_every_block_then_makes_the_new_node_a_member() {
             replica_agent_id: id("b"),
             blocks_pushed: 10_000,
             endpoint: endpoint("b"),
+            members_informed: vec![id("b")],
+            members_pending: vec![],
         })
     );
     // "The replica is immediately readable after the call returns."
@@ -101,6 +104,7 @@ fn divide_copies_every_block_then_makes_the_new_node_a_member() {
     let req = w.ask("a", |request| Input::DivideRequested {
         request,
         new: moved,
+        via: None,
     });
     assert!(matches!(
         w.answer(req),
@@ -132,6 +136,7 @@ fn dividing_a_third_node_makes_a_full_mesh_of_three() {
     let req = w.ask("a", |request| Input::DivideRequested {
         request,
         new: info("c", Role::Replica),
+        via: None,
     });
     assert!(matches!(
         w.answer(req),
@@ -172,6 +177,7 @@ fn divide_to_a_node_that_answers_as_someone_else_copies_nothing() {
     let req = w.ask("a", |request| Input::DivideRequested {
         request,
         new: wrong,
+        via: None,
     });
     assert!(matches!(
         w.answer(req),

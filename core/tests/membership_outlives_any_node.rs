@@ -23,6 +23,7 @@ fn when_a_divide_is_answered_the_new_node_already_knows_every_member() {
     let req = w.ask("a", |request| Input::DivideRequested {
         request,
         new: info("c", Role::Replica),
+        via: None,
     });
     assert!(
         matches!(w.answer(req), Some(Response::Divided { .. })),
@@ -75,6 +76,7 @@ fn a_removed_member_is_dropped_everywhere_cp_stops_waiting_and_its_id_never_rejo
     let again = w.ask("b", |request| Input::DivideRequested {
         request,
         new: info("c", Role::Replica),
+        via: None,
     });
     assert!(
         matches!(w.answer(again), Some(Response::DivideRefused { reason }) if reason.contains("removed")),

@@ -185,7 +185,10 @@ impl Run {
                     to,
                     members: Vec::new(),
                 },
-                Output::Announce { to, .. } => Input::AnnounceFailed { to },
+                Output::Announce { to, .. } => Input::AnnounceFailed {
+                    to,
+                    reason: "unreachable".into(),
+                },
                 // The node persists its cluster view after start; nothing to keep here.
                 Output::PersistCluster { version, .. } => Input::ClusterPersisted { version },
                 other => panic!("unexpected {other:?}"),

@@ -67,9 +67,13 @@ pub enum Request {
     Divide {
         /// Its id, endpoint and role.
         new: PeerInfo,
+        /// The URL the call was addressed to (scheme and `Host`).
+        via: Option<String>,
     },
     /// Apply a membership announcement.
     Members {
+        /// The announcer, if it said.
+        from: Option<AgentId>,
         /// Members to know.
         members: Vec<PeerInfo>,
         /// This node's role, if assigned.
@@ -230,13 +234,15 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
         Request::Probe { author } => Input::ProbeRequested { request, author },
         Request::Consistency { mode } => Input::ConsistencyRequested { request, mode },
         Request::Sync { peer } => Input::SyncRequested { request, peer },
-        Request::Divide { new } => Input::DivideRequested { request, new },
+        Request::Divide { new, via } => Input::DivideRequested { request, new, via },
         Request::Members {
+            from,
             members,
             your_role,
             cursors,
         } => Input::MembersAnnounced {
             request,
+            from,
             members,
             your_role,
             cursors,
@@ -311,16 +317,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 let _ = done.send(input);
             });
         }
-        Output::Probe { peer, endpoint } => {
-            let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
-            tokio::spawn(async move {
-                let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
-                    digest: p.digest(),
-                    agent_id: p.agent_id,
-                    holds: p.holds,
-                });
-                let _ = done.send(Call::Probe { peer }.ended(outcome));
-            });
+        Output::Probe { peer, endpoint } => probe(ctx, endpoint, Call::Probe { peer }),
+        Output::ProbeBack { divider, endpoint } => {
+            probe(ctx, endpoint, Call::ProbeBack { divider })
         }
         Output::FetchPage {
             peer,
@@ -381,9 +380,10 @@ fn perform(output: Output, ctx: &mut Ctx) {
             your_role,
             cursors,
         } => {
-            let (mesh, done) = (ctx.shell.mesh.clone(), ctx.done.clone());
+            let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
             tokio::spawn(async move {
                 let body = MembersBody {
+                    from: Some(me),
                     members,
                     your_role,
                     cursors,
@@ -419,6 +419,19 @@ async fn read_own(
         })
         .await
         .map_err(|e| e.to_string())?
+}
+
+/// Asks `endpoint` who it is and how much of this node's chain it holds, for `call`.
+fn probe(ctx: &Ctx, endpoint: String, call: Call) {
+    let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
+    tokio::spawn(async move {
+        let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
+            digest: p.digest(),
+            agent_id: p.agent_id,
+            holds: p.holds,
+        });
+        let _ = done.send(call.ended(outcome));
+    });
 }
 
 /// Fetches `endpoint`'s export page after `after` and verifies its blocks.
@@ -519,6 +532,10 @@ fn log(event: Event) {
         Event::DivideProgress { to, copied, tip } => {
             tracing::info!(%to, copied, tip, "bootstrap copy progress")
         }
+        Event::EndpointLearned { endpoint, from } => tracing::info!(
+            %endpoint, from,
+            "endpoint learned (wildcard bind, no SAPIX_ENDPOINT); advertised from now on"
+        ),
         Event::PeerAdded { peer } => tracing::info!(
             peer = %peer.agent_id, endpoint = %peer.endpoint, role = ?peer.role,
             "peer added"

@@ -77,6 +77,9 @@ pub struct MembersAnswer {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MembersBody {
+    /// The announcer (absent from agents before the new node probed its divider back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<AgentId>,
     /// Members to know.
     pub members: Vec<PeerInfo>,
     /// The receiver's role, if assigned.
@@ -164,11 +167,10 @@ impl MeshClient {
     async fn success_body(&self, call: Call<'_>, what: &str) -> Result<Bytes, String> {
         let answer = self.send(call).await?;
         if !answer.status.is_success() {
-            let text = String::from_utf8_lossy(&answer.body);
             return Err(format!(
                 "{what} answered {}: {}",
                 answer.status,
-                truncate(&text)
+                error_text(&answer.body)
             ));
         }
         Ok(answer.body)
@@ -215,7 +217,21 @@ struct IngestOut {
 #[derive(Deserialize)]
 struct ErrorBody {
     error: Option<String>,
+    message: Option<String>,
     expected_seq: Option<u64>,
+}
+
+/// What an error answer says: an agent's JSON error as `code: message` (so a peer's own words
+/// reach an operator unescaped; at most 1000 characters), anything else as its first 300.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error: Some(code),
+            message: Some(message),
+            ..
+        }) => format!("{code}: {}", message.chars().take(1000).collect::<String>()),
+        _ => truncate(&String::from_utf8_lossy(body)),
+    }
 }
 
 fn truncate(s: &str) -> String {

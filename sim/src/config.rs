@@ -249,6 +249,9 @@ pub struct Config {
     pub active: Micros,
     /// Bound on the liveness phase: all nodes must converge within it.
     pub liveness: Micros,
+    /// Bound on membership (DESIGN §6.9): every live member knows every member this long
+    /// after faults stop, or after the last member joined if later.
+    pub membership: Micros,
     /// The liveness phase restarts every node (otherwise only those down or broken).
     pub restart_all: bool,
     /// The liveness phase leaves this member down for good: the others must still converge,
@@ -394,6 +397,7 @@ impl Config {
             spares,
             active,
             liveness: 120 * SECOND,
+            membership: 10 * SECOND,
             restart_all,
             leave_down,
             workload,

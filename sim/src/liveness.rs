@@ -13,26 +13,29 @@ use crate::world::{Ev, Heap, Phase, World};
 /// How often convergence is checked in the liveness phase.
 const CHECK_EVERY: Micros = 250 * MILLI;
 
-/// Whether the cluster has settled: the members hold the same blocks, each knows every other
-/// member, and no client is left waiting.
-fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
+/// Whether every live member knows every member (one left down for good included).
+fn knows_all(hosts: &[Host], left_down: Option<usize>) -> Result<(), String> {
     let index_of = |a: &AgentId| hosts.iter().position(|h| &h.agent == a);
     let members: Vec<usize> = (0..hosts.len()).filter(|&i| hosts[i].member).collect();
-    // A member left down for good is still a member the others must know, but has no say.
-    let live: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|&i| left_down != Some(i))
-        .collect();
-    checkers::convergence::same_blocks(&live, stores).map_err(|m| ("convergence", m))?;
-    for &m in &live {
+    for &m in members.iter().filter(|&&i| left_down != Some(i)) {
         let knows: Vec<usize> = hosts[m]
             .node
             .as_ref()
             .map(|n| n.peers().keys().filter_map(index_of).collect())
             .unwrap_or_default();
-        checkers::convergence::full_mesh(m, &members, &knows).map_err(|e| ("membership", e))?;
+        checkers::convergence::full_mesh(m, &members, &knows)?;
     }
+    Ok(())
+}
+
+/// Whether the cluster has settled: the members hold the same blocks, each knows every other
+/// member, and no client is left waiting.
+fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
+    let live: Vec<usize> = (0..hosts.len())
+        .filter(|&i| hosts[i].member && left_down != Some(i))
+        .collect();
+    checkers::convergence::same_blocks(&live, stores).map_err(|m| ("convergence", m))?;
+    knows_all(hosts, left_down).map_err(|e| ("membership", e))?;
     for (i, h) in hosts.iter().enumerate() {
         if let Some(m) = checkers::answered::hanging(i, &h.clients) {
             return Err(("answered", m));
@@ -56,23 +59,31 @@ impl<D> World<D> {
         let Phase::Liveness { since } = self.phase else {
             return false;
         };
-        match settled(&self.hosts, &self.stores, self.cfg.leave_down) {
-            Ok(()) => {
-                self.stats.converged_after = Some(self.now - since);
-                self.trace.line(self.now, || "CONVERGED".into());
-                self.phase = Phase::Done;
-                false
+        let Err((checker, m)) = settled(&self.hosts, &self.stores, self.cfg.leave_down) else {
+            self.stats.converged_after = Some(self.now - since);
+            self.trace.line(self.now, || "CONVERGED".into());
+            self.phase = Phase::Done;
+            return false;
+        };
+        // Membership has its own, tighter bound (DESIGN §6.9), counted from the later of
+        // faults stopping and the last member joining.
+        if self.now >= since.max(self.members_changed_at) + self.cfg.membership {
+            if let Err(m) = knows_all(&self.hosts, self.cfg.leave_down) {
+                let limit = self.cfg.membership / SECOND;
+                let m = format!("not every member known {limit} s after faults stopped: {m}");
+                self.fail("membership", m);
+                return false;
             }
-            Err((checker, m)) if self.now >= since + self.cfg.liveness => {
-                let limit = self.cfg.liveness / SECOND;
-                self.fail(
-                    checker,
-                    format!("not settled {limit} s after faults stopped: {m}"),
-                );
-                false
-            }
-            Err(_) => true,
         }
+        if self.now >= since + self.cfg.liveness {
+            let limit = self.cfg.liveness / SECOND;
+            self.fail(
+                checker,
+                format!("not settled {limit} s after faults stopped: {m}"),
+            );
+            return false;
+        }
+        true
     }
 }
 

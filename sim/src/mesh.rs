@@ -57,6 +57,7 @@ pub(crate) enum Req {
     Probe(AgentId),
     Export(u64),
     Members {
+        from: AgentId,
         members: Vec<PeerInfo>,
         your_role: Option<Role>,
         cursors: Vec<(AgentId, u64)>,
@@ -78,11 +79,13 @@ impl Req {
             Req::Ingest(blocks) => Input::IngestRequested { request, blocks },
             Req::Probe(author) => Input::ProbeRequested { request, author },
             Req::Members {
+                from,
                 members,
                 your_role,
                 cursors,
             } => Input::MembersAnnounced {
                 request,
+                from: Some(from),
                 members,
                 your_role,
                 cursors,
@@ -161,6 +164,11 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             kind: Call::Probe { peer },
             req: Req::Probe(me.clone()),
         },
+        Output::ProbeBack { divider, endpoint } => Effect::Call {
+            endpoint,
+            kind: Call::ProbeBack { divider },
+            req: Req::Probe(me.clone()),
+        },
         Output::FetchPage {
             peer,
             endpoint,
@@ -211,6 +219,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             endpoint,
             kind: Call::Announce { to },
             req: Req::Members {
+                from: me.clone(),
                 members,
                 your_role,
                 cursors,

@@ -81,6 +81,7 @@ pub fn output_digest(output: &Output, h: &mut Fx) {
         }
         Output::Push { peer, from, to, .. } => (peer, from, to).hash(h),
         Output::Probe { peer, .. } => peer.hash(h),
+        Output::ProbeBack { divider, .. } => divider.hash(h),
         Output::FetchPage { peer, after, .. } => (peer, after).hash(h),
         Output::PersistCursors { peer, cursor, .. } => (peer, cursor).hash(h),
         Output::PersistCluster { version, .. } => version.hash(h),

@@ -194,7 +194,11 @@ impl Workload {
                     hosts[at].clock.wall(now).0,
                 );
                 Some(Ask::new(at, Client::Divide { new }, move |request| {
-                    Input::DivideRequested { request, new: info }
+                    Input::DivideRequested {
+                        request,
+                        new: info,
+                        via: None,
+                    }
                 }))
             }
             Op::Status => {
@@ -444,6 +448,9 @@ where
         );
         self.verdict(v);
         if let Some(new) = member {
+            if !self.hosts[new].member {
+                self.members_changed_at = self.now;
+            }
             self.hosts[new].member = true;
         }
     }

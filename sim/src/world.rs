@@ -171,6 +171,8 @@ pub(crate) struct World<D = Heap> {
     pub(crate) storage_rng: ChaCha8Rng,
     pub(crate) node_rng: ChaCha8Rng,
     pub(crate) checks: Checkers,
+    /// When a node last became a member (the membership bound counts from it).
+    pub(crate) members_changed_at: Micros,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
     pub(crate) coverage: Coverage,
@@ -264,6 +266,7 @@ impl<D> World<D> {
             storage_rng: stream(seed, Stream::Storage),
             node_rng,
             checks: Checkers::new(n),
+            members_changed_at: 0,
             hosts,
             stores,
             cfg,

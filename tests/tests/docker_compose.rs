@@ -320,7 +320,7 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
         phase = Instant::now();
     };
 
-    build_image();
+    image_once();
     lap("image built");
 
     let seed = random_seed_hex();
@@ -496,4 +496,257 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
     stack.down().unwrap_or_else(|e| panic!("{e}"));
     lap("compose down -v");
     println!("total {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// Builds the image once per test process (both tests here need it).
+fn image_once() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(build_image);
+}
+
+/// Containers, volumes and a network of one test; all removed when dropped.
+struct Page {
+    tag: String,
+    containers: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl Page {
+    fn new() -> Page {
+        let tag = format!("sapix-page-{}", std::process::id());
+        run_ok(
+            Command::new("docker").args(["network", "create", &tag]),
+            "docker network create",
+        );
+        Page {
+            tag,
+            containers: Vec::new(),
+            volumes: Vec::new(),
+        }
+    }
+
+    /// The page's `docker run -d -e … sapixdb/agent:latest`, every `-e` exactly as typed. Only
+    /// what separates two regions on one test machine differs: each region's volumes get
+    /// their own names, the container joins the test network under the host name the page's
+    /// Step 3 uses (`primary-region-a`, `replica-region-b`), and no host port is published.
+    fn docker_run(&mut self, agent_id: &str, seed: &str, host_name: &str) -> String {
+        let name = format!("{}-{agent_id}", self.tag);
+        let vol = |what: &str| format!("{name}-{what}");
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "-d", "--name", &name, "--network", &self.tag])
+            .args(["--network-alias", host_name])
+            .args(["-e", &format!("SAPIX_AGENT_ID={agent_id}")])
+            .args(["-e", &format!("SAPIX_MASTER_SEED={seed}")])
+            .args(["-e", "SAPIX_STRAND_DIR=/data/strand"])
+            .args(["-e", "SAPIX_GRAPH_DIR=/data/graph"])
+            .args(["-e", "SAPIX_BLOB_DIR=/data/blobs"])
+            .args(["-e", "SAPIX_BIND_ADDR=0.0.0.0:7475"])
+            .args(["-v", &format!("{}:/data/strand", vol("strand"))])
+            .args(["-v", &format!("{}:/data/graph", vol("graph"))])
+            .args(["-v", &format!("{}:/data/blobs", vol("blobs"))])
+            .arg(IMAGE);
+        self.containers.push(name.clone());
+        self.volumes.extend(["strand", "graph", "blobs"].map(vol));
+        run_ok(&mut cmd, "docker run (the page's Step 1/2)");
+        let out = run_ok(
+            Command::new("docker").args([
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                &name,
+            ]),
+            "docker inspect (address)",
+        );
+        text(&out.stdout).trim().to_string()
+    }
+
+    fn logs(&self, container: &str) -> String {
+        Command::new("docker")
+            .args(["logs", "--tail", "100", container])
+            .output()
+            .map(|o| format!("{}{}", text(&o.stdout), text(&o.stderr)))
+            .unwrap_or_else(|e| format!("(docker logs failed: {e})"))
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            if std::thread::panicking() {
+                eprintln!("==== {c} logs (tail) ====\n{}", self.logs(c));
+            }
+            let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
+        }
+        for v in &self.volumes {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.tag])
+            .output();
+    }
+}
+
+/// A client that reaches `name:7475` at `ip` while sending `Host: name:7475`, as a client in
+/// another region whose DNS knows the name would.
+fn client_for(name: &str, ip: &str) -> Client {
+    let addr: std::net::SocketAddr = format!("{ip}:7475").parse().expect("container address");
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .resolve(name, addr)
+        .build()
+        .expect("http client")
+}
+
+/// The spec's "Setting up multi-region" Steps 1–3 as the page types them — no SAPIX_ENDPOINT
+/// anywhere — must give a two-way mesh: the primary learns the endpoint the operator's Step 3
+/// call names (`http://primary-region-a:7475`), the replica reaches it back, and a CP write on
+/// the replica is accepted. A divide called at a name the replica cannot resolve fails first,
+/// naming SAPIX_ENDPOINT, and the same body then succeeds.
+#[test]
+fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
+    if let Some(why) = docker_engine_missing() {
+        println!("SKIPPED docker page steps: no Docker engine ({why})");
+        return;
+    }
+    image_once();
+    let seed = random_seed_hex();
+    let token = sapix_core::KeySchedule::new(
+        sapix_core::MasterSeed::from_hex(&seed).expect("seed is 64 hex chars"),
+    )
+    .default_root_key()
+    .expose()
+    .to_string();
+    let mut page = Page::new();
+    let ip_a = page.docker_run("primary", &seed, "primary-region-a");
+    let ip_b = page.docker_run("replica-eu", &seed, "replica-region-b");
+    let primary = client_for("primary-region-a", &ip_a);
+    let replica = client_for("replica-region-b", &ip_b);
+    let (base_a, base_b) = (
+        "http://primary-region-a:7475",
+        "http://replica-region-b:7475",
+    );
+    for (client, base) in [(&primary, base_a), (&replica, base_b)] {
+        poll(
+            &format!("{base} healthy"),
+            START_DEADLINE,
+            || match get_json(client, &format!("{base}/healthz")) {
+                Ok((StatusCode::OK, _)) => Ok(()),
+                Ok((status, body)) => Err(format!("{status} {body}")),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    }
+    for i in 0..3 {
+        write_record(&primary, base_a, &token, &json!({ "i": i }));
+    }
+    let step3 = json!({
+        "new_agent_id": "replica-eu",
+        "endpoint": "http://replica-region-b:7475",
+        "role": "Replica",
+    });
+
+    // Called at a name only the operator's machine resolves: the replica cannot reach the
+    // primary back there, so the divide fails and says what to set.
+    let wrong = client_for("primary.invalid", &ip_a);
+    let resp = wrong
+        .post("http://primary.invalid:7475/v1/cluster/divide")
+        .bearer_auth(&token)
+        .json(&step3)
+        .send()
+        .expect("divide at a name the replica cannot resolve");
+    let status = resp.status();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    for part in [
+        "replica-eu cannot reach primary back at http://primary.invalid:7475",
+        "SAPIX_ENDPOINT",
+    ] {
+        assert!(message.contains(part), "{part:?} missing: {body}");
+    }
+
+    // Step 3 exactly as the page types it.
+    let resp = primary
+        .post(format!("{base_a}/v1/cluster/divide"))
+        .bearer_auth(&token)
+        .json(&step3)
+        .send()
+        .expect("Step 3");
+    let status = resp.status();
+    let divided: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::OK, "divide: {divided}");
+    assert_eq!(divided["replica_agent_id"], "replica-eu", "{divided}");
+    assert_eq!(
+        divided["endpoint"], "http://replica-region-b:7475",
+        "{divided}"
+    );
+    assert_eq!(
+        divided["members_informed"],
+        json!(["replica-eu"]),
+        "{divided}"
+    );
+    assert_eq!(divided["members_pending"], json!([]), "{divided}");
+    assert!(divided["blocks_pushed"].as_u64() >= Some(3), "{divided}");
+
+    // The replica sees the primary where the operator's call reached it, reachable, and
+    // takes a CP write (it was 503 for ever with the one-way mesh).
+    let view = poll(
+        "the replica reaches the primary",
+        REPLICATION_DEADLINE,
+        || {
+            let (code, body) = get_json(&replica, &format!("{base_b}/v1/cluster/status"))
+                .map_err(|e| e.to_string())?;
+            let primary_entry = body["nodes"]
+                .as_array()
+                .and_then(|ns| ns.iter().find(|n| n["agent_id"] == "primary").cloned());
+            match primary_entry {
+                Some(n) if code == StatusCode::OK && n["reachable"] == true => Ok(body),
+                _ => Err(format!("{code} {body}")),
+            }
+        },
+    );
+    assert_eq!(view["partitioned"], false, "{view}");
+    assert_eq!(view["consistency"], "cp", "{view}");
+    let nodes = view["nodes"].as_array().expect("nodes");
+    assert_eq!(
+        nodes[0]["endpoint"], "http://replica-region-b:7475",
+        "{view}"
+    );
+    let primary_at = nodes.iter().find(|n| n["agent_id"] == "primary");
+    assert_eq!(
+        primary_at.map(|n| n["endpoint"].clone()),
+        Some(json!("http://primary-region-a:7475")),
+        "{view}"
+    );
+    let resp = replica
+        .post(format!("{base_b}/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({ "collection": "orders", "data": { "from": "replica" } }))
+        .send()
+        .expect("CP write on the replica");
+    let status = resp.status();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "CP write on the replica: {body}"
+    );
+    let hash = body["hash"].as_str().expect("hash").to_string();
+    poll(
+        "the replica's write on the primary",
+        REPLICATION_DEADLINE,
+        || match get_json(&primary, &format!("{base_a}/v1/records/{hash}")) {
+            Ok((StatusCode::OK, _)) => Ok(()),
+            Ok((status, body)) => Err(format!("{status} {body}")),
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    let logs = page.logs(&page.containers[0]);
+    assert!(
+        logs.contains("endpoint learned") && logs.contains("http://primary-region-a:7475"),
+        "the primary logs the endpoint it learned:\n{logs}"
+    );
 }

@@ -1,41 +1,29 @@
-//! Operator actions: status, the consistency switch, bootstrap of a new node ("divide"), and
-//! membership announcements. Changes to the cluster view are persisted before they are
-//! answered.
+//! Operator actions: status, the consistency switch, member removal, and membership
+//! announcements (the divide itself is in `divide` and `join`). Changes to the cluster view
+//! are persisted before they are answered.
 
 use std::collections::BTreeMap;
 
-use super::{ClusterState, Node, Output, RequestId, Response};
+use super::divide::Divide;
+use super::join::Join;
+use super::{is_wildcard, ClusterState, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::node::Event;
 use crate::repl::membership::Delta;
-use crate::repl::peer::{Peer, PeerInfo, Reach};
+use crate::repl::peer::{PeerInfo, Reach};
 use crate::repl::pull::Pull;
 use crate::status::{ClusterStatus, Consistency, NodeStatus, Role};
 use crate::time::{Instant, UnixMillis};
 
-/// Log bootstrap progress every this many blocks copied.
-const DIVIDE_PROGRESS_EVERY: u64 = 10_000;
-
 #[derive(Debug, Default)]
 pub(super) struct Admin {
-    divide: Option<Divide>,
+    pub(super) divide: Option<Divide>,
+    pub(super) join: Option<Join>,
     announcements: BTreeMap<AgentId, Announcement>,
     /// Last cluster-state version asked to be persisted.
     version: u64,
     /// Answers waiting for a cluster-state version to be durable.
     persist_waiters: Vec<(u64, RequestId, Response)>,
-}
-
-#[derive(Debug)]
-struct Divide {
-    request: RequestId,
-    info: PeerInfo,
-    copying: bool,
-    copied: u64,
-    logged: u64,
-    /// Every block is copied, this node's own chain through this seq; the new node is being
-    /// told the membership, and the divide is answered only once it has recorded it.
-    telling: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -45,6 +33,8 @@ struct Announcement {
     your_role: Option<Role>,
     cursors: Vec<(AgentId, u64)>,
     in_flight: bool,
+    /// Something was added while a call was in flight: that call did not carry it.
+    dirty: bool,
 }
 
 impl Admin {
@@ -53,8 +43,21 @@ impl Admin {
         self.divide.is_some() || !self.announcements.is_empty()
     }
 
-    pub(super) fn announced(&mut self, to: &AgentId) {
-        self.announcements.remove(to);
+    /// The call to `to` was answered. Returns whether it carried everything queued for `to`
+    /// (otherwise the rest goes with the next tick).
+    pub(super) fn announced(&mut self, to: &AgentId) -> bool {
+        match self.announcements.get_mut(to) {
+            Some(a) if a.dirty => {
+                a.in_flight = false;
+                a.dirty = false;
+                false
+            }
+            Some(_) => {
+                self.announcements.remove(to);
+                true
+            }
+            None => true,
+        }
     }
 
     pub(super) fn announce_failed(&mut self, to: &AgentId) {
@@ -63,7 +66,7 @@ impl Admin {
         }
     }
 
-    fn announce(
+    pub(super) fn announce(
         &mut self,
         to: &PeerInfo,
         members: Vec<PeerInfo>,
@@ -79,7 +82,9 @@ impl Admin {
                 your_role: None,
                 cursors: Vec::new(),
                 in_flight: false,
+                dirty: false,
             });
+        entry.dirty |= entry.in_flight;
         for m in members {
             entry.members.retain(|x| x.agent_id != m.agent_id);
             entry.members.push(m);
@@ -151,7 +156,7 @@ impl Node {
     }
 
     /// Persists the cluster view and answers `request` once it is durable.
-    fn persist_then(&mut self, request: RequestId, response: Response) {
+    pub(super) fn persist_then(&mut self, request: RequestId, response: Response) {
         let version = self.persist();
         self.admin
             .persist_waiters
@@ -168,229 +173,8 @@ impl Node {
         }
     }
 
-    pub(super) fn divide_requested(&mut self, request: RequestId, new: PeerInfo) {
-        let refuse = |reason: String| Response::DivideRefused { reason };
-        if new.agent_id == self.config.agent_id {
-            return self.respond(request, refuse("a node cannot divide to itself".into()));
-        }
-        if self.membership.is_removed(&new.agent_id) {
-            let reason = format!(
-                "agent id {} was removed from the cluster and cannot join again (a new node \
-                 with that id would restart its chain at seq 1); start the new node with \
-                 another SAPIX_AGENT_ID",
-                new.agent_id
-            );
-            return self.respond(request, refuse(reason));
-        }
-        if let Some(p) = self.peers.get(&new.agent_id) {
-            if p.info.endpoint != new.endpoint {
-                let reason = format!(
-                    "{} is already a member at {}; refusing to move it to {}",
-                    new.agent_id, p.info.endpoint, new.endpoint
-                );
-                return self.respond(request, refuse(reason));
-            }
-        }
-        if let Some(d) = &self.admin.divide {
-            let reason = format!("a divide to {} is in progress", d.info.agent_id);
-            return self.respond(request, refuse(reason));
-        }
-        self.outputs.push_back(Output::Probe {
-            peer: new.agent_id.clone(),
-            endpoint: new.endpoint.clone(),
-        });
-        self.admin.divide = Some(Divide {
-            request,
-            info: new,
-            copying: false,
-            copied: 0,
-            logged: 0,
-            telling: None,
-        });
-    }
-
-    fn verifying(&self, id: &AgentId) -> bool {
-        self.admin
-            .divide
-            .as_ref()
-            .is_some_and(|d| !d.copying && d.info.agent_id == *id)
-    }
-
-    /// Routes a probe answer to a divide that is verifying `id`. Returns whether the answer
-    /// was for the divide alone (not also for a peer of that id).
-    pub(super) fn divide_probe_answered(
-        &mut self,
-        _now: Instant,
-        id: &AgentId,
-        answered_as: &AgentId,
-    ) -> bool {
-        if !self.verifying(id) {
-            return false;
-        }
-        if answered_as != id {
-            let d = self.admin.divide.take().expect("verifying");
-            let reason = format!(
-                "{} answered as {answered_as}, not {}; nothing was copied",
-                d.info.endpoint, d.info.agent_id
-            );
-            self.respond(d.request, Response::DivideFailed { reason });
-        } else {
-            let d = self.admin.divide.as_mut().expect("verifying");
-            d.copying = true;
-            let (to, endpoint) = (d.info.agent_id.clone(), d.info.endpoint.clone());
-            self.outputs.push_back(Output::Copy {
-                to,
-                endpoint,
-                after: 0,
-            });
-        }
-        !self.peers.contains_key(id)
-    }
-
-    pub(super) fn divide_probe_failed(&mut self, id: &AgentId, reason: &str) -> bool {
-        if !self.verifying(id) {
-            return false;
-        }
-        let d = self.admin.divide.take().expect("verifying");
-        let reason = format!(
-            "{} did not answer: {reason}; nothing was copied",
-            d.info.endpoint
-        );
-        self.respond(d.request, Response::DivideFailed { reason });
-        !self.peers.contains_key(id)
-    }
-
-    pub(super) fn copied(&mut self, _now: Instant, to: AgentId, next: u64, sent: u64) {
-        let tip = self.local_tip;
-        let Some(d) = self
-            .admin
-            .divide
-            .as_mut()
-            .filter(|d| d.copying && d.info.agent_id == to)
-        else {
-            return;
-        };
-        d.copied += sent;
-        if d.copied >= d.logged + DIVIDE_PROGRESS_EVERY {
-            d.logged = d.copied;
-            let event = Event::DivideProgress {
-                to: to.clone(),
-                copied: d.copied,
-                tip,
-            };
-            self.log(event);
-        }
-        let d = self.admin.divide.as_ref().expect("copying");
-        if next < tip && sent > 0 {
-            let endpoint = d.info.endpoint.clone();
-            self.outputs.push_back(Output::Copy {
-                to,
-                endpoint,
-                after: next,
-            });
-            return;
-        }
-        self.tell_new_node(next);
-    }
-
-    /// Every block is copied: tell the new node the whole membership with its own entry in
-    /// it. Nothing is registered here until it answers (it persists before answering), so a
-    /// divider lost at any moment never leaves a member only it knew of.
-    fn tell_new_node(&mut self, through: u64) {
-        let own_copied = self.own_durable;
-        let d = self.admin.divide.as_mut().expect("copying");
-        d.telling = Some(own_copied);
-        let info = d.info.clone();
-        let mut would_be = self.membership.clone();
-        would_be.add(info.clone());
-        let hint = vec![(self.config.agent_id.clone(), through)];
-        self.outputs.push_back(Output::Announce {
-            to: info.agent_id.clone(),
-            endpoint: info.endpoint.clone(),
-            members: would_be.all(),
-            your_role: Some(info.role),
-            cursors: hint,
-        });
-    }
-
-    fn telling(&self, to: &AgentId) -> Option<u64> {
-        let d = self.admin.divide.as_ref()?;
-        d.telling.filter(|_| d.info.agent_id == *to)
-    }
-
-    /// An announcement failed; if it was the divide's to the new node, the divide fails.
-    pub(super) fn announce_failed(&mut self, to: AgentId) {
-        if self.telling(&to).is_some() {
-            let d = self.admin.divide.take().expect("telling");
-            let reason = format!(
-                "{} did not record the membership (unreachable, or it could not persist); it \
-                 is not a member; the {} blocks copied stay there and the divide can be retried",
-                d.info.agent_id, d.copied
-            );
-            return self.respond(d.request, Response::DivideFailed { reason });
-        }
-        self.admin.announce_failed(&to);
-    }
-
-    pub(super) fn copy_failed(&mut self, to: AgentId, reason: String) {
-        if !self
-            .admin
-            .divide
-            .as_ref()
-            .is_some_and(|d| d.copying && d.info.agent_id == to)
-        {
-            return;
-        }
-        let d = self.admin.divide.take().expect("copying");
-        let reason = format!(
-            "copy to {} failed after {} blocks: {reason}; it is not a member",
-            d.info.agent_id, d.copied
-        );
-        self.respond(d.request, Response::DivideFailed { reason });
-    }
-
-    /// The new node holds every block and has recorded the membership: make it a member
-    /// here, tell the others, persist, and answer once persisted.
-    /// The copy carried this node's own chain through `own_copied`; what it wrote since is
-    /// the new peer's retry queue.
-    fn register(&mut self, now: Instant, own_copied: u64) {
-        let d = self.admin.divide.take().expect("divide in progress");
-        match self.membership.add(d.info.clone()) {
-            // New: it holds what the copy carried, so its queue starts there (not at 0).
-            Some(Delta::Added(added)) => {
-                let peer = Peer::caught_up(added.clone(), own_copied, now);
-                self.peers.insert(added.agent_id.clone(), peer);
-                self.pulls.insert(added.agent_id.clone(), Pull::new(0));
-                self.log(Event::PeerAdded { peer: added });
-            }
-            // A retried divide of a member (same entry: nothing; a move: its new version).
-            other => self.apply_members(other.into_iter().collect(), &[]),
-        }
-        let info = self
-            .membership
-            .get(&d.info.agent_id)
-            .cloned()
-            .unwrap_or_else(|| d.info.clone());
-        // The new node hears every entry (tombstones too); the others hear of it.
-        let others: Vec<PeerInfo> = self
-            .peers
-            .values()
-            .filter(|p| p.info.agent_id != info.agent_id)
-            .map(|p| p.info.clone())
-            .collect();
-        for other in &others {
-            self.admin
-                .announce(other, vec![info.clone()], None, Vec::new());
-        }
-        let response = Response::Divided {
-            replica_agent_id: info.agent_id.clone(),
-            blocks_pushed: d.copied,
-            endpoint: info.endpoint.clone(),
-        };
-        self.persist_then(d.request, response);
-    }
-
-    pub(super) fn members_announced(
+    /// Records a membership announcement, persists, and answers with every entry held.
+    pub(super) fn record_announcement(
         &mut self,
         _now: Instant,
         request: RequestId,
@@ -398,9 +182,17 @@ impl Node {
         your_role: Option<Role>,
         cursors: Vec<(AgentId, u64)>,
     ) {
+        // A node with no endpoint of its own takes the one its divider reached it at.
+        let told = (is_wildcard(&self.config.endpoint))
+            .then(|| members.iter().find(|m| m.agent_id == self.config.agent_id))
+            .flatten()
+            .map(|m| m.endpoint.clone());
         let mut deltas = self.membership.merge(&members);
         if let Some(d) = your_role.and_then(|role| self.membership.set_me(None, Some(role))) {
             deltas.push(d);
+        }
+        if let Some(url) = told {
+            self.learn_endpoint(&url, "the divide that added this node");
         }
         self.apply_members(deltas, &cursors);
         let peers = self.peers.len();
@@ -427,14 +219,34 @@ impl Node {
     /// A member took an announcement and answered with every entry it holds: learn what it
     /// knew that this node did not (the pull half of a push-pull exchange).
     pub(super) fn announced(&mut self, now: Instant, to: AgentId, members: Vec<PeerInfo>) {
-        if let Some(own_copied) = self.telling(&to) {
-            self.register(now, own_copied);
-        } else {
-            self.admin.announced(&to);
+        if !self.divide_registers(now, &to) && self.admin.announced(&to) {
+            self.divide_heard(&to, true);
         }
         let deltas = self.membership.merge(&members);
         if !deltas.is_empty() {
             self.apply_members(deltas, &[]);
+            self.persist();
+        }
+    }
+
+    /// An announcement failed: the divide's to the new node fails the divide; any other is
+    /// retried.
+    pub(super) fn announce_failed(&mut self, to: AgentId, reason: String) {
+        if !self.divide_fails(&to, &reason) {
+            self.admin.announce_failed(&to);
+            self.divide_heard(&to, false);
+        }
+    }
+
+    /// Learns this node's own endpoint from `url` if it has none it can be reached at (a
+    /// wildcard bind and no SAPIX_ENDPOINT); persisted and spread like any entry change.
+    pub(super) fn learn_endpoint(&mut self, url: &str, from: &'static str) {
+        if !is_wildcard(&self.config.endpoint) || is_wildcard(url) {
+            return;
+        }
+        if self.membership.set_me(Some(url), None).is_some() {
+            let endpoint = url.to_string();
+            self.log(Event::EndpointLearned { endpoint, from });
             self.persist();
         }
     }
@@ -470,7 +282,7 @@ impl Node {
 
     /// Acts on membership changes: peers to add (pulled from at once, from a hinted cursor),
     /// endpoints and roles to update, members to drop (CP stops waiting for them).
-    fn apply_members(&mut self, deltas: Vec<Delta>, hints: &[(AgentId, u64)]) {
+    pub(super) fn apply_members(&mut self, deltas: Vec<Delta>, hints: &[(AgentId, u64)]) {
         let mut added = Vec::new();
         for delta in deltas {
             match delta {
@@ -511,7 +323,7 @@ impl Node {
     }
 
     /// Persists the cluster view with no answer waiting on it.
-    fn persist(&mut self) -> u64 {
+    pub(super) fn persist(&mut self) -> u64 {
         self.admin.version += 1;
         let version = self.admin.version;
         let state: ClusterState = self.cluster_state();

@@ -42,6 +42,11 @@ pub enum Call {
         /// The peer probed.
         peer: AgentId,
     },
+    /// An [`Output::ProbeBack`](super::Output::ProbeBack).
+    ProbeBack {
+        /// The node that is dividing this one.
+        divider: AgentId,
+    },
     /// An [`Output::FetchPage`](super::Output::FetchPage).
     Fetch {
         /// The peer.
@@ -120,7 +125,8 @@ impl Call {
             Call::Copy { to, .. } => Input::CopyFailed { to, reason },
             Call::Probe { peer } => Input::ProbeFailed { peer, reason },
             Call::Fetch { peer } => Input::FetchFailed { peer, reason },
-            Call::Announce { to } => Input::AnnounceFailed { to },
+            Call::ProbeBack { divider } => Input::ProbeBackFailed { divider, reason },
+            Call::Announce { to } => Input::AnnounceFailed { to, reason },
             Call::Codios { key } => Input::CodiosFailed { key, reason },
         }
     }
@@ -148,6 +154,10 @@ impl Call {
                 agent_id,
                 holds,
                 digest,
+            },
+            (Call::ProbeBack { divider }, Reply::Probed { agent_id, .. }) => Input::ProbedBack {
+                divider,
+                answered_as: agent_id,
             },
             (Call::Fetch { peer }, Reply::Page { blocks, next, tip }) => Input::PageFetched {
                 peer,
@@ -192,6 +202,8 @@ impl Call {
                 digest: Some(digest),
             },
             Response::MembersUpdated { members, .. } => Reply::MembersUpdated { members },
+            // The new node's own words reach the divider, as its HTTP answer does.
+            Response::JoinRefused { reason } => return self.failed(reason),
             other => return self.failed(format!("answered {other:?}")),
         };
         self.finished(reply)

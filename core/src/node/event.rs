@@ -91,11 +91,16 @@ pub enum Input {
         request: RequestId,
         /// The new node's id, endpoint and role.
         new: PeerInfo,
+        /// The URL the call was addressed to (scheme and `Host`), if the shell knows it: a
+        /// node bound to a wildcard address with no configured endpoint learns its own from it.
+        via: Option<String>,
     },
     /// Another member told this node about the membership.
     MembersAnnounced {
         /// Echoed in the answer.
         request: RequestId,
+        /// The announcer, if it said (agents before this field did not).
+        from: Option<AgentId>,
         /// Members to know (this node itself is skipped).
         members: Vec<PeerInfo>,
         /// This node's role, if the announcer assigns one.
@@ -207,6 +212,22 @@ pub enum Input {
     AnnounceFailed {
         /// The member.
         to: AgentId,
+        /// Why (for a divide's announcement, the new node's own words).
+        reason: String,
+    },
+    /// The node that divided this one answered this node's [`Output::ProbeBack`].
+    ProbedBack {
+        /// The divider.
+        divider: AgentId,
+        /// The id the far side answered as.
+        answered_as: AgentId,
+    },
+    /// An [`Output::ProbeBack`] failed.
+    ProbeBackFailed {
+        /// The divider.
+        divider: AgentId,
+        /// Why.
+        reason: String,
     },
     /// A client asks whether its bearer token may do `key`'s action on `key`'s collection.
     /// Answered with [`Response::Authorized`], [`Response::Denied`] or
@@ -265,6 +286,15 @@ pub enum Output {
         /// The peer (or node being added).
         peer: AgentId,
         /// Its base URL.
+        endpoint: String,
+    },
+    /// Check that the node dividing this one is reachable at the endpoint it advertises, as
+    /// itself (a new node's side of a divide); report [`Input::ProbedBack`] or
+    /// [`Input::ProbeBackFailed`].
+    ProbeBack {
+        /// The divider.
+        divider: AgentId,
+        /// Its advertised base URL.
         endpoint: String,
     },
     /// Fetch the page of a peer's export after `after`; report [`Input::PageFetched`] or
@@ -443,6 +473,11 @@ pub enum Response {
         blocks_pushed: u64,
         /// Its endpoint.
         endpoint: String,
+        /// Members that recorded the new membership before the answer (the new node first).
+        members_informed: Vec<AgentId>,
+        /// Members that could not be told now (down or unreachable); they learn it from the
+        /// announcement's retries or from any member's digest exchange.
+        members_pending: Vec<AgentId>,
     },
     /// The divide was refused before anything happened (a conflict or a bad request).
     DivideRefused {
@@ -461,6 +496,12 @@ pub enum Response {
         /// Every entry held now (tombstones and this node's own included), so the announcer
         /// learns in the same exchange what it lacked.
         members: Vec<PeerInfo>,
+    },
+    /// A divide's announcement was not recorded: this (new) node could not reach the divider
+    /// back at its advertised endpoint as the divider. Nothing was recorded.
+    JoinRefused {
+        /// Why, naming the direction and the endpoint setting to fix.
+        reason: String,
     },
     /// The member is removed (a tombstone, persisted and spreading); CP no longer waits for
     /// it. Also the answer when it already was.
@@ -567,6 +608,14 @@ pub enum Event {
         copied: u64,
         /// The local tip being copied to.
         tip: u64,
+    },
+    /// This node, bound to a wildcard address with no configured endpoint, learned the URL
+    /// it is reached at (and advertises it from now on).
+    EndpointLearned {
+        /// The URL.
+        endpoint: String,
+        /// Where it came from.
+        from: &'static str,
     },
     /// A node joined the cluster.
     PeerAdded {

@@ -35,6 +35,7 @@ impl Node {
             self.maybe_pull(id);
         }
         self.tick_admin(now);
+        self.divide_tick();
         debug_assert!(TICK > core::time::Duration::ZERO);
     }
 
@@ -124,7 +125,7 @@ impl Node {
         holds: u64,
         digest: Option<u64>,
     ) {
-        if self.divide_probe_answered(now, &id, &answered_as) {
+        if self.divide_probe_answered(&id, &answered_as) {
             return;
         }
         let Some(peer) = self.peers.get_mut(&id) else {

@@ -19,7 +19,9 @@ mod admin;
 mod authz;
 mod call;
 mod commit;
+mod divide;
 mod event;
+mod join;
 mod mesh;
 #[cfg(feature = "sim")]
 pub mod planted;
@@ -267,13 +269,16 @@ impl Node {
             }
             Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
             Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
-            Input::DivideRequested { request, new } => self.divide_requested(request, new),
+            Input::DivideRequested { request, new, via } => {
+                self.divide_requested(request, new, via)
+            }
             Input::MembersAnnounced {
                 request,
+                from,
                 members,
                 your_role,
                 cursors,
-            } => self.members_announced(now, request, members, your_role, cursors),
+            } => self.members_announced(now, request, from, members, your_role, cursors),
             Input::PushAcked { peer, through } => self.push_acked(now, peer, through),
             Input::PushGap { peer, expected } => self.push_gap(now, peer, expected),
             Input::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
@@ -296,10 +301,17 @@ impl Node {
             Input::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
             Input::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
             Input::ClusterPersisted { version } => self.cluster_persisted(version),
-            Input::Copied { to, next, sent } => self.copied(now, to, next, sent),
+            Input::Copied { to, next, sent } => self.copied(to, next, sent),
             Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
             Input::Announced { to, members } => self.announced(now, to, members),
-            Input::AnnounceFailed { to } => self.announce_failed(to),
+            Input::AnnounceFailed { to, reason } => self.announce_failed(to, reason),
+            Input::ProbedBack {
+                divider,
+                answered_as,
+            } => self.probed_back(now, divider, Ok(answered_as)),
+            Input::ProbeBackFailed { divider, reason } => {
+                self.probed_back(now, divider, Err(reason))
+            }
             Input::AuthorizeRequested {
                 request,
                 key,

@@ -10,9 +10,10 @@
 //! and gets the peer's back (push-pull), so one exchange with any member that knows an entry
 //! is enough to learn it.
 //!
-//! Guarantee: after faults stop, every live member knows every member within a few probe
-//! intervals (2 s each) of being connected to any member that knows it, whichever members
-//! stay down — no entry lives only in the memory of the node that created it. An id once
+//! Guarantee: after faults stop, every live member knows every member within 10 s (five
+//! probe intervals of 2 s), whichever members stay down — no entry lives only in the memory
+//! of the node that created it. The simulator checks this bound on every seed (`membership`,
+//! counted from faults stopping or the last join, whichever is later). An id once
 //! removed is never a member again: its tombstone wins over any live entry of the same id.
 
 use std::collections::BTreeMap;

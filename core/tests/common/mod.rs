@@ -238,8 +238,15 @@ impl World {
 
     /// Adds a node that starts from `cluster` (or, with `None`, a node's very first start).
     pub fn add(&mut self, name: &str, cluster: Option<ClusterState>) {
+        self.add_at(name, &endpoint(name), cluster);
+    }
+
+    /// [`World::add`] with `configured` as the node's endpoint setting (e.g. the wildcard
+    /// `http://0.0.0.0:7475` of a node bound to 0.0.0.0 with no SAPIX_ENDPOINT).
+    pub fn add_at(&mut self, name: &str, configured: &str, cluster: Option<ClusterState>) {
         let seed = self.hosts.len() as u64 + 1;
-        let config = config(name, self.backoff, seed);
+        let mut config = config(name, self.backoff, seed);
+        config.endpoint = configured.to_string();
         let mut host = Host {
             node: None,
             config,
@@ -522,11 +529,30 @@ impl World {
         }
     }
 
-    fn target_at(&self, endpoint: &str) -> Option<AgentId> {
+    /// Who answers a call to `endpoint`: every node is reachable at its configured endpoint
+    /// and at its name (`http://name:7475`, as a container is by DNS); a wildcard address
+    /// (`http://0.0.0.0:7475`) reaches the caller itself, as on a real machine.
+    fn target_at(&self, origin: &AgentId, endpoint: &str) -> Option<AgentId> {
+        if endpoint.starts_with("http://0.0.0.0") {
+            return Some(origin.clone());
+        }
         self.hosts
             .iter()
-            .find(|(_, h)| h.config.endpoint == endpoint)
+            .find(|(n, h)| h.config.endpoint == endpoint || self::endpoint(n.as_str()) == endpoint)
             .map(|(n, _)| n.clone())
+    }
+
+    /// Asks the node at `endpoint` who it is, for `call`.
+    fn probe(&mut self, me: &AgentId, endpoint: &str, call: Call) {
+        let rpc = Rpc {
+            origin: me.clone(),
+            call,
+        };
+        let author = me.clone();
+        self.call(me, endpoint, rpc, |request| Input::ProbeRequested {
+            request,
+            author,
+        });
     }
 
     /// Sends `input` to the node at `endpoint` as a call from `origin`, or fails the call.
@@ -538,7 +564,7 @@ impl World {
         input: impl FnOnce(RequestId) -> Input,
     ) {
         let target = self
-            .target_at(endpoint)
+            .target_at(origin, endpoint)
             .filter(|target| self.link_up(origin, target));
         let Some(target) = target else {
             let (o, failure) = rpc.failed("connection refused");
@@ -622,16 +648,9 @@ impl World {
                     }
                 }
             }
-            Output::Probe { peer, endpoint } => {
-                let rpc = Rpc {
-                    origin: me.clone(),
-                    call: Call::Probe { peer },
-                };
-                let author = me.clone();
-                self.call(&me, &endpoint, rpc, |request| Input::ProbeRequested {
-                    request,
-                    author,
-                });
+            Output::Probe { peer, endpoint } => self.probe(&me, &endpoint, Call::Probe { peer }),
+            Output::ProbeBack { divider, endpoint } => {
+                self.probe(&me, &endpoint, Call::ProbeBack { divider })
             }
             Output::FetchPage {
                 peer,
@@ -639,7 +658,7 @@ impl World {
                 after,
             } => {
                 let target = self
-                    .target_at(&endpoint)
+                    .target_at(&me, &endpoint)
                     .filter(|target| self.link_up(&me, target));
                 let failing = self.hosts.get_mut(&me).is_some_and(|h| {
                     let fail = h.fail_fetches > 0;
@@ -723,8 +742,10 @@ impl World {
                     origin: me.clone(),
                     call: Call::Announce { to },
                 };
+                let from = Some(me.clone());
                 self.call(&me, &endpoint, rpc, |request| Input::MembersAnnounced {
                     request,
+                    from,
                     members,
                     your_role,
                     cursors,
@@ -856,6 +877,7 @@ fn kind_of(out: &Output) -> &'static str {
         Output::Append { .. } => "Append",
         Output::Push { .. } => "Push",
         Output::Probe { .. } => "Probe",
+        Output::ProbeBack { .. } => "ProbeBack",
         Output::FetchPage { .. } => "FetchPage",
         Output::PersistCursors { .. } => "PersistCursors",
         Output::PersistCluster { .. } => "PersistCluster",
@@ -881,6 +903,7 @@ pub fn fmt_output(out: &Output) -> String {
         Output::Append { token, blocks } => format!("Append #{} {}", token.0, runs(blocks)),
         Output::Push { peer, from, to, .. } => format!("Push {peer} {from}..={to}"),
         Output::Probe { peer, .. } => format!("Probe {peer}"),
+        Output::ProbeBack { divider, .. } => format!("ProbeBack {divider}"),
         Output::FetchPage { peer, after, .. } => format!("FetchPage {peer} after={after}"),
         Output::PersistCursors {
             cursors,
@@ -956,7 +979,7 @@ fn fmt_request(input: &Input) -> String {
         Input::SyncRequested { request, peer } => {
             format!("SyncRequested req={} {peer}", request.0)
         }
-        Input::DivideRequested { request, new } => format!(
+        Input::DivideRequested { request, new, .. } => format!(
             "DivideRequested req={} {} at {} as {:?}",
             request.0, new.agent_id, new.endpoint, new.role
         ),

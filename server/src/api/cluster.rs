@@ -101,9 +101,10 @@ pub(crate) async fn divide(
         ));
     }
     let new = PeerInfo::new(agent_id, endpoint, input.role, s.clock_wall_ms());
+    let via = called_at(&headers);
     match s
         .node
-        .ask(Request::Divide { new })
+        .ask(Request::Divide { new, via })
         .await
         .map_err(|_| node_gone())?
     {
@@ -111,10 +112,14 @@ pub(crate) async fn divide(
             replica_agent_id,
             blocks_pushed,
             endpoint,
+            members_informed,
+            members_pending,
         } => Ok(Json(json!({
             "replica_agent_id": replica_agent_id,
             "blocks_pushed": blocks_pushed,
             "endpoint": endpoint,
+            "members_informed": members_informed,
+            "members_pending": members_pending,
         }))),
         Response::DivideRefused { reason } => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -128,6 +133,15 @@ pub(crate) async fn divide(
         )),
         other => Err(unexpected(other)),
     }
+}
+
+/// The URL a call was addressed to, from its `Host` (plain HTTP: this listener has no TLS),
+/// if that is a plain `host[:port]`; a node with no endpoint of its own may learn it from it.
+fn called_at(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]_".contains(c);
+    (!host.is_empty() && host.len() <= 255 && host.chars().all(plain))
+        .then(|| format!("http://{host}"))
 }
 
 /// `POST /v1/cluster/members`: another member announces the membership (mesh-internal).
@@ -145,6 +159,7 @@ pub(crate) async fn members(
     match s
         .node
         .ask(Request::Members {
+            from: input.from,
             members: input.members,
             your_role: input.your_role,
             cursors: input.cursors,
@@ -155,6 +170,11 @@ pub(crate) async fn members(
         Response::MembersUpdated { peers, members } => {
             Ok(Json(json!({ "peers": peers, "members": members })))
         }
+        Response::JoinRefused { reason } => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "join_refused",
+            reason,
+        )),
         other => Err(unexpected(other)),
     }
 }
