@@ -91,14 +91,18 @@ impl RootKey {
         &self.0
     }
 
-    /// Whether `presented` is this key, in time independent of where they differ.
+    /// Whether `presented` is this key, in time independent of where they differ (only the
+    /// length, which is not secret, decides early).
     pub fn matches(&self, presented: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        a.len() == b.len() && all_pairs_equal(a.iter().copied().zip(b.iter().copied()))
     }
+}
+
+/// Whether every pair holds equal bytes, having looked at every pair whatever it finds: no
+/// early exit, and `black_box` keeps the optimizer from adding one.
+fn all_pairs_equal(pairs: impl Iterator<Item = (u8, u8)>) -> bool {
+    pairs.fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y))) == 0
 }
 
 impl fmt::Debug for RootKey {
@@ -229,6 +233,33 @@ impl fmt::Debug for AgentKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_key_comparison_looks_at_every_byte_wherever_they_differ() {
+        let key = "k".repeat(64);
+        for differ_at in [0, 1, 31, 63] {
+            let mut other = key.clone().into_bytes();
+            other[differ_at] = b'x';
+            let looked = std::cell::Cell::new(0);
+            let pairs = key.bytes().zip(other.iter().copied()).inspect(|_| {
+                looked.set(looked.get() + 1);
+            });
+            assert!(!all_pairs_equal(pairs));
+            assert_eq!(
+                looked.get(),
+                64,
+                "differing at {differ_at}: every byte compared"
+            );
+        }
+        let root = RootKey::new(key.clone());
+        assert!(root.matches(&key));
+        assert!(!root.matches(&key[..63]), "a truncated key");
+        assert!(!root.matches(&format!("{key}k")), "a longer key");
+        assert!(
+            !root.matches(&"K".repeat(64)),
+            "same length, every byte wrong"
+        );
+    }
 
     fn seed() -> MasterSeed {
         MasterSeed::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")

@@ -200,9 +200,11 @@ pub(crate) async fn remove_member(
             "note": "its blocks stay; a node replacing it must use a new SAPIX_AGENT_ID",
         }))),
         Response::UnknownPeer(id) => Err(ApiError::not_found(format!("no member `{id}`"))),
-        Response::RemoveRefused { reason } => {
-            Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason))
-        }
+        Response::RemoveRefused { reason } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "remove_refused",
+            reason,
+        )),
         other => Err(unexpected(other)),
     }
 }

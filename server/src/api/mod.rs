@@ -1,6 +1,7 @@
 //! The HTTP API: thin axum handlers that parse and validate, ask the node actor, and map the
 //! core's answer to a status and JSON. No decision about replication or storage is made here.
 
+mod audit;
 mod auth;
 mod body;
 mod cluster;
@@ -49,6 +50,19 @@ impl AppState {
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
+    // Operator actions: each call is written to the audit log.
+    let admin = Router::new()
+        .route("/v1/mesh/sync/{peer_agent_id}", post(mesh::sync))
+        .route("/v1/cluster/consistency", post(cluster::consistency))
+        .route("/v1/cluster/divide", post(cluster::divide))
+        .route(
+            "/v1/cluster/members/{agent_id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit,
+        ));
     Router::new()
         .route("/healthz", get(cluster::healthz))
         .route("/v1/records", post(records::write))
@@ -56,16 +70,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/mesh/export", get(mesh::export))
         .route("/v1/mesh/ingest", post(mesh::ingest))
         .route("/v1/mesh/probe", get(mesh::probe))
-        .route("/v1/mesh/sync/{peer_agent_id}", post(mesh::sync))
         .route("/v1/cluster/status", get(cluster::status))
-        .route("/v1/cluster/consistency", post(cluster::consistency))
-        .route("/v1/cluster/divide", post(cluster::divide))
         .route("/v1/cluster/members", post(cluster::members))
-        .route(
-            "/v1/cluster/members/{agent_id}",
-            axum::routing::delete(cluster::remove_member),
-        )
+        .merge(admin)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies themselves, with their own limits and JSON errors.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -73,6 +82,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not take {method}"),
+    )
 }
 
 /// The core answered something this endpoint never asked for: a bug, reported as 500.

@@ -1,0 +1,38 @@
+//! The admin audit log: one line per admin call (divide, consistency, sync, member removal)
+//! under the `audit` target — who (the kind of credential presented, never the credential),
+//! what (method and path), and the outcome (status) — refused calls included, so an operator
+//! sees attempts as well as changes.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use sapix_core::RootKey;
+
+use super::auth::bearer;
+use super::AppState;
+
+/// Logs the call after it is answered.
+pub(crate) async fn audit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let who = caller(req.headers(), &s.root_key);
+    let action = format!("{} {}", req.method(), req.uri().path());
+    let response = next.run(req).await;
+    let status = response.status();
+    tracing::info!(
+        target: "audit",
+        who,
+        %action,
+        outcome = status.as_u16(),
+        "admin call {}",
+        status.canonical_reason().unwrap_or("")
+    );
+    response
+}
+
+/// Who called, as far as the credential says; never any part of the token.
+fn caller(headers: &axum::http::HeaderMap, root: &RootKey) -> &'static str {
+    match bearer(headers) {
+        Err(_) => "no bearer token",
+        Ok(token) if root.matches(token) => "root key",
+        Ok(_) => "a token that is not the root key",
+    }
+}
