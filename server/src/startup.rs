@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::Router;
@@ -114,6 +115,8 @@ pub struct Started {
     pub app: Router,
     /// The durable strand, for the shutdown checkpoint.
     pub strand: Arc<Strand>,
+    /// Set when shutdown begins, so readiness turns false while connections drain.
+    pub shutting_down: Arc<AtomicBool>,
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
@@ -129,16 +132,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         addr: config.bind_addr,
         source,
     })?;
-    let Started { app, strand } = start(&config, bound, Environment::production()).await?;
+    let Started {
+        app,
+        strand,
+        shutting_down,
+    } = start(&config, bound, Environment::production()).await?;
     spawn_checkpoints(strand.clone(), Blocking::Pool);
     tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
     // The one line on stdout: scripts and tests wait for it to learn the bound address.
     println!("sapix-agent listening on http://{bound}");
-    crate::serve::serve(listener, app, config.http, shutdown_signal()).await;
-    tracing::info!("shutting down");
+    let signal = async {
+        shutdown_signal().await;
+        shutting_down.store(true, Ordering::Relaxed);
+        tracing::info!("shutting down: no new connections; draining the open ones");
+    };
+    crate::serve::serve(listener, app, config.http, signal).await;
     if let Err(e) = strand.checkpoint() {
         tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
     }
+    tracing::info!("shutdown complete");
     Ok(())
 }
 
@@ -216,6 +228,7 @@ pub async fn start(
             blocking: env.blocking,
         },
     );
+    let shutting_down = Arc::new(AtomicBool::new(false));
     let app = api::router(AppState {
         node: handle,
         strand: strand.clone(),
@@ -225,8 +238,13 @@ pub async fn start(
         clock,
         blocking: env.blocking,
         body_timeout: config.http.body_timeout,
+        shutting_down: shutting_down.clone(),
     });
-    Ok(Started { app, strand })
+    Ok(Started {
+        app,
+        strand,
+        shutting_down,
+    })
 }
 
 /// The Codios client in Codios mode; says at start which mode the agent runs in.

@@ -744,6 +744,19 @@ fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
             Err(e) => Err(e.to_string()),
         },
     );
+    // The image's own health check (the agent asks its /livez; no shell in the image).
+    for container in &page.containers {
+        poll(&format!("{container} healthy"), START_DEADLINE, || {
+            let out = Command::new("docker")
+                .args(["inspect", "-f", "{{.State.Health.Status}}", container])
+                .output()
+                .map_err(|e| e.to_string())?;
+            match text(&out.stdout).trim() {
+                "healthy" => Ok(()),
+                other => Err(other.to_string()),
+            }
+        });
+    }
     let logs = page.logs(&page.containers[0]);
     assert!(
         logs.contains("endpoint learned") && logs.contains("http://primary-region-a:7475"),

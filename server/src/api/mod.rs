@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod body;
 mod cluster;
+mod health;
 mod mesh;
 mod records;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub blocking: Blocking,
     /// How long a handler waits for a whole request body (`SAPIX_HTTP_BODY_TIMEOUT_MS`).
     pub body_timeout: std::time::Duration,
+    /// Set once a shutdown signal arrived (readiness turns false).
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -65,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(cluster::healthz))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
         .route("/v1/records", post(records::write))
         .route("/v1/records/{hash}", get(records::read))
         .route("/v1/mesh/export", get(mesh::export))
