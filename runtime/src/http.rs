@@ -92,6 +92,26 @@ impl Connector {
         }))
     }
 
+    /// Real TCP, with TLS for `https://` URIs as `tls` says now (its CA, its client
+    /// certificate): a reload applies to every connection opened after it.
+    pub fn tcp_with_tls(tls: Arc<crate::tls::Tls>) -> Self {
+        Connector::new(move |uri| {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            let mut https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*tls.client()).clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            async move {
+                tower_service::Service::call(&mut https, uri)
+                    .await
+                    .map_err(io::Error::other)
+            }
+        })
+    }
+
     /// Real TCP, with TLS (Mozilla's roots, ring) for `https://` URIs.
     pub fn tcp() -> Self {
         let mut http = HttpConnector::new();
@@ -135,9 +155,10 @@ pub enum HttpError {
     /// The call (connect, send and the whole answer) took longer than its timeout.
     #[error("timed out")]
     TimedOut,
-    /// No connection could be made.
-    #[error("connection failed")]
-    Connect,
+    /// No connection could be made; why, in the innermost error's words (a refused port, a
+    /// certificate the CA did not sign, an expired one).
+    #[error("connection failed: {0}")]
+    Connect(String),
     /// The answer's body is larger than the call allows.
     #[error("answer over {0} bytes")]
     TooLarge(usize),
@@ -309,16 +330,19 @@ impl HttpClient {
     }
 }
 
-/// A connect that timed out is reported as a timeout, as any slow call is.
+/// A connect that timed out is reported as a timeout, as any slow call is; any other failure
+/// with the innermost cause (io errors wrap theirs where `source` does not reach).
 fn connect_error(e: &hyper_util::client::legacy::Error) -> HttpError {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::TimedOut {
-                return HttpError::TimedOut;
-            }
-        }
-        source = s.source();
+    let mut innermost = e.to_string();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    for _ in 0..16 {
+        let Some(s) = next else { break };
+        innermost = s.to_string();
+        next = match s.downcast_ref::<io::Error>() {
+            Some(io) if io.kind() == io::ErrorKind::TimedOut => return HttpError::TimedOut,
+            Some(io) => io.get_ref().map(|inner| inner as _).or_else(|| s.source()),
+            None => s.source(),
+        };
     }
-    HttpError::Connect
+    HttpError::Connect(innermost)
 }

@@ -14,3 +14,4 @@ pub mod mesh;
 pub mod persist;
 pub mod state_file;
 pub mod strand;
+pub mod tls;

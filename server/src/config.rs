@@ -12,6 +12,7 @@ use sapix_core::auth::{AuthPolicy, BreakerConfig};
 use sapix_core::node::AuthSettings;
 use sapix_core::{AgentId, MasterSeed, RootKey};
 use sapix_runtime::codios::{CodiosApiKey, CodiosClient, DEFAULT_TIMEOUT};
+use sapix_runtime::tls::TlsSettings;
 
 use crate::serve::HttpLimits;
 
@@ -53,6 +54,9 @@ pub struct Config {
     /// `SAPIX_HTTP_BODY_TIMEOUT_MS` (30000), `SAPIX_HTTP_IDLE_TIMEOUT_MS` (60000),
     /// `SAPIX_MAX_CONNECTIONS` (4096).
     pub http: HttpLimits,
+    /// TLS: `SAPIX_TLS_CERT`, `SAPIX_TLS_KEY`, `SAPIX_TLS_CA`, `SAPIX_TLS_CLIENT_CERT`,
+    /// `SAPIX_TLS_CLIENT_KEY`, `SAPIX_TLS_REQUIRE_CLIENT_CERT` (all unset: plain HTTP).
+    pub tls: TlsSettings,
 }
 
 /// A variable whose value cannot be used.
@@ -133,8 +137,10 @@ impl Config {
         };
         let (codios_url, codios_api_key, codios_timeout, auth) = auth_from(&var)?;
         let http = http_from(&var)?;
+        let tls = tls_from(&var)?;
         Ok(Config {
             http,
+            tls,
             codios_url,
             codios_api_key,
             codios_timeout,
@@ -183,9 +189,19 @@ impl Config {
 
     /// The URL this node advertises, given the address it actually bound.
     pub fn endpoint_for(&self, bound: SocketAddr) -> String {
+        let scheme = self.scheme();
         self.endpoint
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}"))
+    }
+
+    /// `https` when the listener serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.serves() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -298,6 +314,55 @@ fn auth_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<AuthParts,
     Ok((codios_url, codios_api_key, codios_timeout, auth))
 }
 
+/// The TLS files and the mutual-TLS switch; pairs go together, and requiring client
+/// certificates needs a listener with TLS and a CA to check them against.
+fn tls_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<TlsSettings, ConfigError> {
+    let bad = |var: &'static str, why: &str| ConfigError {
+        var,
+        why: why.into(),
+    };
+    let path = |name| var(name).map(|v| PathBuf::from(v.trim()));
+    let tls = TlsSettings {
+        cert: path("SAPIX_TLS_CERT"),
+        key: path("SAPIX_TLS_KEY"),
+        ca: path("SAPIX_TLS_CA"),
+        client_cert: path("SAPIX_TLS_CLIENT_CERT"),
+        client_key: path("SAPIX_TLS_CLIENT_KEY"),
+        require_client_cert: match var("SAPIX_TLS_REQUIRE_CLIENT_CERT") {
+            None => false,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(bad(
+                        "SAPIX_TLS_REQUIRE_CLIENT_CERT",
+                        "must be true or false",
+                    ))
+                }
+            },
+        },
+    };
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(bad(
+            "SAPIX_TLS_KEY",
+            "SAPIX_TLS_CERT and SAPIX_TLS_KEY go together",
+        ));
+    }
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        return Err(bad(
+            "SAPIX_TLS_CLIENT_KEY",
+            "SAPIX_TLS_CLIENT_CERT and SAPIX_TLS_CLIENT_KEY go together",
+        ));
+    }
+    if tls.require_client_cert && (tls.cert.is_none() || tls.ca.is_none()) {
+        return Err(bad(
+            "SAPIX_TLS_REQUIRE_CLIENT_CERT",
+            "needs SAPIX_TLS_CERT/SAPIX_TLS_KEY (the listener serves TLS) and SAPIX_TLS_CA",
+        ));
+    }
+    Ok(tls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +442,48 @@ mod tests {
         assert_eq!(c.auth.breaker.open_after, Duration::from_secs(30));
         assert_eq!(c.codios_timeout, Duration::from_millis(2000));
         assert!(c.auth_mode_line().starts_with("local mode"));
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_its_pairs_and_mutual_tls_are_checked() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.tls, TlsSettings::default());
+        assert_eq!(
+            c.endpoint_for("127.0.0.1:9".parse().unwrap()),
+            "http://127.0.0.1:9"
+        );
+        let c = parse(&[
+            ("SAPIX_TLS_CERT", "/tls/a.crt"),
+            ("SAPIX_TLS_KEY", "/tls/a.key"),
+            ("SAPIX_TLS_CA", "/tls/ca.pem"),
+            ("SAPIX_TLS_REQUIRE_CLIENT_CERT", "true"),
+        ])
+        .unwrap();
+        assert!(c.tls.serves() && c.tls.require_client_cert);
+        assert_eq!(
+            c.endpoint_for("127.0.0.1:9".parse().unwrap()),
+            "https://127.0.0.1:9"
+        );
+        for (vars, var) in [
+            (&[("SAPIX_TLS_CERT", "/a.crt")][..], "SAPIX_TLS_KEY"),
+            (
+                &[("SAPIX_TLS_CLIENT_KEY", "/c.key")][..],
+                "SAPIX_TLS_CLIENT_KEY",
+            ),
+            (
+                &[
+                    ("SAPIX_TLS_REQUIRE_CLIENT_CERT", "true"),
+                    ("SAPIX_TLS_CA", "/ca"),
+                ][..],
+                "SAPIX_TLS_REQUIRE_CLIENT_CERT",
+            ),
+            (
+                &[("SAPIX_TLS_REQUIRE_CLIENT_CERT", "sure")][..],
+                "SAPIX_TLS_REQUIRE_CLIENT_CERT",
+            ),
+        ] {
+            assert_eq!(parse(vars).unwrap_err().var, var, "{vars:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use rand::RngCore;
@@ -22,6 +23,7 @@ use sapix_runtime::disk::{ensure_dir, Disk, OsDisk};
 use sapix_runtime::http::Connector;
 use sapix_runtime::mesh::MeshClient;
 use sapix_runtime::strand::{Strand, StrandOptions};
+use sapix_runtime::tls::Tls;
 use sapix_runtime::{persist, state_file};
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,9 @@ pub enum StartError {
         /// The id configured.
         configured: AgentId,
     },
+    /// A TLS file could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The address could not be bound.
     #[error("SAPIX_BIND_ADDR {addr}: {source}")]
     Bind {
@@ -132,26 +137,58 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         addr: config.bind_addr,
         source,
     })?;
+    // Any TLS file configured (a listener cert, a CA for peers, a client cert) loads them all.
+    let tls = if config.tls == Default::default() {
+        None
+    } else {
+        Some(Tls::load(config.tls.clone()).map_err(StartError::Tls)?)
+    };
+    let mut env = Environment::production();
+    if let Some(tls) = &tls {
+        env.connector = Connector::tcp_with_tls(tls.clone());
+        spawn_tls_reload(tls.clone());
+    }
     let Started {
         app,
         strand,
         shutting_down,
-    } = start(&config, bound, Environment::production()).await?;
+    } = start(&config, bound, env).await?;
     spawn_checkpoints(strand.clone(), Blocking::Pool);
-    tracing::info!(agent_id = %config.agent_id, %bound, blocks = strand.tip(), "serving");
+    let scheme = config.scheme();
+    tracing::info!(agent_id = %config.agent_id, %bound, scheme, blocks = strand.tip(), "serving");
     // The one line on stdout: scripts and tests wait for it to learn the bound address.
-    println!("sapix-agent listening on http://{bound}");
+    println!("sapix-agent listening on {scheme}://{bound}");
     let signal = async {
         shutdown_signal().await;
         shutting_down.store(true, Ordering::Relaxed);
         tracing::info!("shutting down: no new connections; draining the open ones");
     };
-    crate::serve::serve(listener, app, config.http, signal).await;
+    crate::serve::serve(listener, app, config.http, tls, signal).await;
     if let Err(e) = strand.checkpoint() {
         tracing::warn!(error = %e, "index checkpoint at shutdown failed; it will be rebuilt");
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// How often the TLS files are checked for a change.
+const TLS_RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// Reloads the TLS files when they change: new connections (in and out) use the new ones.
+fn spawn_tls_reload(tls: Arc<Tls>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TLS_RELOAD_EVERY);
+        loop {
+            every.tick().await;
+            match tls.reload_if_changed() {
+                Ok(true) => tracing::info!("TLS files changed: reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS files changed but cannot be used; keeping the previous ones")
+                }
+            }
+        }
+    });
 }
 
 /// Opens the node's storage, recovers its state, starts its actor and builds its router: all
@@ -239,6 +276,8 @@ pub async fn start(
         blocking: env.blocking,
         body_timeout: config.http.body_timeout,
         shutting_down: shutting_down.clone(),
+        scheme: config.scheme(),
+        require_client_cert: config.tls.require_client_cert,
     });
     Ok(Started {
         app,

@@ -61,6 +61,8 @@ pub struct Agent {
     stderr_path: PathBuf,
     child: Option<Child>,
     addr: SocketAddr,
+    /// `http`, or `https` when it serves TLS.
+    scheme: &'static str,
     stdout_lines: Arc<Mutex<Vec<String>>>,
     starts: u32,
 }
@@ -90,6 +92,7 @@ impl AgentBuilder {
             stderr_path,
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scheme: "http",
             stdout_lines: Arc::default(),
             starts: 0,
         };
@@ -148,9 +151,10 @@ impl Agent {
         Agent::builder().start()
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`. Changes if a restart had to take another port.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` when it serves TLS). Changes if a
+    /// restart had to take another port.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The URL of `path` (which starts with `/`) on this agent.
@@ -333,15 +337,17 @@ impl Agent {
                 ));
             }
         };
-        let Some(addr) = url
-            .strip_prefix("http://")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
+        let Some((scheme, addr)) = url
+            .split_once("://")
+            .filter(|(scheme, _)| ["http", "https"].contains(scheme))
+            .and_then(|(scheme, a)| Some((scheme, a.parse::<SocketAddr>().ok()?)))
         else {
             return Err(failed(
                 &mut child,
-                format!("ready line has no http://IP:PORT address: {url:?}"),
+                format!("ready line has no http(s)://IP:PORT address: {url:?}"),
             ));
         };
+        self.scheme = if scheme == "https" { "https" } else { "http" };
         if let Some(wanted) = bind {
             if addr != wanted {
                 return Err(failed(

@@ -116,6 +116,16 @@ impl Api {
         }
     }
 
+    /// A client for `base` over a client of the caller's own (a TLS client with its CA, or
+    /// with a client certificate).
+    pub fn with_client(base: String, root_key: String, client: Client) -> Api {
+        Api {
+            base,
+            root_key,
+            client,
+        }
+    }
+
     /// The base URL.
     pub fn base(&self) -> &str {
         &self.base

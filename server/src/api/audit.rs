@@ -1,5 +1,6 @@
 //! The admin audit log: one line per admin call (divide, consistency, sync, member removal)
-//! under the `audit` target — who (the kind of credential presented, never the credential),
+//! under the `audit` target — who (the kind of credential presented, never the credential,
+//! and the client certificate's fingerprint under mutual TLS),
 //! what (method and path), and the outcome (status) — refused calls included, so an operator
 //! sees attempts as well as changes.
 
@@ -13,13 +14,16 @@ use super::AppState;
 
 /// Logs the call after it is answered.
 pub(crate) async fn audit(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let who = caller(req.headers(), &s.root_key);
+    let mut who = caller(req.headers(), &s.root_key).to_string();
+    if let Some(cert) = req.extensions().get::<crate::serve::ClientCert>() {
+        who = format!("{who}, client certificate {}", cert.fingerprint);
+    }
     let action = format!("{} {}", req.method(), req.uri().path());
     let response = next.run(req).await;
     let status = response.status();
     tracing::info!(
         target: "audit",
-        who,
+        who = who.as_str(),
         %action,
         outcome = status.as_u16(),
         "admin call {}",

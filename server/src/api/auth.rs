@@ -45,3 +45,22 @@ pub(crate) fn require_root(headers: &HeaderMap, root: &RootKey) -> Result<(), Ap
         ))
     }
 }
+
+/// With `SAPIX_TLS_REQUIRE_CLIENT_CERT`, a mesh or admin request whose connection presented no
+/// client certificate signed by the CA is refused before anything else is looked at.
+pub(crate) async fn require_client_cert(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if s.require_client_cert && req.extensions().get::<crate::serve::ClientCert>().is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "client_certificate_required",
+            "this route needs a client certificate signed by SAPIX_TLS_CA (mutual TLS)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}

@@ -101,7 +101,7 @@ pub(crate) async fn divide(
         ));
     }
     let new = PeerInfo::new(agent_id, endpoint, input.role, s.clock_wall_ms());
-    let via = called_at(&headers);
+    let via = called_at(s.scheme, &headers);
     match s
         .node
         .ask(Request::Divide { new, via })
@@ -135,13 +135,13 @@ pub(crate) async fn divide(
     }
 }
 
-/// The URL a call was addressed to, from its `Host` (plain HTTP: this listener has no TLS),
-/// if that is a plain `host[:port]`; a node with no endpoint of its own may learn it from it.
-fn called_at(headers: &HeaderMap) -> Option<String> {
+/// The URL a call was addressed to, from this listener's scheme and the call's `Host`, if that
+/// is a plain `host[:port]`; a node with no endpoint of its own may learn it from it.
+fn called_at(scheme: &str, headers: &HeaderMap) -> Option<String> {
     let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
     let plain = |c: char| c.is_ascii_alphanumeric() || ".-:[]_".contains(c);
     (!host.is_empty() && host.len() <= 255 && host.chars().all(plain))
-        .then(|| format!("http://{host}"))
+        .then(|| format!("{scheme}://{host}"))
 }
 
 /// `POST /v1/cluster/members`: another member announces the membership (mesh-internal).

@@ -43,6 +43,10 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// Set once a shutdown signal arrived (readiness turns false).
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
+    /// `https` when the listener serves TLS, else `http`.
+    pub scheme: &'static str,
+    /// `SAPIX_TLS_REQUIRE_CLIENT_CERT`: mesh and admin routes need a client certificate.
+    pub require_client_cert: bool,
 }
 
 impl AppState {
@@ -53,7 +57,16 @@ impl AppState {
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
-    // Operator actions: each call is written to the audit log.
+    let certified =
+        || axum::middleware::from_fn_with_state(state.clone(), auth::require_client_cert);
+    // Node-to-node routes: with mutual TLS, only for clients with a certificate.
+    let mesh = Router::new()
+        .route("/v1/mesh/export", get(mesh::export))
+        .route("/v1/mesh/ingest", post(mesh::ingest))
+        .route("/v1/mesh/probe", get(mesh::probe))
+        .route("/v1/cluster/members", post(cluster::members))
+        .route_layer(certified());
+    // Operator actions: the same, and each call (refused ones too) goes to the audit log.
     let admin = Router::new()
         .route("/v1/mesh/sync/{peer_agent_id}", post(mesh::sync))
         .route("/v1/cluster/consistency", post(cluster::consistency))
@@ -62,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/cluster/members/{agent_id}",
             axum::routing::delete(cluster::remove_member),
         )
+        .route_layer(certified())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit,
@@ -72,11 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/v1/records", post(records::write))
         .route("/v1/records/{hash}", get(records::read))
-        .route("/v1/mesh/export", get(mesh::export))
-        .route("/v1/mesh/ingest", post(mesh::ingest))
-        .route("/v1/mesh/probe", get(mesh::probe))
         .route("/v1/cluster/status", get(cluster::status))
-        .route("/v1/cluster/members", post(cluster::members))
+        .merge(mesh)
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

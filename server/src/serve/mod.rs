@@ -8,6 +8,10 @@
 //! lingering close, so a client that wrote a whole body before reading still gets the 413 (or
 //! any early answer) instead of a reset. Body read timeouts are enforced where bodies are read
 //! (`api::body`), since only the handler knows it wants one.
+//!
+//! With TLS (`SAPIX_TLS_CERT`), each connection is a TLS handshake first, bounded by the header
+//! timeout, under the configuration current at accept time (files are reloaded on change); a
+//! client certificate the CA signed rides on every request of its connection as [`ClientCert`].
 
 mod canned;
 mod linger;
@@ -23,6 +27,9 @@ use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use rustls::ServerConfig;
+use sapix_runtime::tls::Tls;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
@@ -73,6 +80,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -95,8 +103,12 @@ pub async fn serve(
             Ok(slot) => {
                 let app = app.clone();
                 let stop = stop_rx.clone();
+                let tls = tls.as_ref().and_then(|t| t.server());
                 tokio::spawn(async move {
-                    serve_connection(stream, app, limits, stop).await;
+                    match tls {
+                        None => serve_plain(stream, app, limits, stop).await,
+                        Some(config) => serve_tls(stream, config, app, limits, stop).await,
+                    }
                     drop(slot);
                 });
             }
@@ -138,20 +150,69 @@ async fn accept_failed(e: &std::io::Error) {
     }
 }
 
-/// One connection, from accept to lingering close.
-async fn serve_connection(
+/// A client certificate presented on this request's connection and verified against
+/// `SAPIX_TLS_CA`, named by its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// `blake3:` and the first 16 hex digits of the BLAKE3 hash of its DER.
+    pub fingerprint: String,
+}
+
+/// One plain connection, from accept to lingering close.
+async fn serve_plain(
     stream: TcpStream,
     app: Router,
     limits: HttpLimits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let (stream, unsent) = serve_connection(stream, app, limits, stop, None).await;
+    linger::close(stream, unsent).await;
+}
+
+/// One TLS connection: the handshake within the header timeout, HTTP, then close_notify and
+/// a lingering close of the socket.
+async fn serve_tls(
+    stream: TcpStream,
+    config: Arc<ServerConfig>,
+    app: Router,
+    limits: HttpLimits,
+    stop: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => return tracing::debug!("TLS handshake timed out"),
+    };
+    let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+    let peer = cert.map(|der| ClientCert {
+        fingerprint: format!("blake3:{}", &blake3::hash(der).to_hex()[..16]),
+    });
+    let (mut tls, _) = serve_connection(tls, app, limits, stop, peer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+    let (stream, _) = tls.into_inner();
+    linger::close(stream, Vec::new()).await;
+}
+
+/// HTTP/1 on one connection until it ends; gives back the stream and any bytes read but not
+/// used, for the close.
+async fn serve_connection<S>(
+    stream: S,
+    app: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+    peer: Option<ClientCert>,
+) -> (S, Vec<u8>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let clock = ConnClock::new();
     let io = TimedIo::new(stream, clock.clone(), limits);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_BUF_BYTES);
-    let mut conn = builder.serve_connection(TokioIo::new(io), Svc { app, clock });
+    let mut conn = builder.serve_connection(TokioIo::new(io), Svc { app, clock, peer });
     let mut stopping = pin!(async move {
         let _ = stop.wait_for(|s| *s).await;
     });
@@ -168,14 +229,14 @@ async fn serve_connection(
         tracing::debug!(error = %e, "connection ended with an error");
     }
     let io = conn.into_parts().io.into_inner();
-    let (stream, unsent) = io.into_parts();
-    linger::close(stream, unsent).await;
+    io.into_parts()
 }
 
 /// The router as hyper's service, telling the connection's clock when a request is in flight.
 struct Svc {
     app: Router,
     clock: Arc<ConnClock>,
+    peer: Option<ClientCert>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Svc {
@@ -187,8 +248,12 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Svc {
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
         let in_flight = self.clock.request_started();
         let app = self.app.clone();
+        let mut req = req.map(Body::new);
+        if let Some(cert) = &self.peer {
+            req.extensions_mut().insert(cert.clone());
+        }
         Box::pin(async move {
-            let answer = app.oneshot(req.map(Body::new)).await;
+            let answer = app.oneshot(req).await;
             drop(in_flight);
             answer
         })
