@@ -260,7 +260,7 @@ fn mutual_tls_keeps_mesh_and_admin_routes_for_certified_clients_only() {
     let log = a.stderr();
     assert!(
         log.lines()
-            .any(|l| l.contains(" audit:") && l.contains("client certificate blake3:")),
+            .any(|l| l.contains(" audit:") && l.contains("client certificate CN=operator (blake3:")),
         "the audit log names the operator's certificate:\n{log}"
     );
 }

@@ -1,6 +1,6 @@
 //! The admin audit log: one line per admin call (divide, consistency, sync, member removal)
 //! under the `audit` target — who (the kind of credential presented, never the credential,
-//! and the client certificate's fingerprint under mutual TLS),
+//! and under mutual TLS the client certificate's subject and fingerprint),
 //! what (method and path), and the outcome (status) — refused calls included, so an operator
 //! sees attempts as well as changes.
 
@@ -16,7 +16,10 @@ use super::AppState;
 pub(crate) async fn audit(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let mut who = caller(req.headers(), &s.root_key).to_string();
     if let Some(cert) = req.extensions().get::<crate::serve::ClientCert>() {
-        who = format!("{who}, client certificate {}", cert.fingerprint);
+        who = format!(
+            "{who}, client certificate {} ({})",
+            cert.subject, cert.fingerprint
+        );
     }
     let action = format!("{} {}", req.method(), req.uri().path());
     let response = next.run(req).await;

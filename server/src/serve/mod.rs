@@ -151,11 +151,25 @@ async fn accept_failed(e: &std::io::Error) {
 }
 
 /// A client certificate presented on this request's connection and verified against
-/// `SAPIX_TLS_CA`, named by its fingerprint.
+/// `SAPIX_TLS_CA`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
+    /// Its subject (`CN=operator, O=…`), or `(unparsed)`.
+    pub subject: String,
     /// `blake3:` and the first 16 hex digits of the BLAKE3 hash of its DER.
     pub fingerprint: String,
+}
+
+impl ClientCert {
+    fn of(der: &[u8]) -> ClientCert {
+        let subject = x509_parser::parse_x509_certificate(der)
+            .map(|(_, cert)| cert.subject().to_string())
+            .unwrap_or_else(|_| "(unparsed)".into());
+        ClientCert {
+            subject,
+            fingerprint: format!("blake3:{}", &blake3::hash(der).to_hex()[..16]),
+        }
+    }
 }
 
 /// One plain connection, from accept to lingering close.
@@ -185,9 +199,7 @@ async fn serve_tls(
         Err(_) => return tracing::debug!("TLS handshake timed out"),
     };
     let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
-    let peer = cert.map(|der| ClientCert {
-        fingerprint: format!("blake3:{}", &blake3::hash(der).to_hex()[..16]),
-    });
+    let peer = cert.map(|der| ClientCert::of(der));
     let (mut tls, _) = serve_connection(tls, app, limits, stop, peer).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
     let (stream, _) = tls.into_inner();
