@@ -5,10 +5,11 @@
 //! refusal stored anything and nothing accepted was new.
 
 use std::io::Write;
+use std::time::Duration;
 
 use sapix_tests::raw::{self, RawAnswer};
 use sapix_tests::strand::{batch, ExportedBlock};
-use sapix_tests::{cluster_agent, Agent, TEST_SEED};
+use sapix_tests::{cluster_agent, wait_until, Agent, Auth, TEST_SEED};
 use serde_json::{json, Value};
 
 /// Which credential a case presents.
@@ -248,6 +249,15 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
         EmptyBearer,
         ok_record,
         err(401, "unauthorized"),
+    );
+
+    t.req(
+        "write: CP while a member is down",
+        "POST",
+        "/v1/records",
+        Root,
+        ok_record,
+        err(503, "partitioned"),
     );
 
     // ---- sizes: declared, chunked, headers ----
@@ -756,6 +766,17 @@ fn every_hostile_request_is_answered_with_its_json_error_stores_nothing_and_the_
     let api = agent.api();
     // The target holds donor's seq 1, so replays, gaps and equivocation have something to meet.
     api.ingest(&chain[0].ingest_json()).assert_status(200);
+    // And it has a member that is down, so a CP write is refused 503 (with Retry-After).
+    let mut partner = cluster_agent("partner");
+    let body = json!({"new_agent_id": "partner", "endpoint": partner.base_url()});
+    api.post_with("/v1/cluster/divide", Auth::Root, body.to_string())
+        .assert_status(200);
+    partner.kill9();
+    wait_until(
+        Duration::from_secs(30),
+        "the target sees partner down",
+        || api.get("/v1/cluster/status").json()["partitioned"] == true,
+    );
     let before = api.export_all();
     let table = build(&agent, &chain, &twin);
     assert!(table.cases.len() >= 60, "{} cases", table.cases.len());
