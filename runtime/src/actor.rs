@@ -259,15 +259,18 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
 fn perform(output: Output, ctx: &mut Ctx) {
     match output {
         Output::AskCodios { key } => {
-            let (codios, done) = (ctx.shell.codios.clone(), ctx.done.clone());
-            tokio::spawn(async move {
-                let outcome = match &codios {
-                    Some(c) => c.authorize(&key).await,
-                    None => Err("no Codios endpoint is configured".to_string()),
-                };
-                let input = Call::Codios { key }.ended(outcome.map(Reply::Decided));
-                let _ = done.send(input);
-            });
+            let codios = ctx.shell.codios.clone();
+            spawn_call(
+                &ctx.done,
+                Call::Codios { key: key.clone() },
+                |call| async move {
+                    let outcome = match &codios {
+                        Some(c) => c.authorize(&key).await,
+                        None => Err("no Codios endpoint is configured".to_string()),
+                    };
+                    call.ended(outcome.map(Reply::Decided))
+                },
+            );
         }
         Output::Append { token, blocks } => {
             let done = ctx.done.clone();
@@ -299,22 +302,20 @@ fn perform(output: Output, ctx: &mut Ctx) {
             from,
             to,
         } => {
-            let (strand, mesh, me, done) = (
+            let (strand, mesh, me) = (
                 ctx.shell.strand.clone(),
                 ctx.shell.mesh.clone(),
                 ctx.me.clone(),
-                ctx.done.clone(),
             );
             let blocking = ctx.shell.blocking;
-            tokio::spawn(async move {
-                let call = Call::Push { peer, through: to };
-                let input = match read_own(blocking, strand, me, from, to).await {
+            let call = Call::Push { peer, through: to };
+            spawn_call(&ctx.done, call, |call| async move {
+                match read_own(blocking, strand, me, from, to).await {
                     Err(reason) => call.failed(reason),
                     Ok(blocks) => {
                         call.ended(mesh.ingest(&endpoint, &blocks).await.map(Reply::from))
                     }
-                };
-                let _ = done.send(input);
+                }
             });
         }
         Output::Probe { peer, endpoint } => probe(ctx, endpoint, Call::Probe { peer }),
@@ -326,15 +327,10 @@ fn perform(output: Output, ctx: &mut Ctx) {
             endpoint,
             after,
         } => {
-            let (mesh, keys, done) = (
-                ctx.shell.mesh.clone(),
-                ctx.shell.keys.clone(),
-                ctx.done.clone(),
-            );
+            let (mesh, keys) = (ctx.shell.mesh.clone(), ctx.shell.keys.clone());
             let blocking = ctx.shell.blocking;
-            tokio::spawn(async move {
-                let outcome = fetch_verified(blocking, &mesh, &endpoint, after, keys).await;
-                let _ = done.send(Call::Fetch { peer }.ended(outcome));
+            spawn_call(&ctx.done, Call::Fetch { peer }, |call| async move {
+                call.ended(fetch_verified(blocking, &mesh, &endpoint, after, keys).await)
             });
         }
         Output::PersistCursors {
@@ -362,15 +358,15 @@ fn perform(output: Output, ctx: &mut Ctx) {
             endpoint,
             after,
         } => {
-            let (strand, mesh, done) = (
-                ctx.shell.strand.clone(),
-                ctx.shell.mesh.clone(),
-                ctx.done.clone(),
-            );
+            let (strand, mesh) = (ctx.shell.strand.clone(), ctx.shell.mesh.clone());
             let blocking = ctx.shell.blocking;
-            tokio::spawn(async move {
-                let input = copy_batch(blocking, strand, &mesh, &endpoint, to, after).await;
-                let _ = done.send(input);
+            let call = Call::Copy {
+                to: to.clone(),
+                next: after,
+                sent: 0,
+            };
+            spawn_call(&ctx.done, call, move |_| async move {
+                copy_batch(blocking, strand, &mesh, &endpoint, to, after).await
             });
         }
         Output::Announce {
@@ -380,21 +376,24 @@ fn perform(output: Output, ctx: &mut Ctx) {
             your_role,
             cursors,
         } => {
-            let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
-            tokio::spawn(async move {
-                let body = MembersBody {
-                    from: Some(me),
-                    members,
-                    your_role,
-                    cursors,
-                };
-                let outcome = mesh.announce(&endpoint, &body).await;
-                if let Err(reason) = &outcome {
-                    tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
-                }
-                let outcome = outcome.map(|a| Reply::MembersUpdated { members: a.members });
-                let _ = done.send(Call::Announce { to }.ended(outcome));
-            });
+            let (mesh, me) = (ctx.shell.mesh.clone(), ctx.me.clone());
+            spawn_call(
+                &ctx.done,
+                Call::Announce { to: to.clone() },
+                |call| async move {
+                    let body = MembersBody {
+                        from: Some(me),
+                        members,
+                        your_role,
+                        cursors,
+                    };
+                    let outcome = mesh.announce(&endpoint, &body).await;
+                    if let Err(reason) = &outcome {
+                        tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
+                    }
+                    call.ended(outcome.map(|a| Reply::MembersUpdated { members: a.members }))
+                },
+            );
         }
     }
 }
@@ -423,14 +422,36 @@ async fn read_own(
 
 /// Asks `endpoint` who it is and how much of this node's chain it holds, for `call`.
 fn probe(ctx: &Ctx, endpoint: String, call: Call) {
-    let (mesh, me, done) = (ctx.shell.mesh.clone(), ctx.me.clone(), ctx.done.clone());
-    tokio::spawn(async move {
+    let (mesh, me) = (ctx.shell.mesh.clone(), ctx.me.clone());
+    spawn_call(&ctx.done, call, |call| async move {
         let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
             digest: p.digest(),
             agent_id: p.agent_id,
             holds: p.holds,
         });
-        let _ = done.send(call.ended(outcome));
+        call.ended(outcome)
+    });
+}
+
+/// Runs one call on its own task. Whatever becomes of that task — even a panic in a client
+/// library — the node hears how the call ended: a call that never reports leaves the core
+/// waiting for ever (a divide that never answers, a peer never probed again).
+fn spawn_call<F, Fut>(done: &mpsc::UnboundedSender<Input>, call: Call, run: F)
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: std::future::Future<Output = Input> + Send + 'static,
+{
+    let done = done.clone();
+    let task = tokio::spawn(run(call.clone()));
+    tokio::spawn(async move {
+        let input = match task.await {
+            Ok(input) => input,
+            Err(e) => {
+                tracing::error!(error = %e, ?call, "a mesh call's task failed; the call counts as failed");
+                call.failed(format!("the call's task failed: {e}"))
+            }
+        };
+        let _ = done.send(input);
     });
 }
 
@@ -573,5 +594,24 @@ fn log(event: Event) {
             open_for_ms,
             "Codios circuit closed: Codios answers again, normal enforcement resumes"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_whose_task_panics_is_reported_as_failed() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let peer = AgentId::new("peer").expect("id");
+        spawn_call(&tx, Call::Probe { peer }, |_| async {
+            panic!("a client library's bug")
+        });
+        let input = rx.recv().await.expect("the node hears of the call");
+        let Input::ProbeFailed { reason, .. } = input else {
+            panic!("want ProbeFailed, got {input:?}");
+        };
+        assert!(reason.contains("panicked"), "{reason}");
     }
 }
