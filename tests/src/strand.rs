@@ -150,6 +150,47 @@ impl ExportedBlock {
     }
 }
 
+impl ExportedBlock {
+    /// This block's ingest body forged eight ways, each named: every signed field changed in
+    /// turn (hash and signature kept), then the hash and the signature altered by one digit.
+    /// Each must be refused 422 `invalid_block`.
+    pub fn forgeries(&self) -> Vec<(&'static str, String)> {
+        let flip_last = |field: &str| {
+            let hex = self.fields[field].get().trim_matches('"').to_owned();
+            let last = if hex.ends_with('0') { '1' } else { '0' };
+            format!("\"{}{last}\"", &hex[..hex.len() - 1])
+        };
+        vec![
+            (
+                "data changed",
+                self.ingest_json_with("data", r#"{"forged":1000000}"#),
+            ),
+            (
+                "collection changed",
+                self.ingest_json_with("collection", r#""refunds""#),
+            ),
+            ("ts_ms changed", self.ingest_json_with("ts_ms", "1")),
+            (
+                "author changed",
+                self.ingest_json_with("author", r#""someone-else""#),
+            ),
+            (
+                "prev changed",
+                self.ingest_json_with("prev", &format!("\"{}\"", "1".repeat(64))),
+            ),
+            ("seq changed", self.ingest_json_with("seq", "2")),
+            (
+                "hash altered",
+                self.ingest_json_with("hash", &flip_last("hash")),
+            ),
+            (
+                "sig altered",
+                self.ingest_json_with("sig", &flip_last("sig")),
+            ),
+        ]
+    }
+}
+
 /// `{"blocks":[...]}` of the given ingest bodies.
 pub fn batch<S: AsRef<str>>(blocks: impl IntoIterator<Item = S>) -> String {
     let items: Vec<String> = blocks.into_iter().map(|b| b.as_ref().to_owned()).collect();
