@@ -243,6 +243,15 @@ fn get_json(client: &Client, url: &str) -> reqwest::Result<(StatusCode, Value)> 
     Ok((status, body))
 }
 
+/// The body of a 200 answer; anything else (another status, no answer) as the poll's reason.
+fn ok_json(client: &Client, url: &str) -> Result<Value, String> {
+    match get_json(client, url) {
+        Ok((StatusCode::OK, body)) => Ok(body),
+        Ok((status, body)) => Err(format!("{status} {body}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Polls `check` until it gives `Some`, or panics at the deadline with the last observation.
 fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let start = Instant::now();
@@ -341,15 +350,12 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
     let node1 = format!("http://127.0.0.1:{p1}");
     let node2 = format!("http://127.0.0.1:{p2}");
     for (base, id) in [(&node1, "primary"), (&node2, "replica-eu")] {
-        poll(
-            &format!("{id} healthy at {base}"),
-            START_DEADLINE,
-            || match get_json(&client, &format!("{base}/healthz")) {
-                Ok((StatusCode::OK, body)) if body["agent_id"] == id => Ok(()),
-                Ok((status, body)) => Err(format!("{status} {body}")),
-                Err(e) => Err(e.to_string()),
-            },
-        );
+        poll(&format!("{id} healthy at {base}"), START_DEADLINE, || {
+            let body = ok_json(&client, &format!("{base}/healthz"))?;
+            (body["agent_id"] == id)
+                .then_some(())
+                .ok_or(body.to_string())
+        });
     }
     lap("both /healthz answer");
 
@@ -444,11 +450,7 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
         let body = poll(
             &format!("record {hash} on node 2"),
             REPLICATION_DEADLINE,
-            || match get_json(&client, &format!("{node2}/v1/records/{hash}")) {
-                Ok((StatusCode::OK, body)) => Ok(body),
-                Ok((status, body)) => Err(format!("{status} {body}")),
-                Err(e) => Err(e.to_string()),
-            },
+            || ok_json(&client, &format!("{node2}/v1/records/{hash}")),
         );
         assert_record(&body, hash, data);
     }
@@ -629,15 +631,9 @@ fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
         "http://replica-region-b:7475",
     );
     for (client, base) in [(&primary, base_a), (&replica, base_b)] {
-        poll(
-            &format!("{base} healthy"),
-            START_DEADLINE,
-            || match get_json(client, &format!("{base}/healthz")) {
-                Ok((StatusCode::OK, _)) => Ok(()),
-                Ok((status, body)) => Err(format!("{status} {body}")),
-                Err(e) => Err(e.to_string()),
-            },
-        );
+        poll(&format!("{base} healthy"), START_DEADLINE, || {
+            ok_json(client, &format!("{base}/healthz"))
+        });
     }
     for i in 0..3 {
         write_record(&primary, base_a, &token, &json!({ "i": i }));
@@ -738,11 +734,7 @@ fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
     poll(
         "the replica's write on the primary",
         REPLICATION_DEADLINE,
-        || match get_json(&primary, &format!("{base_a}/v1/records/{hash}")) {
-            Ok((StatusCode::OK, _)) => Ok(()),
-            Ok((status, body)) => Err(format!("{status} {body}")),
-            Err(e) => Err(e.to_string()),
-        },
+        || ok_json(&primary, &format!("{base_a}/v1/records/{hash}")),
     );
     // The image's own health check (the agent asks its /livez; no shell in the image).
     for container in &page.containers {
