@@ -16,7 +16,7 @@ use std::time::Instant;
 use common::{codios_seeds, Driver};
 use sapix_core::node::planted::PlantedBug;
 use sapix_sim::coverage::Tally;
-use sapix_sim::madsim_driver::{replay_command, run_seed};
+use sapix_sim::madsim_driver::{live_runs, replay_command, run_seed};
 use sapix_sim::runner::{fresh_start, parse_bug, parse_seed};
 use sapix_sim::trace::Trace;
 
@@ -135,6 +135,17 @@ fn the_same_seed_twice_gives_the_same_trace_hash() {
         other.trace_hash,
         run_seed(0x5eed, &[], Trace::quiet()).trace_hash
     );
+}
+
+/// A hunt runs 100,000 seeds in one process: each run's world (nodes, disks, trace) must be
+/// gone when its report is.
+#[test]
+fn a_finished_run_leaves_no_world_behind() {
+    for seed in [0x5eed_u64, 0xc7, codios_seeds(1)[0]] {
+        let r = run_seed(seed, &[], Trace::quiet());
+        assert!(r.events > 0);
+        assert_eq!(live_runs(), 0, "seed 0x{seed:x} left its world alive");
+    }
 }
 
 #[test]

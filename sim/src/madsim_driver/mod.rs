@@ -78,6 +78,23 @@ pub(crate) struct Madsim {
 
 type Cluster = Arc<Mutex<World<Madsim>>>;
 
+thread_local! {
+    /// Runs whose world is still alive on this thread (madsim runs a seed on its caller's
+    /// thread): 0 between runs, or a run leaks.
+    static LIVE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many runs on this thread have not yet dropped their world.
+pub fn live_runs() -> usize {
+    LIVE.with(|l| l.get())
+}
+
+impl Drop for Madsim {
+    fn drop(&mut self) {
+        LIVE.with(|l| l.set(l.get() - 1));
+    }
+}
+
 /// Locks the world and sets its `now` from madsim's clock, which stands still while the lock
 /// is held: madsim moves time only between polls of its tasks, and the lock is never held
 /// across an `.await`.
