@@ -11,10 +11,13 @@
 //!
 //! An ingest body is either one such object or `{"blocks":[…]}`; an export page is
 //! `{"blocks":[{"offset":1,…}],"next":1,"tip":7}`. Parsing is bounded by the caller's body limit
-//! and by [`MAX_BATCH`]; every field is checked by [`Block::decode`]'s rules.
+//! and by [`MAX_BATCH`]; every field is checked by [`Block::decode`]'s rules. The rest of the
+//! mesh's contract (page bounds, refusals, probe and membership bodies) is [`mesh`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+pub mod mesh;
 
 use crate::block::{check_payload, Block, BlockBody, DecodeError, Hash, Signature, BLOCK_VERSION};
 use crate::id::{AgentId, Collection};

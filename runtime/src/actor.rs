@@ -15,6 +15,7 @@ use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
 use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
+use sapix_core::wire::mesh::{MembersBody, PageLimit};
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,14 +23,9 @@ use crate::blocking::Blocking;
 use crate::clock::Clock;
 use crate::codios::CodiosClient;
 use crate::disk::Disk;
-use crate::mesh::{self, MembersBody, MeshClient};
+use crate::mesh::{self, MeshClient};
 use crate::persist::{self, Job};
 use crate::strand::Strand;
-
-/// Blocks per bootstrap copy request.
-const COPY_BATCH: usize = 500;
-/// Bytes per bootstrap copy request, at most (always at least one block).
-const COPY_BYTES: usize = 4 << 20;
 
 /// What a handler can ask the node.
 #[derive(Debug)]
@@ -326,11 +322,12 @@ fn perform(output: Output, ctx: &mut Ctx) {
             peer,
             endpoint,
             after,
+            limit,
         } => {
             let (mesh, keys) = (ctx.shell.mesh.clone(), ctx.shell.keys.clone());
             let blocking = ctx.shell.blocking;
             spawn_call(&ctx.done, Call::Fetch { peer }, |call| async move {
-                call.ended(fetch_verified(blocking, &mesh, &endpoint, after, keys).await)
+                call.ended(fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await)
             });
         }
         Output::PersistCursors {
@@ -357,6 +354,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             to,
             endpoint,
             after,
+            limit,
         } => {
             let (strand, mesh) = (ctx.shell.strand.clone(), ctx.shell.mesh.clone());
             let blocking = ctx.shell.blocking;
@@ -366,7 +364,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 sent: 0,
             };
             spawn_call(&ctx.done, call, move |_| async move {
-                copy_batch(blocking, strand, &mesh, &endpoint, to, after).await
+                copy_batch(blocking, strand, &mesh, &endpoint, to, (after, limit)).await
             });
         }
         Output::Announce {
@@ -460,10 +458,10 @@ async fn fetch_verified(
     blocking: Blocking,
     mesh: &MeshClient,
     endpoint: &str,
-    after: u64,
+    (after, limit): (u64, usize),
     keys: Arc<KeySchedule>,
 ) -> Result<Reply, String> {
-    let page = mesh.fetch(endpoint, after).await?;
+    let page = mesh.fetch(endpoint, after, limit).await?;
     let (next, tip) = (page.next, page.tip);
     let blocks = blocking
         .run(move || mesh::verify_page(page, &keys))
@@ -480,10 +478,10 @@ async fn copy_batch(
     mesh: &MeshClient,
     endpoint: &str,
     to: AgentId,
-    after: u64,
+    (after, limit): (u64, PageLimit),
 ) -> Input {
     let page = blocking
-        .run(move || strand.export(after, COPY_BATCH, COPY_BYTES))
+        .run(move || strand.export(after, limit.blocks, limit.bytes))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| format!("reading the strand: {e}")));

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use sapix_core::block::Verified;
 use sapix_core::node::Reply;
-use sapix_core::repl::peer::PeerInfo;
-use sapix_core::wire::{ExportPage, ParsedPage, WireBlock, MAX_BATCH};
-use sapix_core::{AgentId, Block, KeySchedule, Role, RootKey};
+use sapix_core::wire::mesh::{IngestRefusal, MembersAnswer, MembersBody, ProbeAnswer};
+use sapix_core::wire::{ExportPage, ParsedPage, WireBlock};
+use sapix_core::{AgentId, Block, KeySchedule, RootKey};
 use serde::{Deserialize, Serialize};
 
 use crate::http::{Answer, Call, Connector, HttpClient};
@@ -40,54 +40,6 @@ impl From<PushOutcome> for Reply {
             PushOutcome::Gap { expected } => Reply::Gap { expected },
         }
     }
-}
-
-/// The probe endpoint's answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ProbeBody {
-    /// Who answered.
-    pub agent_id: AgentId,
-    /// The last seq of the asked author's chain held there.
-    pub holds: u64,
-    /// The digest of its membership, 16 hex digits (absent from agents before it existed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members_digest: Option<String>,
-}
-
-impl ProbeBody {
-    /// The membership digest, if sent and well-formed.
-    pub fn digest(&self) -> Option<u64> {
-        self.members_digest
-            .as_deref()
-            .and_then(|d| u64::from_str_radix(d, 16).ok())
-    }
-}
-
-/// The answer to a membership announcement: every entry the receiver holds after it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct MembersAnswer {
-    /// Peers the receiver knows.
-    pub peers: usize,
-    /// Its entries (absent from agents before push-pull existed).
-    #[serde(default)]
-    pub members: Vec<PeerInfo>,
-}
-
-/// The membership announcement body (`POST /v1/cluster/members`).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembersBody {
-    /// The announcer (absent from agents before the new node probed its divider back).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<AgentId>,
-    /// Members to know.
-    pub members: Vec<PeerInfo>,
-    /// The receiver's role, if assigned.
-    #[serde(default)]
-    pub your_role: Option<Role>,
-    /// Cursor hints, per peer.
-    #[serde(default)]
-    pub cursors: Vec<(AgentId, u64)>,
 }
 
 /// Verifies every block of a fetched page (CPU-heavy: call off the async threads).
@@ -149,17 +101,16 @@ impl MeshClient {
         if status.is_success() {
             return Ok(PushOutcome::Acked);
         }
-        let text = String::from_utf8_lossy(&answer.body);
         if status == StatusCode::CONFLICT {
-            if let Ok(err) = serde_json::from_str::<ErrorBody>(&text) {
-                if let (Some("out_of_order"), Some(expected)) =
-                    (err.error.as_deref(), err.expected_seq)
-                {
-                    return Ok(PushOutcome::Gap { expected });
-                }
+            let refusal = serde_json::from_slice::<IngestRefusal>(&answer.body).ok();
+            if let Some(expected) = refusal.and_then(|r| r.gap()) {
+                return Ok(PushOutcome::Gap { expected });
             }
         }
-        Err(format!("ingest answered {status}: {}", truncate(&text)))
+        Err(format!(
+            "ingest answered {status}: {}",
+            truncate(&String::from_utf8_lossy(&answer.body))
+        ))
     }
 
     /// Sends an authenticated call and returns its body if the answer is a success; anything
@@ -177,7 +128,7 @@ impl MeshClient {
     }
 
     /// Asks `endpoint` who it is and how much of `author`'s chain it holds.
-    pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeBody, String> {
+    pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeAnswer, String> {
         // Agent ids are `[a-z0-9._-]`: nothing in them needs escaping in a query.
         let url = format!("{endpoint}/v1/mesh/probe?author={}", author.as_str());
         let bytes = self
@@ -187,8 +138,13 @@ impl MeshClient {
     }
 
     /// Fetches the page of `endpoint`'s export after `after`, structurally checked.
-    pub async fn fetch(&self, endpoint: &str, after: u64) -> Result<ParsedPage, String> {
-        let url = format!("{endpoint}/v1/mesh/export?after={after}&limit={MAX_BATCH}");
+    pub async fn fetch(
+        &self,
+        endpoint: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<ParsedPage, String> {
+        let url = format!("{endpoint}/v1/mesh/export?after={after}&limit={limit}");
         let bytes = self
             .success_body(Call::get(url, MAX_ANSWER_BYTES), "export")
             .await?;
@@ -214,11 +170,11 @@ struct IngestOut {
     blocks: Vec<WireBlock>,
 }
 
+/// Any agent's JSON error answer, as far as a log line needs it.
 #[derive(Deserialize)]
 struct ErrorBody {
     error: Option<String>,
     message: Option<String>,
-    expected_seq: Option<u64>,
 }
 
 /// What an error answer says: an agent's JSON error as `code: message` (so a peer's own words

@@ -38,9 +38,6 @@ use crate::overrides::Class;
 use crate::storage::{StateWrite, Store};
 use crate::world::{Ev, Heap, World};
 
-/// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
-pub(crate) const COPY_BATCH: usize = 500;
-
 /// A mesh call in flight, as its caller sees it.
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -55,7 +52,7 @@ pub(crate) struct InFlight {
 pub(crate) enum Req {
     Ingest(Vec<Verified>),
     Probe(AgentId),
-    Export(u64),
+    Export(u64, usize),
     Members {
         from: AgentId,
         members: Vec<PeerInfo>,
@@ -66,8 +63,8 @@ pub(crate) enum Req {
 
 /// The server's answer to an export request, read from the durable strand (the core is not
 /// asked): a page of the blocks after `after`, at most `MAX_BATCH`.
-pub(crate) fn export(store: &Store, after: u64) -> Reply {
-    let (blocks, next) = store.page(after, MAX_BATCH);
+pub(crate) fn export(store: &Store, after: u64, limit: usize) -> Reply {
+    let (blocks, next) = store.page(after, limit.min(MAX_BATCH));
     let tip = store.tip().max(next);
     Reply::Page { blocks, next, tip }
 }
@@ -90,7 +87,7 @@ impl Req {
                 your_role,
                 cursors,
             },
-            Req::Export(_) => unreachable!("exports are served from the strand"),
+            Req::Export(..) => unreachable!("exports are served from the strand"),
         }
     }
 }
@@ -173,10 +170,11 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             peer,
             endpoint,
             after,
+            limit,
         } => Effect::Call {
             endpoint,
             kind: Call::Fetch { peer },
-            req: Req::Export(after),
+            req: Req::Export(after, limit),
         },
         Output::PersistCursors {
             cursors,
@@ -194,8 +192,10 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             to,
             endpoint,
             after,
+            limit,
         } => {
-            let (blocks, next) = store.page(after, COPY_BATCH);
+            // Blocks are small here: the count bounds a batch before the bytes would.
+            let (blocks, next) = store.page(after, limit.blocks);
             let sent = blocks.len() as u64;
             let kind = Call::Copy { to, next, sent };
             if blocks.is_empty() {
@@ -457,8 +457,8 @@ impl World<Heap> {
             }
             return;
         }
-        if let Req::Export(after) = req {
-            let page = export(&self.stores[to], after);
+        if let Req::Export(after, limit) = req {
+            let page = export(&self.stores[to], after, limit);
             if let Some(c) = self.d.calls.get(&call) {
                 let input = c.kind.clone().finished(page);
                 self.send_reply(call, from, to, input);

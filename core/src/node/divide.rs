@@ -14,6 +14,7 @@ use crate::repl::membership::Delta;
 use crate::repl::peer::{Peer, PeerInfo, Reach};
 use crate::repl::pull::Pull;
 use crate::time::Instant;
+use crate::wire::mesh::PageLimit;
 
 /// Log bootstrap progress every this many blocks copied.
 const DIVIDE_PROGRESS_EVERY: u64 = 10_000;
@@ -125,6 +126,7 @@ impl Node {
                 to,
                 endpoint,
                 after: 0,
+                limit: PageLimit::COPY,
             });
         }
         !self.peers.contains_key(id)
@@ -166,6 +168,7 @@ impl Node {
                 to,
                 endpoint,
                 after: next,
+                limit: PageLimit::COPY,
             });
             return;
         }

@@ -13,6 +13,7 @@ use crate::repl::peer::PeerInfo;
 use crate::repl::pull::Totals;
 use crate::status::{ClusterStatus, Consistency, Role};
 use crate::time::UnixMillis;
+use crate::wire::mesh::PageLimit;
 
 /// Identifies one client or peer request; chosen by the shell, echoed in [`Output::Respond`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -306,6 +307,8 @@ pub enum Output {
         endpoint: String,
         /// The cursor.
         after: u64,
+        /// Blocks to ask for ([`crate::wire::mesh::PULL_PAGE`]).
+        limit: usize,
     },
     /// Write `sync_cursors.json` atomically with these cursors, then report
     /// [`Input::CursorPersisted`] for `peer`.
@@ -333,6 +336,8 @@ pub enum Output {
         endpoint: String,
         /// The local offset to send after.
         after: u64,
+        /// How much one batch carries ([`PageLimit::COPY`]).
+        limit: PageLimit,
     },
     /// Tell a member about the membership; report [`Input::Announced`] or
     /// [`Input::AnnounceFailed`].

@@ -291,6 +291,7 @@ impl Node {
                     peer: id.clone(),
                     endpoint,
                     after,
+                    limit: crate::wire::mesh::PULL_PAGE,
                 });
             }
             Step::Persist { cursor } => {

@@ -38,10 +38,6 @@ use sapix_core::{
     UnixMillis,
 };
 
-/// Blocks per bootstrap copy request (the runtime's `COPY_BATCH`).
-pub const COPY_BATCH: usize = 500;
-/// Blocks per export page (the mesh client asks for `wire::MAX_BATCH`).
-pub const PAGE: usize = sapix_core::wire::MAX_BATCH;
 /// Wall-clock ms at the world's time zero.
 pub const WALL0: u64 = 1_700_000_000_000;
 
@@ -656,6 +652,7 @@ impl World {
                 peer,
                 endpoint,
                 after,
+                limit,
             } => {
                 let target = self
                     .target_at(&me, &endpoint)
@@ -672,7 +669,7 @@ impl World {
                     Some(target) => {
                         let store = &self.hosts[&target].store;
                         let start = (after as usize).min(store.len());
-                        let end = (start + PAGE).min(store.len());
+                        let end = (start + limit).min(store.len());
                         let blocks = store[start..end].to_vec();
                         let next = if end > start { end as u64 } else { after };
                         let tip = (store.len() as u64).max(next);
@@ -703,10 +700,11 @@ impl World {
                 to,
                 endpoint,
                 after,
+                limit,
             } => {
                 let store = &self.hosts[&me].store;
                 let start = (after as usize).min(store.len());
-                let end = (start + COPY_BATCH).min(store.len());
+                let end = (start + limit.blocks).min(store.len());
                 let blocks = store[start..end].to_vec();
                 if blocks.is_empty() {
                     let call = Call::Copy {

@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use sapix_core::repl::peer::PeerInfo;
+use sapix_core::wire::mesh::MembersBody;
 use sapix_core::{AgentId, ClusterStatus, Consistency, Response, Role};
 use sapix_runtime::actor::Request;
-use sapix_runtime::mesh::MembersBody;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use sapix_core::block::Verified;
 use sapix_core::chain::Position;
+use sapix_core::wire::mesh::{IngestRefusal, ProbeAnswer, DEFAULT_EXPORT_LIMIT, EXPORT_PAGE_BYTES};
 use sapix_core::wire::{self, ExportPage, WireBlock, WireError};
 use sapix_core::Response;
 use sapix_runtime::actor::Request;
@@ -14,10 +15,6 @@ use serde_json::json;
 
 use super::{auth, body, node_gone, storage_failed, unexpected, AppState};
 use crate::error::ApiError;
-
-/// Export pages stop growing past this many bytes of blocks (always at least one block).
-const EXPORT_PAGE_BYTES: usize = 4 * 1024 * 1024;
-const DEFAULT_EXPORT_LIMIT: usize = 100;
 
 #[derive(Deserialize)]
 pub(crate) struct ExportQuery {
@@ -131,35 +128,12 @@ pub(crate) async fn ingest(
 }
 
 fn refusal(index: usize, author: &sapix_core::AgentId, seq: u64, position: Position) -> ApiError {
-    let at = format!("block {index} ({author}/{seq})");
-    let expected = match position {
-        Position::Gap { expected } => Some(expected),
-        _ => None,
-    };
-    let (code, message) = match position {
-        Position::Gap { expected } => (
-            "out_of_order",
-            format!("{at}: predecessors missing, expected seq {expected} first"),
-        ),
-        Position::BrokenLink { expected_prev } => (
-            "broken_chain",
-            format!("{at}: prev does not match the held block {expected_prev}"),
-        ),
-        Position::Equivocation { held } => (
-            "equivocation",
-            format!("{at}: a different block {held} is held at this position"),
-        ),
-        Position::Next | Position::Duplicate => ("conflict", format!("{at}: refused")),
-    };
-    let err = ApiError::new(
-        StatusCode::CONFLICT,
-        code,
-        format!("{message}; nothing in this batch was stored"),
-    )
-    .with("index", index)
-    .with("author", author.as_str())
-    .with("seq", seq);
-    match expected {
+    let r = IngestRefusal::new(index, author.clone(), seq, position);
+    let err = ApiError::new(StatusCode::CONFLICT, r.error.as_str(), r.message)
+        .with("index", r.index)
+        .with("author", r.author.as_str())
+        .with("seq", r.seq);
+    match r.expected_seq {
         Some(e) => err.with("expected_seq", e),
         None => err,
     }
@@ -176,7 +150,7 @@ pub(crate) async fn probe(
     State(s): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<ProbeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ProbeAnswer>, ApiError> {
     auth::require_root(&headers, &s.root_key)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let author = sapix_core::AgentId::new(q.author)
@@ -191,11 +165,7 @@ pub(crate) async fn probe(
             agent_id,
             holds,
             digest,
-        } => Ok(Json(json!({
-            "agent_id": agent_id,
-            "holds": holds,
-            "members_digest": format!("{digest:016x}"),
-        }))),
+        } => Ok(Json(ProbeAnswer::new(agent_id, holds, digest))),
         other => Err(unexpected(other)),
     }
 }

@@ -159,8 +159,8 @@ impl World<Madsim> {
     /// A request reaches node `to`'s server.
     fn arrive(&mut self, to: usize, msg: Request) {
         let Request { call, from, req } = msg;
-        if let Req::Export(after) = req {
-            let page = export(&self.stores[to], after);
+        if let Req::Export(after, limit) = req {
+            let page = export(&self.stores[to], after, limit);
             self.answer(to, from, call, Answer::Page(page));
             return;
         }
