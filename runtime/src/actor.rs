@@ -308,9 +308,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             spawn_call(&ctx.done, call, |call| async move {
                 match read_own(blocking, strand, me, from, to).await {
                     Err(reason) => call.failed(reason),
-                    Ok(blocks) => {
-                        call.ended(mesh.ingest(&endpoint, &blocks).await.map(Reply::from))
-                    }
+                    Ok(blocks) => call.ended(mesh.ingest(&endpoint, &blocks).await),
                 }
             });
         }
@@ -501,7 +499,7 @@ async fn copy_batch(
         // Nothing left to copy: the batch is done without a request.
         return call.finished(Reply::Ingested);
     }
-    call.ended(mesh.ingest(endpoint, &blocks).await.map(Reply::from))
+    call.ended(mesh.ingest(endpoint, &blocks).await)
 }
 
 fn log(event: Event) {

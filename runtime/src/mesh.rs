@@ -21,27 +21,6 @@ use crate::http::{Answer, Call, Connector, HttpClient};
 /// Default timeout of one mesh call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A push's outcome when the peer answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushOutcome {
-    /// The peer holds the blocks durably.
-    Acked,
-    /// The peer lacks the author's blocks from `expected` on.
-    Gap {
-        /// The first seq it lacks.
-        expected: u64,
-    },
-}
-
-impl From<PushOutcome> for Reply {
-    fn from(o: PushOutcome) -> Reply {
-        match o {
-            PushOutcome::Acked => Reply::Ingested,
-            PushOutcome::Gap { expected } => Reply::Gap { expected },
-        }
-    }
-}
-
 /// Verifies every block of a fetched page (CPU-heavy: call off the async threads).
 pub fn verify_page(page: ParsedPage, keys: &KeySchedule) -> Result<Vec<Verified>, String> {
     page.blocks
@@ -85,8 +64,9 @@ impl MeshClient {
             .map_err(|e| e.to_string())
     }
 
-    /// Sends blocks to `endpoint`'s ingest.
-    pub async fn ingest(&self, endpoint: &str, blocks: &[Block]) -> Result<PushOutcome, String> {
+    /// Sends blocks to `endpoint`'s ingest: [`Reply::Ingested`], or [`Reply::Gap`] when it
+    /// lacks the author's chain before them.
+    pub async fn ingest(&self, endpoint: &str, blocks: &[Block]) -> Result<Reply, String> {
         let body = IngestOut {
             blocks: blocks
                 .iter()
@@ -99,12 +79,12 @@ impl MeshClient {
             .await?;
         let status = answer.status;
         if status.is_success() {
-            return Ok(PushOutcome::Acked);
+            return Ok(Reply::Ingested);
         }
         if status == StatusCode::CONFLICT {
             let refusal = serde_json::from_slice::<IngestRefusal>(&answer.body).ok();
             if let Some(expected) = refusal.and_then(|r| r.gap()) {
-                return Ok(PushOutcome::Gap { expected });
+                return Ok(Reply::Gap { expected });
             }
         }
         Err(format!(
