@@ -14,6 +14,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier as _, VerifyingKey};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use crate::auth::Credential;
 use crate::block::{Hash, Signature};
 use crate::id::AgentId;
 
@@ -89,6 +90,12 @@ impl RootKey {
     /// The token text, for writing it to the key file the operator reads.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The credential requests bearing this key present: what the node compares a write's
+    /// credential to.
+    pub fn credential(&self) -> Credential {
+        Credential::of_token(&self.0)
     }
 
     /// Whether `presented` is this key, in time independent of where they differ (only the

@@ -6,7 +6,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::Decision;
-use sapix_core::node::{ClusterState, Event, Output, Response, Restored};
+use sapix_core::node::{ClusterState, Event, Output, Restored};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::status::BreakerStatus;
 use sapix_core::{AgentId, Consistency, Node, Role};
@@ -95,12 +95,12 @@ fn while_open_no_write_waits_on_codios_and_cached_decisions_are_served_and_logge
         assert!(asks(&out).is_empty(), "open: Codios is bypassed");
         assert_eq!(
             responses(&out),
-            vec![(req, Response::Authorized { degraded: true })]
+            vec![(req, Verdict::Authorized { degraded: true })]
         );
         match events(&out).as_slice() {
             [Event::AuthDegraded {
                 circuit_open: true, ..
-            }] => {}
+            }, Event::WriteAuthorized { degraded: true, .. }] => {}
             other => panic!("every bypass is logged auth_degraded: {other:?}"),
         }
     }
@@ -164,7 +164,7 @@ fn a_disabled_breaker_never_opens_and_stale_permits_end_at_max_stale() {
         if ms <= 300 * S {
             assert_eq!(
                 r,
-                vec![(i as u64 + 1, Response::Authorized { degraded: true })]
+                vec![(i as u64 + 1, Verdict::Authorized { degraded: true })]
             );
         } else {
             assert!(is_unavailable(&r[0].1), "{ms}: {r:?}");

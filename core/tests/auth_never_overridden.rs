@@ -5,7 +5,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::{BreakerConfig, Decision};
-use sapix_core::node::{AuthSettings, Response};
+use sapix_core::node::AuthSettings;
 
 #[test]
 fn a_fresh_deny_is_never_overridden() {
@@ -75,7 +75,7 @@ fn a_deny_answer_after_a_failure_replaces_a_stale_permit_at_once() {
     fail(&mut n, 6 * S, "alice");
     assert_eq!(
         responses(&drain(&mut n)),
-        vec![(1, Response::Authorized { degraded: true })]
+        vec![(1, Verdict::Authorized { degraded: true })]
     );
     authorize(&mut n, 7 * S, 2, "alice");
     drain(&mut n);

@@ -4,7 +4,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::Decision;
-use sapix_core::node::{Event, Response};
+use sapix_core::node::Event;
 
 #[test]
 fn a_thousand_concurrent_misses_for_one_new_key_make_exactly_one_codios_call() {
@@ -20,8 +20,8 @@ fn a_thousand_concurrent_misses_for_one_new_key_make_exactly_one_codios_call() {
 
     answer(&mut n, 150, "alice", Decision::Permit);
     let r = responses(&drain(&mut n));
-    let expected: Vec<(u64, Response)> = (1..=1_000)
-        .map(|req| (req, Response::Authorized { degraded: false }))
+    let expected: Vec<(u64, Verdict)> = (1..=1_000)
+        .map(|req| (req, Verdict::Authorized { degraded: false }))
         .collect();
     assert_eq!(r, expected, "all answered together, in arrival order");
 
@@ -72,7 +72,7 @@ fn different_keys_get_their_own_calls_and_a_failed_key_can_be_asked_again() {
     answer(&mut n, 30, "bob", Decision::Permit);
     answer(&mut n, 31, "bob", Decision::Deny);
     let r = responses(&drain(&mut n));
-    assert_eq!(r, vec![(2, Response::Authorized { degraded: false })]);
+    assert_eq!(r, vec![(2, Verdict::Authorized { degraded: false })]);
     let (r, _) = answered_from_cache(&mut n, 40, 5, "bob");
     assert!(is_authorized(&r, false), "the duplicate answer was dropped");
 }

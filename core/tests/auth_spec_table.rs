@@ -5,7 +5,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::Decision;
-use sapix_core::node::{Event, Response};
+use sapix_core::node::Event;
 use sapix_core::status::{AuthMode, BreakerStatus};
 
 #[test]
@@ -50,8 +50,8 @@ fn cache_miss_asks_codios_and_answers_with_its_decision() {
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].0, 2);
     assert!(is_denied(&r[0].1));
-    assert_eq!(r[1], (1, Response::Authorized { degraded: false }));
-    if let Response::Denied { reason } = &r[0].1 {
+    assert_eq!(r[1], (1, Verdict::Authorized { degraded: false }));
+    if let Verdict::Denied { reason } = &r[0].1 {
         assert!(reason.contains("orders"), "{reason}");
     }
     // The TTL counts from when the call was sent (0), not from the answer (50 ms).
@@ -71,7 +71,7 @@ fn codios_unreachable_with_a_stale_permit_serves_it_and_logs_auth_degraded() {
     let out = drain(&mut n);
     assert_eq!(
         responses(&out),
-        vec![(1, Response::Authorized { degraded: true })]
+        vec![(1, Verdict::Authorized { degraded: true })]
     );
     let degraded: Vec<Event> = events(&out)
         .into_iter()
@@ -98,7 +98,7 @@ fn a_stale_permit_is_served_up_to_max_stale_and_refused_after() {
     fail(&mut n, 300 * S, "alice");
     assert_eq!(
         responses(&drain(&mut n)),
-        vec![(1, Response::Authorized { degraded: true })],
+        vec![(1, Verdict::Authorized { degraded: true })],
         "exactly 300 s old is still within SAPIX_AUTH_MAX_STALE_SECS"
     );
     authorize(&mut n, 300 * S + 1, 2, "alice");
@@ -131,7 +131,7 @@ fn the_root_key_is_always_permitted_without_asking_codios() {
         codios(),
         codios_with_breaker(),
         codios_fail_closed(),
-        Default::default(),
+        local(),
     ] {
         let mut n = node(settings);
         authorize_root(&mut n, 0, 1);
@@ -139,19 +139,55 @@ fn the_root_key_is_always_permitted_without_asking_codios() {
         assert!(asks(&out).is_empty());
         assert_eq!(
             responses(&out),
-            vec![(1, Response::Authorized { degraded: false })]
+            vec![(1, Verdict::Authorized { degraded: false })]
+        );
+        assert!(
+            let_through(&out).is_empty(),
+            "the root key needs no decision"
         );
     }
 }
 
+/// The write is one input: nothing is appended while Codios is asked, the write is appended
+/// when the permit arrives, and a denied or unanswerable write is never appended.
+#[test]
+fn a_write_waits_for_its_decision_and_only_a_permit_appends_it() {
+    let appends = |out: &[sapix_core::node::Output]| {
+        out.iter()
+            .filter(|o| matches!(o, sapix_core::node::Output::Append { .. }))
+            .count()
+    };
+    let mut n = node(codios());
+    authorize(&mut n, 0, 1, "alice");
+    authorize(&mut n, 0, 2, "mallory");
+    authorize(&mut n, 0, 3, "eve");
+    let out = drain(&mut n);
+    assert_eq!(appends(&out), 0, "nothing is written before Codios answers");
+    assert_eq!(asks(&out), vec![key("alice"), key("mallory"), key("eve")]);
+    answer(&mut n, 5, "mallory", Decision::Deny);
+    fail(&mut n, 6, "eve");
+    let out = drain(&mut n);
+    assert_eq!(appends(&out), 0, "a deny and a failed call write nothing");
+    assert!(is_denied(&responses(&out)[0].1));
+    assert!(is_unavailable(&responses(&out)[1].1));
+    answer(&mut n, 7, "alice", Decision::Permit);
+    let out = drain(&mut n);
+    assert_eq!(appends(&out), 1);
+    assert_eq!(let_through(&out), vec![1]);
+    assert_eq!(
+        responses(&out),
+        vec![(1, Verdict::Authorized { degraded: false })]
+    );
+}
+
 #[test]
 fn local_mode_denies_every_token_but_the_root_key_and_says_why() {
-    let mut n = node(Default::default());
+    let mut n = node(local());
     authorize(&mut n, 0, 1, "alice");
     let out = drain(&mut n);
     assert!(asks(&out).is_empty(), "local mode never asks Codios");
     match responses(&out).as_slice() {
-        [(1, Response::Denied { reason })] => assert!(reason.contains("local mode"), "{reason}"),
+        [(1, Verdict::Denied { reason })] => assert!(reason.contains("local mode"), "{reason}"),
         other => panic!("{other:?}"),
     }
     let s = auth_status(&mut n, 1);

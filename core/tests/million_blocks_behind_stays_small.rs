@@ -20,6 +20,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use sapix_core::auth::Credential;
 use sapix_core::block::Hash;
 use sapix_core::chain::Chains;
 use sapix_core::node::{ClusterState, Input, Output, RequestId, Response, Restored};
@@ -103,6 +104,7 @@ impl Run {
             added_at: UnixMillis(0),
             backoff: BackoffPolicy::default(),
             rng_seed: 1,
+            root: Credential::of_token("root"),
             auth: Default::default(),
         };
         let restored = Restored {
@@ -210,6 +212,7 @@ impl Run {
         self.next_request += 1;
         let input = Input::WriteRequested {
             request: RequestId(self.next_request),
+            credential: Credential::of_token("root"),
             collection: Collection::new("c").unwrap(),
             payload: b"1".to_vec(),
             wall: UnixMillis(self.now.as_micros() / 1000),

@@ -248,6 +248,8 @@ impl Sink {
             added_at: UnixMillis(1_715_000_000_000),
             backoff: Default::default(),
             rng_seed: 7,
+            // The sink only ingests; no client write is ever fed to it.
+            root: sapix_core::auth::Credential::of_token("fuzz-root-key"),
             auth: Default::default(),
         };
         Sink {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sapix_core::auth::AuthKey;
+use sapix_core::auth::Credential;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
 use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
@@ -30,8 +30,10 @@ use crate::strand::Strand;
 /// What a handler can ask the node.
 #[derive(Debug)]
 pub enum Request {
-    /// Write a record authored by this node.
+    /// Write a record authored by this node, if `credential` may (the node decides: DESIGN §5).
     Write {
+        /// Who asks: the hash of the request's bearer token.
+        credential: Credential,
         /// Its collection.
         collection: Collection,
         /// Its JSON bytes.
@@ -81,13 +83,6 @@ pub enum Request {
     Remove {
         /// The member.
         agent_id: AgentId,
-    },
-    /// May this client token do `key`'s action on `key`'s collection? Asked before a write.
-    Authorize {
-        /// The token is the root key.
-        token_is_root: bool,
-        /// Hash of the token, action, collection.
-        key: AuthKey,
     },
 }
 
@@ -214,10 +209,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
     match r {
         Request::Write {
+            credential,
             collection,
             payload,
         } => Input::WriteRequested {
             request,
+            credential,
             collection,
             payload,
             wall: clock.wall(),
@@ -244,11 +241,6 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             cursors,
         },
         Request::Remove { agent_id } => Input::RemoveRequested { request, agent_id },
-        Request::Authorize { token_is_root, key } => Input::AuthorizeRequested {
-            request,
-            key,
-            is_root: token_is_root,
-        },
     }
 }
 
@@ -565,6 +557,11 @@ fn log(event: Event) {
             "this node was removed from the cluster by an operator; peers no longer replicate \
              to it: shut it down"
         ),
+        Event::WriteAuthorized {
+            request,
+            key,
+            degraded,
+        } => tracing::debug!(request = request.0, key = ?key, degraded, "write authorized"),
         Event::AuthDegraded {
             key,
             age_ms,

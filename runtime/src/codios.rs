@@ -68,7 +68,7 @@ impl AuthorizeRequest {
     /// The request for `key`.
     pub fn for_key(key: &AuthKey) -> Self {
         AuthorizeRequest {
-            subject: hex::encode(key.subject),
+            subject: hex::encode(key.subject.as_bytes()),
             action: action_name(key.action).to_string(),
             resource: key.resource.to_string(),
         }

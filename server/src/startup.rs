@@ -244,6 +244,7 @@ pub async fn start(
             added_at: sapix_core::UnixMillis(identity.added_at_ms),
             backoff: BackoffPolicy::default(),
             rng_seed: env.rng_seed,
+            root: root_key.credential(),
             auth: config.auth.clone(),
         },
         keys.signing_key(&config.agent_id),

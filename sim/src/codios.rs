@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use sapix_core::auth::{Action, AuthKey, Decision};
+use sapix_core::auth::{Action, AuthKey, Credential, Decision};
 use sapix_core::node::{Call, Input};
 use sapix_core::Collection;
 
@@ -135,15 +135,15 @@ impl Codios {
         d
     }
 
-    /// The token and key of a client write on `collection`: the root key with the configured
-    /// share, else one of the client tokens.
-    pub(crate) fn client_token(&mut self, collection: &Collection) -> (AuthKey, bool) {
+    /// The credential of a client write: the root key with the configured share, else one of
+    /// the client tokens; and whether it is the root key.
+    pub(crate) fn client_credential(&mut self) -> (Credential, bool) {
         let root = self.tokens.is_empty() || self.rng.gen_bool(self.cfg().root_share);
         if root {
-            return (write_key("root-key", collection.as_str()), true);
+            return (root_credential(), true);
         }
         let t = self.rng.gen_range(0..self.tokens.len());
-        (write_key(&self.tokens[t], collection.as_str()), false)
+        (Credential::of_token(&self.tokens[t]), false)
     }
 
     /// The first occurrence of every enabled class of change.
@@ -170,6 +170,13 @@ impl Codios {
         self.flapping_down = false;
     }
 }
+
+/// The root key every simulated node is configured with.
+pub(crate) fn root_credential() -> Credential {
+    Credential::of_token(ROOT_TOKEN)
+}
+
+const ROOT_TOKEN: &str = "root-key";
 
 /// The cache key of a write by `token` on `collection`.
 fn write_key(token: &str, collection: &str) -> AuthKey {

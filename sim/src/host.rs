@@ -95,6 +95,7 @@ fn start(host: &mut Host, store: &mut Store, cfg: &Config, rng: &mut ChaCha8Rng,
             added_at: host.added_at,
             backoff: BackoffPolicy::default(),
             rng_seed,
+            root: crate::codios::root_credential(),
             auth: cfg
                 .codios
                 .as_ref()

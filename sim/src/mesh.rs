@@ -271,6 +271,14 @@ where
             }
             Effect::Respond { request, response } => self.respond(i, request, response),
             Effect::Log(event) => {
+                if let Event::WriteAuthorized {
+                    request,
+                    key,
+                    degraded,
+                } = &event
+                {
+                    self.write_authorized(i, *request, key, *degraded);
+                }
                 let v = self.checks.logged(i, &event);
                 self.verdict(v);
             }

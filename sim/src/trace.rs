@@ -45,7 +45,12 @@ impl Hasher for Fx {
 pub fn input_digest(input: &Input, h: &mut Fx) {
     discriminant(input).hash(h);
     match input {
-        Input::WriteRequested { request, wall, .. } => (request, wall.0).hash(h),
+        Input::WriteRequested {
+            request,
+            credential,
+            wall,
+            ..
+        } => (request, credential, wall.0).hash(h),
         Input::IngestRequested { request, blocks } => {
             request.hash(h);
             blocks.iter().for_each(|b| b.block().hash.hash(h));

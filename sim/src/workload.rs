@@ -7,7 +7,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use sapix_core::auth::AuthKey;
+use sapix_core::auth::{AuthKey, Credential};
 use sapix_core::node::{Input, Receipt, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
@@ -32,20 +32,15 @@ pub(crate) enum Op {
 /// A client request waiting for its answer, with what the checkers need to judge it.
 #[derive(Debug)]
 pub(crate) enum Client {
-    /// `cp`: the node was in CP when it took the request; `epoch`: its mode epoch then;
+    /// `cp`: the node was in CP when the write started; `epoch`: its mode epoch then;
     /// `peers`: its peers then. Filled in when the node is fed the request (a stalled node
-    /// takes it later than the client sent it).
+    /// takes it later than the client sent it), and again when Codios lets it through (it
+    /// waited for the decision). `root`: it bears the root key, which is never refused.
     Write {
         cp: bool,
         epoch: u64,
         peers: Vec<usize>,
-    },
-    /// A write waiting for its authorization (Codios seeds); sent as `Write` once authorized.
-    Authorize {
-        key: AuthKey,
-        is_root: bool,
-        collection: Collection,
-        payload: Vec<u8>,
+        root: bool,
     },
     Switch,
     Sync,
@@ -130,9 +125,16 @@ impl Workload {
     }
 
     /// An operation of class `op` is due at `now`: the request it sends and to which node,
-    /// given the nodes' `hosts` (a node is up when it has a process). Drivers assign the
-    /// request id and deliver it.
-    pub(crate) fn next(&mut self, op: Op, hosts: &[Host], now: Micros) -> Option<Ask> {
+    /// given the nodes' `hosts` (a node is up when it has a process); a write bears the
+    /// credential `who` draws (and whether it is the root key). Drivers assign the request id
+    /// and deliver it.
+    pub(crate) fn next(
+        &mut self,
+        op: Op,
+        hosts: &[Host],
+        now: Micros,
+        who: impl FnOnce() -> (Credential, bool),
+    ) -> Option<Ask> {
         let up_where = |pred: &dyn Fn(usize) -> bool| -> Vec<usize> {
             (0..hosts.len())
                 .filter(|&i| hosts[i].node.is_some() && pred(i))
@@ -141,14 +143,17 @@ impl Workload {
         match op {
             Op::Write => {
                 let (i, collection, payload) = self.next_write(hosts)?;
+                let (credential, root) = who();
                 let wall = hosts[i].clock.wall(now);
                 let client = Client::Write {
                     cp: false,
                     epoch: 0,
                     peers: Vec::new(),
+                    root,
                 };
                 Some(Ask::new(i, client, move |request| Input::WriteRequested {
                     request,
+                    credential,
                     collection,
                     payload,
                     wall,
@@ -240,20 +245,26 @@ impl Ask {
 fn taking(hosts: &mut [Host], i: usize, input: &Input) {
     match input {
         Input::ConsistencyRequested { .. } => hosts[i].mode_epoch += 1,
-        Input::WriteRequested { request, .. } => {
-            let node = hosts[i].node.as_ref().expect("up");
-            let now_cp = node.consistency() == Consistency::Cp;
-            let now_peers: Vec<usize> = node
-                .peers()
-                .keys()
-                .filter_map(|a| hosts.iter().position(|h| &h.agent == a))
-                .collect();
-            let now_epoch = hosts[i].mode_epoch;
-            if let Some(Client::Write { cp, epoch, peers }) = hosts[i].clients.get_mut(request) {
-                (*cp, *epoch, *peers) = (now_cp, now_epoch, now_peers);
-            }
-        }
+        Input::WriteRequested { request, .. } => write_starts(hosts, i, *request),
         _ => {}
+    }
+}
+
+/// Node `i` starts the client write `request` now: record its mode, mode epoch and peers.
+fn write_starts(hosts: &mut [Host], i: usize, request: RequestId) {
+    let node = hosts[i].node.as_ref().expect("up");
+    let now_cp = node.consistency() == Consistency::Cp;
+    let now_peers: Vec<usize> = node
+        .peers()
+        .keys()
+        .filter_map(|a| hosts.iter().position(|h| &h.agent == a))
+        .collect();
+    let now_epoch = hosts[i].mode_epoch;
+    if let Some(Client::Write {
+        cp, epoch, peers, ..
+    }) = hosts[i].clients.get_mut(&request)
+    {
+        (*cp, *epoch, *peers) = (now_cp, now_epoch, now_peers);
     }
 }
 
@@ -277,7 +288,12 @@ fn judge(
         .map_err(|m| ("acked_writes", m))
     };
     match (client, response) {
-        (Client::Write { cp, epoch, peers }, Response::Written(receipt)) => {
+        (
+            Client::Write {
+                cp, epoch, peers, ..
+            },
+            Response::Written(receipt),
+        ) => {
             stats.written += 1;
             let mut v = acked(&receipt);
             if cp && epoch == hosts[i].mode_epoch {
@@ -293,6 +309,24 @@ fn judge(
         }
         (Client::Write { .. }, Response::Partitioned { .. } | Response::StorageFailed) => {
             stats.refused += 1;
+            (None, Ok(()))
+        }
+        (
+            Client::Write { root: true, .. },
+            r @ (Response::Denied { .. } | Response::AuthUnavailable { .. }),
+        ) => (
+            None,
+            Err((
+                "answered",
+                format!("n{i} refused a write by the root key: {r:?}"),
+            )),
+        ),
+        (Client::Write { .. }, Response::Denied { .. }) => {
+            stats.denied += 1;
+            (None, Ok(()))
+        }
+        (Client::Write { .. }, Response::AuthUnavailable { .. }) => {
+            stats.auth_unavailable += 1;
             (None, Ok(()))
         }
         (Client::Write { .. }, other) => (
@@ -323,12 +357,19 @@ impl<D> World<D>
 where
     World<D>: Driver,
 {
-    /// An operation of class `op` is due: a client sends it (on a Codios seed a write asks
-    /// for its authorization first). Returns the time to the next operation of its class.
+    /// An operation of class `op` is due: a client sends it (a write bears the root key, or
+    /// on a Codios seed a token drawn as the seed says). Returns the time to the next
+    /// operation of its class.
     pub(crate) fn client_op(&mut self, op: Op) -> Option<Micros> {
-        if op == Op::Write && self.codios.on() {
-            self.authorize_write();
-        } else if let Some(ask) = self.work.next(op, &self.hosts, self.now) {
+        let codios = &mut self.codios;
+        let who = || {
+            if codios.on() {
+                codios.client_credential()
+            } else {
+                (crate::codios::root_credential(), true)
+            }
+        };
+        if let Some(ask) = self.work.next(op, &self.hosts, self.now, who) {
             if let Client::Divide { new } = ask.client {
                 let at = ask.node;
                 self.trace
@@ -341,85 +382,32 @@ where
         self.work.next_gap(op)
     }
 
-    /// A write on a Codios seed: as the server does, authorize first and send the write only
-    /// once authorized.
-    fn authorize_write(&mut self) {
-        let Some((i, collection, payload)) = self.work.next_write(&self.hosts) else {
-            return;
-        };
-        let (key, is_root) = self.codios.client_token(&collection);
-        let client = Client::Authorize {
-            key: key.clone(),
-            is_root,
-            collection,
-            payload,
-        };
-        let request = self.new_request();
-        self.hosts[i].clients.insert(request, client);
-        let input = Input::AuthorizeRequested {
-            request,
-            key,
-            is_root,
-        };
-        self.client_request(i, input);
-    }
-
-    /// Node `i` answered an authorization: judge it (§6.6) and, if authorized, send the write.
-    fn authorization_answered(&mut self, i: usize, client: Client, response: Response) {
-        let Client::Authorize {
-            key,
-            is_root,
-            collection,
-            payload,
-        } = client
-        else {
-            return;
-        };
-        let degraded = match response {
-            Response::Authorized { degraded } => degraded,
-            Response::Denied { .. } => {
-                self.stats.denied += 1;
-                return;
-            }
-            Response::AuthUnavailable { .. } => {
-                self.stats.auth_unavailable += 1;
-                return;
-            }
-            other => {
-                self.fail(
-                    "answered",
-                    format!("n{i} answered an authorization with {other:?}"),
-                );
-                return;
-            }
-        };
+    /// Node `i` let the write `request` through on a Codios decision, as it logged: judge the
+    /// decision (§6.6) and note the write's start (it may have waited for Codios).
+    pub(crate) fn write_authorized(
+        &mut self,
+        i: usize,
+        request: RequestId,
+        key: &AuthKey,
+        degraded: bool,
+    ) {
         self.stats.authorized += 1;
         if degraded {
             self.stats.auth_degraded += 1;
         }
-        if !is_root {
-            let cfg = self.cfg.codios.as_ref().expect("codios on");
-            let local = self.hosts[i].clock.local(self.now);
-            let r =
+        let r = match self.cfg.codios.as_ref() {
+            Some(cfg) => {
+                let local = self.hosts[i].clock.local(self.now);
                 self.checks
                     .auth
-                    .authorized(i, &key, degraded, local, &cfg.policy, &cfg.breaker);
-            self.check("auth", r);
-        }
-        let client = Client::Write {
-            cp: false,
-            epoch: 0,
-            peers: Vec::new(),
+                    .authorized(i, key, degraded, local, &cfg.policy, &cfg.breaker)
+            }
+            None => Err(format!(
+                "n{i} let {key:?} through on a Codios decision in local mode"
+            )),
         };
-        let request = self.new_request();
-        self.hosts[i].clients.insert(request, client);
-        let input = Input::WriteRequested {
-            request,
-            collection,
-            payload,
-            wall: self.hosts[i].clock.wall(self.now),
-        };
-        self.local(i, input);
+        self.check("auth", r);
+        write_starts(&mut self.hosts, i, request);
     }
 
     /// Node `i` is about to take `input`.
@@ -433,10 +421,6 @@ where
 
     /// Node `i` answered a client's request.
     pub(crate) fn client_answered(&mut self, i: usize, client: Client, response: Response) {
-        if matches!(client, Client::Authorize { .. }) {
-            self.authorization_answered(i, client, response);
-            return;
-        }
         let (member, v) = judge(
             i,
             client,

@@ -117,7 +117,7 @@ pub struct Stats {
     pub crashes: u64,
     /// Divides acknowledged.
     pub divided: u64,
-    /// Writes authorized (root or Codios).
+    /// Writes a Codios decision let through (the root key's are not counted).
     pub authorized: u64,
     /// Of those, let through with a stale permit or the circuit open.
     pub auth_degraded: u64,

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::Credential;
 use crate::id::Collection;
 use crate::time::Instant;
 
@@ -36,8 +37,8 @@ pub enum Decision {
 /// The cache key: who (a BLAKE3 hash of the bearer token, never the token), what, and on what.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AuthKey {
-    /// BLAKE3 of the bearer token, so the token itself is never kept in memory by the cache.
-    pub subject: [u8; 32],
+    /// Who asks: BLAKE3 of the bearer token, so the token itself is never kept by the cache.
+    pub subject: Credential,
     /// The action asked for.
     pub action: Action,
     /// The collection it is asked on.
@@ -47,8 +48,13 @@ pub struct AuthKey {
 impl AuthKey {
     /// The key for `token` doing `action` on `resource`.
     pub fn new(token: &str, action: Action, resource: &Collection) -> Self {
+        AuthKey::of(Credential::of_token(token), action, resource)
+    }
+
+    /// The key for `subject` doing `action` on `resource`.
+    pub fn of(subject: Credential, action: Action, resource: &Collection) -> Self {
         AuthKey {
-            subject: *blake3::hash(token.as_bytes()).as_bytes(),
+            subject,
             action,
             resource: resource.clone(),
         }
@@ -58,8 +64,7 @@ impl AuthKey {
 impl fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A short hash prefix is enough to tell keys apart in a trace.
-        let short = hex::encode(&self.subject[..4]);
-        write!(f, "{short}/{:?}/{}", self.action, self.resource)
+        write!(f, "{:?}/{:?}/{}", self.subject, self.action, self.resource)
     }
 }
 

@@ -10,19 +10,19 @@
 //!
 //! # How the node combines them
 //!
-//! On `AuthorizeRequested` (the shell asks before each write) for a token that is not the root
-//! key, in Codios mode, the node takes the request's [`AuthKey`] and (`node/authz.rs`):
+//! On `WriteRequested`, whose [`Credential`] is not the root key's, in Codios mode, the node
+//! takes the write's [`AuthKey`] and (`node/authz.rs`):
 //!
-//! 1. [`AuthCache::lookup`]: [`Lookup::Fresh`] decides at once (permit → append; deny → refuse),
-//!    no Codios call.
+//! 1. [`AuthCache::lookup`]: [`Lookup::Fresh`] decides at once (permit → the write runs; deny →
+//!    refuse), no Codios call.
 //! 2. [`Lookup::Miss`]: ask [`CircuitBreaker::should_call_codios`].
 //!    - [`Admission::Bypass`] (circuit open): answer now from
 //!      [`AuthCache::on_codios_failure`] with `breaker_open = true`, and log `auth_degraded`.
 //!    - [`Admission::Call`] or [`Admission::Probe`]: [`AuthCache::begin_fetch`] with the request
 //!      id as the waiter. [`FetchStart::AskCodios`] → emit `AskCodios`; [`FetchStart::Joined`]
 //!      → nothing, the write waits on the call already out.
-//! 3. `CodiosAnswered`: [`AuthCache::record`] returns the waiters, each answered with the
-//!    decision; then [`CircuitBreaker::on_success`] (a [`Transition::Closed`] is logged).
+//! 3. `CodiosAnswered`: [`AuthCache::record`] returns the waiters: on a permit each parked write
+//!    runs, on a deny each is refused; then [`CircuitBreaker::on_success`] (a [`Transition::Closed`] is logged).
 //! 4. `CodiosFailed` or the call's timeout: [`CircuitBreaker::on_failure`] first (it may open
 //!    the circuit: log [`Transition::Opened`]), then [`AuthCache::fail`] returns the waiters and
 //!    one [`AuthCache::on_codios_failure`] verdict, with `breaker_open` as it is now, answers
@@ -38,12 +38,14 @@
 
 mod breaker;
 mod cache;
+mod credential;
 
 pub use breaker::{Admission, BreakerConfig, BreakerState, CircuitBreaker, Transition};
 pub use cache::{
     Action, AuthCache, AuthKey, AuthPolicy, Decision, FailureVerdict, FetchStart, Lookup,
     StaleEntry,
 };
+pub use credential::Credential;
 
 /// Why an auth configuration was refused at start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,16 +8,20 @@
 //! let through that way is logged `auth_degraded`. The root key is always permitted; without
 //! Codios (local mode) nothing else is.
 
+use std::collections::BTreeMap;
+
 use crate::auth::{
     Action, Admission, AuthCache, AuthKey, AuthPolicy, BreakerConfig, BreakerState, CircuitBreaker,
-    Decision, FailureVerdict, FetchStart, Lookup, Transition,
+    Credential, Decision, FailureVerdict, FetchStart, Lookup, Transition,
 };
+use crate::id::Collection;
 use crate::status::{AuthMode, AuthStatus, BreakerStatus};
-use crate::time::Instant;
+use crate::time::{Instant, UnixMillis};
 
 use super::{Event, Node, Output, RequestId, Response};
 
-/// How a node authorizes client writes; fixed at start. The default is local mode.
+/// How a node authorizes client writes other than the root key's; fixed at start. The
+/// default is local mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthSettings {
     /// A Codios endpoint is configured (`SAPIX_CODIOS_URL`). Without one the node runs in
@@ -29,11 +33,31 @@ pub struct AuthSettings {
     pub breaker: BreakerConfig,
 }
 
+/// A client write waiting for Codios's answer about its key.
+#[derive(Debug)]
+pub(super) struct ParkedWrite {
+    pub(super) collection: Collection,
+    pub(super) payload: Vec<u8>,
+    pub(super) wall: UnixMillis,
+}
+
+/// What a failed (or bypassed) Codios call leaves a waiting write: the cache's verdict,
+/// whether the circuit is open, and why Codios was not used.
+#[derive(Debug, Clone, Copy)]
+struct Failover<'a> {
+    verdict: FailureVerdict,
+    circuit_open: bool,
+    why: &'a str,
+}
+
 /// The node's auth state: the decision cache, the breaker, and a counter for status.
 #[derive(Debug)]
 pub(super) struct Authz {
+    root: Credential,
     codios: bool,
     cache: AuthCache<RequestId>,
+    /// The writes waiting on the cache's Codios calls, under the request ids it returns.
+    parked: BTreeMap<RequestId, ParkedWrite>,
     breaker: CircuitBreaker,
     degraded_total: u64,
     /// The last key Codios was asked about, for a probe when nothing is cached yet.
@@ -44,10 +68,12 @@ pub(super) struct Authz {
 }
 
 impl Authz {
-    pub(super) fn new(settings: &AuthSettings) -> Self {
+    pub(super) fn new(settings: &AuthSettings, root: Credential) -> Self {
         Authz {
+            root,
             codios: settings.codios,
             cache: AuthCache::new(settings.policy.clone()),
+            parked: BTreeMap::new(),
             breaker: CircuitBreaker::new(settings.breaker.clone()),
             degraded_total: 0,
             last_asked: None,
@@ -106,18 +132,17 @@ fn deny_reason(key: &AuthKey) -> String {
 }
 
 impl Node {
-    /// `AuthorizeRequested`: root, local mode, a fresh cached decision, the open circuit, or
-    /// a (single-flight) Codios call.
-    pub(super) fn authorize(
+    /// `WriteRequested`: authorize (the root key, local mode, a fresh cached decision, the
+    /// open circuit, or a single-flight Codios call while the write waits), then write.
+    pub(super) fn write_requested(
         &mut self,
         now: Instant,
         request: RequestId,
-        key: AuthKey,
-        is_root: bool,
+        credential: Credential,
+        write: ParkedWrite,
     ) {
-        if is_root {
-            self.respond(request, Response::Authorized { degraded: false });
-            return;
+        if credential.is(&self.authz.root) {
+            return self.run_write(now, request, write);
         }
         if !self.authz.codios {
             let reason = "this agent runs in local mode (SAPIX_CODIOS_URL is not set): only \
@@ -126,14 +151,21 @@ impl Node {
             self.respond(request, Response::Denied { reason });
             return;
         }
+        let key = AuthKey::of(credential, Action::Write, &write.collection);
         match self.authz.cache.lookup(now, &key) {
-            Lookup::Fresh(decision) => self.answer_decision(request, &key, decision),
+            Lookup::Fresh(decision) => self.decided(now, request, write, &key, decision),
             Lookup::Miss { .. } => match self.authz.breaker.should_call_codios(now) {
                 Admission::Bypass => {
                     let verdict = self.authz.cache.on_codios_failure(now, &key, true);
-                    self.answer_failure(request, &key, verdict, true, "circuit open");
+                    let why = Failover {
+                        verdict,
+                        circuit_open: true,
+                        why: "circuit open",
+                    };
+                    self.failed_over(now, (request, write), &key, why);
                 }
                 Admission::Call | Admission::Probe => {
+                    self.authz.parked.insert(request, write);
                     if self.authz.cache.begin_fetch(now, key.clone(), request)
                         == FetchStart::AskCodios
                     {
@@ -142,6 +174,10 @@ impl Node {
                 }
             },
         }
+    }
+
+    fn run_write(&mut self, now: Instant, request: RequestId, w: ParkedWrite) {
+        self.write(now, request, w.collection, w.payload, w.wall);
     }
 
     /// `CodiosAnswered`: cache the decision, answer everyone waiting on it, close the circuit.
@@ -156,7 +192,9 @@ impl Node {
         }
         let waiters = self.authz.cache.record(now, key.clone(), decision);
         for request in waiters {
-            self.answer_decision(request, &key, decision);
+            if let Some(write) = self.authz.parked.remove(&request) {
+                self.decided(now, request, write, &key, decision);
+            }
         }
         if self.authz.breaker.on_success(now) == Some(Transition::Closed) {
             let open_for_ms = open_since.map_or(0, |s| now.saturating_since(s).as_millis() as u64);
@@ -182,7 +220,14 @@ impl Node {
         let verdict = self.authz.cache.on_codios_failure(now, &key, open);
         let why = format!("Codios call failed: {reason}");
         for request in waiters {
-            self.answer_failure(request, &key, verdict, open, &why);
+            if let Some(write) = self.authz.parked.remove(&request) {
+                let failover = Failover {
+                    verdict,
+                    circuit_open: open,
+                    why: &why,
+                };
+                self.failed_over(now, (request, write), &key, failover);
+            }
         }
     }
 
@@ -212,24 +257,52 @@ impl Node {
         self.outputs.push_back(Output::AskCodios { key });
     }
 
-    fn answer_decision(&mut self, request: RequestId, key: &AuthKey, decision: Decision) {
-        let response = match decision {
-            Decision::Permit => Response::Authorized { degraded: false },
-            Decision::Deny => Response::Denied {
-                reason: deny_reason(key),
-            },
-        };
-        self.respond(request, response);
+    /// A Codios decision (fresh, or just answered) for a write: run it or refuse it.
+    fn decided(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        write: ParkedWrite,
+        key: &AuthKey,
+        decision: Decision,
+    ) {
+        match decision {
+            Decision::Permit => self.authorized(now, request, write, key, false),
+            Decision::Deny => {
+                let reason = deny_reason(key);
+                self.respond(request, Response::Denied { reason });
+            }
+        }
     }
 
-    /// Answers one write whose Codios call failed or was bypassed by the open circuit.
-    fn answer_failure(
+    /// A write let through by Codios: say so (the simulator judges it there), then run it.
+    fn authorized(
         &mut self,
+        now: Instant,
         request: RequestId,
+        write: ParkedWrite,
         key: &AuthKey,
-        verdict: FailureVerdict,
-        circuit_open: bool,
-        why: &str,
+        degraded: bool,
+    ) {
+        self.log(Event::WriteAuthorized {
+            request,
+            key: key.clone(),
+            degraded,
+        });
+        self.run_write(now, request, write);
+    }
+
+    /// Decides one write whose Codios call failed or was bypassed by the open circuit.
+    fn failed_over(
+        &mut self,
+        now: Instant,
+        (request, write): (RequestId, ParkedWrite),
+        key: &AuthKey,
+        Failover {
+            verdict,
+            circuit_open,
+            why,
+        }: Failover<'_>,
     ) {
         #[cfg(feature = "sim")]
         let verdict = match verdict {
@@ -257,7 +330,7 @@ impl Node {
                         reason: why.to_string(),
                     });
                 }
-                Response::Authorized { degraded }
+                return self.authorized(now, request, write, key, degraded);
             }
             FailureVerdict::Deny => Response::Denied {
                 reason: format!("{} (cached decision; {why})", deny_reason(key)),

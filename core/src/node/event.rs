@@ -5,7 +5,7 @@
 //! [`AppendToken`], a peer's agent id, a cursor, a cluster-state version. A [`RequestId`] is
 //! answered by exactly one [`Output::Respond`].
 
-use crate::auth::{AuthKey, Decision};
+use crate::auth::{AuthKey, Credential, Decision};
 use crate::block::{Block, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
@@ -26,10 +26,14 @@ pub struct AppendToken(pub u64);
 /// A fact the node learns.
 #[derive(Debug)]
 pub enum Input {
-    /// A client asked to write a record. `wall` is stamped into the block, for information.
+    /// A client asked to write a record. The node authorizes it (DESIGN §5: the root key,
+    /// local mode, or Codios through the cache) and writes it, or answers [`Response::Denied`]
+    /// or [`Response::AuthUnavailable`]. `wall` is stamped into the block, for information.
     WriteRequested {
         /// Echoed in the answer.
         request: RequestId,
+        /// Who asks: the hash of the request's bearer token.
+        credential: Credential,
         /// The record's collection.
         collection: Collection,
         /// The record's JSON bytes, already checked by [`crate::block::check_payload`].
@@ -229,17 +233,6 @@ pub enum Input {
         divider: AgentId,
         /// Why.
         reason: String,
-    },
-    /// A client asks whether its bearer token may do `key`'s action on `key`'s collection.
-    /// Answered with [`Response::Authorized`], [`Response::Denied`] or
-    /// [`Response::AuthUnavailable`]; only after `Authorized` does the shell send the write.
-    AuthorizeRequested {
-        /// Echoed in the answer.
-        request: RequestId,
-        /// Who (hash of the token), what, and on which collection.
-        key: AuthKey,
-        /// The token is the root key (admin): always permitted, Codios is not asked.
-        is_root: bool,
     },
     /// Codios answered an [`Output::AskCodios`] for `key`.
     CodiosAnswered {
@@ -521,11 +514,6 @@ pub enum Response {
     },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
-    /// The write may proceed.
-    Authorized {
-        /// Served from a decision past its TTL, or with the circuit open (`auth_degraded`).
-        degraded: bool,
-    },
     /// The write is not allowed (a Codios deny, or local mode without the root key).
     Denied {
         /// Why, for the client.
@@ -635,6 +623,16 @@ pub enum Event {
     /// This node's own entry was removed by an operator elsewhere: peers no longer wait for
     /// it. Alert: it should be shut down.
     RemovedFromCluster,
+    /// A client write was let through by a Codios decision (fresh, or as `AuthDegraded`
+    /// says); it runs now. Not logged for the root key or in local mode.
+    WriteAuthorized {
+        /// The write's request.
+        request: RequestId,
+        /// The key (its `Debug` shows a short hash of the token, never the token).
+        key: AuthKey,
+        /// Served from a decision past its TTL, or with the circuit open (`auth_degraded`).
+        degraded: bool,
+    },
     /// A write was let through without a fresh Codios decision: a permit past its TTL served
     /// because Codios failed, or served while the circuit is open. Logged `auth_degraded`.
     AuthDegraded {

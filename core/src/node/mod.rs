@@ -38,6 +38,7 @@ pub use authz::AuthSettings;
 pub use call::{Call, Reply};
 pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
 
+use crate::auth::Credential;
 use crate::chain::Chains;
 use crate::id::AgentId;
 use crate::keys::AgentKey;
@@ -64,7 +65,10 @@ pub struct NodeConfig {
     pub backoff: BackoffPolicy,
     /// Seed of the node's rng (backoff jitter). Different per node.
     pub rng_seed: u64,
-    /// How client writes are authorized; the default is local mode (root key only).
+    /// The root key's credential (BLAKE3 of the key): its writes are always permitted and
+    /// Codios is never asked about it.
+    pub root: Credential,
+    /// How other client writes are authorized; the default is local mode (root key only).
     pub auth: AuthSettings,
 }
 
@@ -196,7 +200,7 @@ impl Node {
             pulls: BTreeMap::new(),
             sync_waiters: BTreeMap::new(),
             admin: admin::Admin::default(),
-            authz: authz::Authz::new(&config.auth),
+            authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
             own_durable,
             local_tip: restored.local_tip,
@@ -253,10 +257,18 @@ impl Node {
         match input {
             Input::WriteRequested {
                 request,
+                credential,
                 collection,
                 payload,
                 wall,
-            } => self.write(now, request, collection, payload, wall),
+            } => {
+                let write = authz::ParkedWrite {
+                    collection,
+                    payload,
+                    wall,
+                };
+                self.write_requested(now, request, credential, write)
+            }
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed { token: _, reason } => self.append_failed(reason),
@@ -312,11 +324,6 @@ impl Node {
             Input::ProbeBackFailed { divider, reason } => {
                 self.probed_back(now, divider, Err(reason))
             }
-            Input::AuthorizeRequested {
-                request,
-                key,
-                is_root,
-            } => self.authorize(now, request, key, is_root),
             Input::CodiosAnswered { key, decision } => self.codios_answered(now, key, decision),
             Input::CodiosFailed { key, reason } => self.codios_failed(now, key, reason),
         }

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::*;
+use crate::auth::Credential;
 use crate::block::{Block, Verified};
 use crate::id::Collection;
 use crate::keys::{KeySchedule, MasterSeed};
@@ -23,6 +24,7 @@ fn node(id: &str) -> Node {
             added_at: UnixMillis(1_000),
             backoff: BackoffPolicy::default(),
             rng_seed: 1,
+            root: Credential::of_token("root"),
             auth: Default::default(),
         },
         key,
@@ -35,6 +37,7 @@ fn write(n: &mut Node, t: u64, req: u64, data: &str) {
         Instant::from_millis(t),
         Input::WriteRequested {
             request: RequestId(req),
+            credential: Credential::of_token("root"),
             collection: Collection::new("orders").unwrap(),
             payload: data.as_bytes().to_vec(),
             wall: UnixMillis(1_700_000_000_000 + t),

@@ -1,12 +1,18 @@
 //! A single node driven through its auth inputs at stated times, for the `auth_*` stories.
 //! Codios is whatever the test says it is: each `AskCodios` is answered (or failed) by hand.
+//!
+//! A write is one `WriteRequested` carrying its credential; the node decides and, when it lets
+//! the write through, appends it. The harness completes every append at once, so a write let
+//! through is answered `Written`; [`responses`] reads the node's decision for each request back
+//! as a [`Verdict`] (degraded as the node's `WriteAuthorized` event says).
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use sapix_core::auth::{Action, AuthKey, AuthPolicy, BreakerConfig, Decision};
+use sapix_core::auth::{Action, AuthKey, AuthPolicy, BreakerConfig, Credential, Decision};
 use sapix_core::node::{AuthSettings, Event, Input, Output, RequestId, Response, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::status::AuthStatus;
@@ -20,11 +26,19 @@ pub fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
+/// The root key's token in these stories.
+pub const ROOT: &str = "the-root-key";
+
+/// Local mode: only [`ROOT`] may write.
+pub fn local() -> AuthSettings {
+    AuthSettings::default()
+}
+
 /// Codios mode with the spec's defaults.
 pub fn codios() -> AuthSettings {
     AuthSettings {
         codios: true,
-        ..AuthSettings::default()
+        ..local()
     }
 }
 
@@ -36,7 +50,7 @@ pub fn codios_with_breaker() -> AuthSettings {
             enabled: true,
             ..BreakerConfig::default()
         },
-        ..AuthSettings::default()
+        ..local()
     }
 }
 
@@ -48,7 +62,7 @@ pub fn codios_fail_closed() -> AuthSettings {
             require_codios: true,
             ..AuthPolicy::default()
         },
-        ..AuthSettings::default()
+        ..local()
     }
 }
 
@@ -59,6 +73,7 @@ pub fn config(auth: AuthSettings) -> NodeConfig {
         added_at: UnixMillis(1_000),
         backoff: BackoffPolicy::default(),
         rng_seed: 7,
+        root: Credential::of_token(ROOT),
         auth,
     }
 }
@@ -79,26 +94,23 @@ pub fn key(token: &str) -> AuthKey {
     AuthKey::new(token, Action::Write, &Collection::new("orders").unwrap())
 }
 
+/// `token` writes a record to `orders` at `ms`: one input, authorized and written by the node.
 pub fn authorize(n: &mut Node, ms: u64, req: u64, token: &str) {
     n.handle(
         at(ms),
-        Input::AuthorizeRequested {
+        Input::WriteRequested {
             request: RequestId(req),
-            key: key(token),
-            is_root: false,
+            credential: Credential::of_token(token),
+            collection: Collection::new("orders").unwrap(),
+            payload: format!("{{\"req\":{req}}}").into_bytes(),
+            wall: UnixMillis(1_700_000_000_000 + ms),
         },
     );
 }
 
+/// The root key writes at `ms`.
 pub fn authorize_root(n: &mut Node, ms: u64, req: u64) {
-    n.handle(
-        at(ms),
-        Input::AuthorizeRequested {
-            request: RequestId(req),
-            key: key("the-root-key"),
-            is_root: true,
-        },
-    );
+    authorize(n, ms, req, ROOT);
 }
 
 pub fn answer(n: &mut Node, ms: u64, token: &str, decision: Decision) {
@@ -121,9 +133,30 @@ pub fn fail(n: &mut Node, ms: u64, token: &str) {
     );
 }
 
-/// Every output queued now.
+/// Every output queued now, with each append completed at once (fed at time 0, which the
+/// node clamps to its own now), so the writes it let through are answered.
 pub fn drain(n: &mut Node) -> Vec<Output> {
-    std::iter::from_fn(|| n.poll_output()).collect()
+    let mut all = Vec::new();
+    while let Some(o) = n.poll_output() {
+        if let Output::Append { token, blocks } = &o {
+            let offsets = (0..blocks.len() as u64).collect();
+            let token = *token;
+            n.handle(at(0), Input::Appended { token, offsets });
+        }
+        all.push(o);
+    }
+    all
+}
+
+/// How the node decided one write, read from its outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The write was let through and written; `degraded` as its `WriteAuthorized` says.
+    Authorized { degraded: bool },
+    /// Refused: a Codios deny, or local mode without the root key.
+    Denied { reason: String },
+    /// Refused for now: Codios could not be asked and nothing cached may be served.
+    AuthUnavailable { reason: String },
 }
 
 /// The keys of the `AskCodios` outputs.
@@ -137,12 +170,46 @@ pub fn asks(outputs: &[Output]) -> Vec<AuthKey> {
         .collect()
 }
 
-/// The answers, by request id.
-pub fn responses(outputs: &[Output]) -> Vec<(u64, Response)> {
-    outputs
+/// The node's decisions, by request id, in the order the writes were answered. A write let
+/// through must say so in a `WriteAuthorized` unless it bears the root key (or the node is in
+/// local mode, where only the root key writes).
+pub fn responses(outputs: &[Output]) -> Vec<(u64, Verdict)> {
+    let mut let_through = BTreeMap::new();
+    let mut verdicts = Vec::new();
+    for o in outputs {
+        match o {
+            Output::Log(Event::WriteAuthorized {
+                request, degraded, ..
+            }) => {
+                let_through.insert(request.0, *degraded);
+            }
+            Output::Respond { request, response } => {
+                let v = match response {
+                    Response::Written(_) => Verdict::Authorized {
+                        degraded: let_through.get(&request.0).copied().unwrap_or(false),
+                    },
+                    Response::Denied { reason } => Verdict::Denied {
+                        reason: reason.clone(),
+                    },
+                    Response::AuthUnavailable { reason } => Verdict::AuthUnavailable {
+                        reason: reason.clone(),
+                    },
+                    other => panic!("a write answered {other:?}"),
+                };
+                verdicts.push((request.0, v));
+            }
+            _ => {}
+        }
+    }
+    verdicts
+}
+
+/// The requests a `WriteAuthorized` event named.
+pub fn let_through(outputs: &[Output]) -> Vec<u64> {
+    events(outputs)
         .iter()
-        .filter_map(|o| match o {
-            Output::Respond { request, response } => Some((request.0, response.clone())),
+        .filter_map(|e| match e {
+            Event::WriteAuthorized { request, .. } => Some(request.0),
             _ => None,
         })
         .collect()
@@ -168,12 +235,7 @@ pub fn degraded_logs(outputs: &[Output]) -> usize {
 
 /// Authorizes `token` at `ms` and returns the one answer, asserting Codios was not asked.
 #[track_caller]
-pub fn answered_from_cache(
-    n: &mut Node,
-    ms: u64,
-    req: u64,
-    token: &str,
-) -> (Response, Vec<Output>) {
+pub fn answered_from_cache(n: &mut Node, ms: u64, req: u64, token: &str) -> (Verdict, Vec<Output>) {
     authorize(n, ms, req, token);
     let out = drain(n);
     assert!(
@@ -210,22 +272,25 @@ pub fn auth_status(n: &mut Node, ms: u64) -> AuthStatus {
         },
     );
     let out = drain(n);
-    match responses(&out).pop() {
-        Some((_, Response::Status(s))) => s.auth.expect("status reports auth"),
+    match out.into_iter().last() {
+        Some(Output::Respond {
+            response: Response::Status(s),
+            ..
+        }) => s.auth.expect("status reports auth"),
         other => panic!("expected a status, got {other:?}"),
     }
 }
 
-pub fn is_authorized(r: &Response, degraded: bool) -> bool {
-    *r == Response::Authorized { degraded }
+pub fn is_authorized(r: &Verdict, degraded: bool) -> bool {
+    *r == Verdict::Authorized { degraded }
 }
 
-pub fn is_denied(r: &Response) -> bool {
-    matches!(r, Response::Denied { .. })
+pub fn is_denied(r: &Verdict) -> bool {
+    matches!(r, Verdict::Denied { .. })
 }
 
-pub fn is_unavailable(r: &Response) -> bool {
-    matches!(r, Response::AuthUnavailable { .. })
+pub fn is_unavailable(r: &Verdict) -> bool {
+    matches!(r, Verdict::AuthUnavailable { .. })
 }
 
 /// A compact line per output, for snapshot stories.
@@ -234,6 +299,13 @@ pub fn trace_line(trace: &mut String, ms: u64, what: &str, outputs: &[Output]) {
     for o in outputs {
         let line = match o {
             Output::AskCodios { key } => format!("AskCodios {key:?}"),
+            Output::Append { token, blocks } => {
+                format!("Append token={} blocks={}", token.0, blocks.len())
+            }
+            Output::Respond {
+                request,
+                response: Response::Written(r),
+            } => format!("Respond req={} Written seq={}", request.0, r.seq),
             Output::Respond { request, response } => {
                 format!("Respond req={} {response:?}", request.0)
             }

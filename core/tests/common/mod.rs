@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
+use sapix_core::auth::Credential;
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
 use sapix_core::node::{
@@ -66,6 +67,11 @@ pub fn info(s: &str, role: Role) -> PeerInfo {
 }
 
 /// The config every node in these stories gets, but for the backoff policy and rng seed.
+/// The credential of the harness's root key: every harness write presents it.
+pub fn root() -> Credential {
+    Credential::of_token("harness-root-key")
+}
+
 pub fn config(name: &str, backoff: BackoffPolicy, rng_seed: u64) -> NodeConfig {
     NodeConfig {
         agent_id: id(name),
@@ -73,6 +79,7 @@ pub fn config(name: &str, backoff: BackoffPolicy, rng_seed: u64) -> NodeConfig {
         added_at: UnixMillis(WALL0),
         backoff,
         rng_seed,
+        root: root(),
         auth: Default::default(),
     }
 }
@@ -314,6 +321,7 @@ impl World {
         let wall = self.wall();
         self.ask(name, |request| Input::WriteRequested {
             request,
+            credential: root(),
             collection: Collection::new("orders").unwrap(),
             payload: payload.as_bytes().to_vec(),
             wall,

@@ -1,13 +1,13 @@
 //! `POST /v1/records` and `GET /v1/records/{hash}`.
 //!
-//! A write is authorized by the node first (`Request::Authorize`: root key, local mode, or the
-//! Codios cache; DESIGN §5), and only an `Authorized` answer sends the write itself.
+//! A write is one request to the node, carrying the credential (the bearer token's hash): the
+//! node authorizes it (root key, local mode, or the Codios cache; DESIGN §5) and writes it.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use sapix_core::auth::{Action, AuthKey};
+use sapix_core::auth::Credential;
 use sapix_core::block::{check_payload, DecodeError, MAX_PAYLOAD_LEN};
 use sapix_core::{Collection, Hash, Response};
 use sapix_runtime::actor::Request;
@@ -38,8 +38,7 @@ pub(crate) async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
-    let token = auth::bearer(&headers)?;
-    let token_is_root = s.root_key.matches(token);
+    let credential = Credential::of_token(auth::bearer(&headers)?);
     let bytes = body::read(body, body::RECORD_BODY_LIMIT, s.body_timeout).await?;
     let rec: RecordIn = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!("body must be {{\"collection\", \"data\"}}: {e}"))
@@ -54,25 +53,10 @@ pub(crate) async fn write(
         }
         Err(e) => return Err(ApiError::bad_request(format!("data: {e}"))),
     }
-    let key = AuthKey::new(token, Action::Write, &collection);
-    match s
-        .node
-        .ask(Request::Authorize { token_is_root, key })
-        .await
-        .map_err(|_| node_gone())?
-    {
-        Response::Authorized { .. } => {}
-        Response::Denied { reason } => {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason))
-        }
-        Response::AuthUnavailable { reason } => {
-            return Err(ApiError::unavailable("auth_unavailable", reason))
-        }
-        other => return Err(unexpected(other)),
-    }
     let answer = s
         .node
         .ask(Request::Write {
+            credential,
             collection,
             payload,
         })
@@ -102,6 +86,12 @@ pub(crate) async fn write(
         .with("hash", r.hash.to_hex())
         .with("seq", r.seq)
         .with("offset", r.offset)),
+        Response::Denied { reason } => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", reason))
+        }
+        Response::AuthUnavailable { reason } => {
+            Err(ApiError::unavailable("auth_unavailable", reason))
+        }
         Response::StorageFailed => Err(storage_failed()),
         other => Err(unexpected(other)),
     }
