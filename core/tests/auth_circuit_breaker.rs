@@ -6,7 +6,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::Decision;
-use sapix_core::node::{ClusterState, Event, Output, Restored};
+use sapix_core::node::{ClusterState, Event, Failure, Output, Restored};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::status::BreakerStatus;
 use sapix_core::{AgentId, Consistency, Node, Role};
@@ -225,7 +225,7 @@ fn poll_timeout_is_the_earliest_of_the_drain_tick_and_the_probe_and_always_moves
                 now,
                 sapix_core::node::Input::CodiosFailed {
                     key: k,
-                    reason: "down".into(),
+                    reason: Failure::Unreachable("down".into()),
                 },
             );
             drain(&mut n);

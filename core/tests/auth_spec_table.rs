@@ -83,7 +83,7 @@ fn codios_unreachable_with_a_stale_permit_serves_it_and_logs_auth_degraded() {
             key: key("alice"),
             age_ms: 60_020,
             circuit_open: false,
-            reason: "Codios call failed: connection failed".into(),
+            reason: "Codios call failed: connection failed: connection refused".into(),
         }]
     );
     assert_eq!(auth_status(&mut n, 61 * S).degraded_total, 1);

@@ -23,7 +23,7 @@ use std::cell::Cell;
 use sapix_core::auth::Credential;
 use sapix_core::block::Hash;
 use sapix_core::chain::Chains;
-use sapix_core::node::{ClusterState, Input, Output, RequestId, Response, Restored};
+use sapix_core::node::{ClusterState, Failure, Input, Output, RequestId, Response, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{
@@ -159,7 +159,7 @@ impl Run {
                 },
                 Output::Probe { peer, .. } => Input::ProbeFailed {
                     peer,
-                    reason: "down".into(),
+                    reason: Failure::Unreachable("down".into()),
                 },
                 Output::Push { peer, from, to, .. } if self.peer.up => {
                     assert_eq!(from, self.peer.holds + 1, "pushes continue the chain");
@@ -170,7 +170,7 @@ impl Run {
                 }
                 Output::Push { peer, .. } => Input::PushFailed {
                     peer,
-                    reason: "down".into(),
+                    reason: Failure::Unreachable("down".into()),
                 },
                 // b has no blocks of its own to serve.
                 Output::FetchPage { peer, after, .. } if self.peer.up => Input::PageFetched {
@@ -181,7 +181,7 @@ impl Run {
                 },
                 Output::FetchPage { peer, .. } => Input::FetchFailed {
                     peer,
-                    reason: "down".into(),
+                    reason: Failure::Unreachable("down".into()),
                 },
                 Output::Announce { to, .. } if self.peer.up => Input::Announced {
                     to,
@@ -189,7 +189,7 @@ impl Run {
                 },
                 Output::Announce { to, .. } => Input::AnnounceFailed {
                     to,
-                    reason: "unreachable".into(),
+                    reason: Failure::Unreachable("unreachable".into()),
                 },
                 // The node persists its cluster view after start; nothing to keep here.
                 Output::PersistCluster { version, .. } => Input::ClusterPersisted { version },

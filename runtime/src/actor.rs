@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sapix_core::auth::Credential;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
-use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
+use sapix_core::node::{Call, Event, Failure, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::mesh::{MembersBody, PageLimit};
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
@@ -254,7 +254,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 |call| async move {
                     let outcome = match &codios {
                         Some(c) => c.authorize(&key).await,
-                        None => Err("no Codios endpoint is configured".to_string()),
+                        None => Err(Failure::NotSent(
+                            "no Codios endpoint is configured".to_string(),
+                        )),
                     };
                     call.ended(outcome.map(Reply::Decided))
                 },
@@ -393,8 +395,8 @@ async fn read_own(
     me: AgentId,
     from: u64,
     to: u64,
-) -> Result<Vec<Block>, String> {
-    blocking
+) -> Result<Vec<Block>, Failure> {
+    let own = blocking
         .run(move || {
             (from..=to)
                 .map(|seq| match strand.get_by_author_seq(&me, seq) {
@@ -402,10 +404,13 @@ async fn read_own(
                     Ok(None) => Err(format!("own block {me}/{seq} is not in the strand")),
                     Err(e) => Err(format!("reading own block {me}/{seq}: {e}")),
                 })
-                .collect()
+                .collect::<Result<Vec<Block>, String>>()
         })
-        .await
-        .map_err(|e| e.to_string())?
+        .await;
+    // The call is never made when this node cannot read its own blocks.
+    own.map_err(|e| e.to_string())
+        .and_then(|r| r)
+        .map_err(Failure::NotSent)
 }
 
 /// Asks `endpoint` who it is and how much of this node's chain it holds, for `call`.
@@ -436,7 +441,7 @@ where
             Ok(input) => input,
             Err(e) => {
                 tracing::error!(error = %e, ?call, "a mesh call's task failed; the call counts as failed");
-                call.failed(format!("the call's task failed: {e}"))
+                call.failed(Failure::NotSent(format!("the call's task failed: {e}")))
             }
         };
         let _ = done.send(input);
@@ -450,13 +455,13 @@ async fn fetch_verified(
     endpoint: &str,
     (after, limit): (u64, usize),
     keys: Arc<KeySchedule>,
-) -> Result<Reply, String> {
+) -> Result<Reply, Failure> {
     let page = mesh.fetch(endpoint, after, limit).await?;
     let (next, tip) = (page.next, page.tip);
     let blocks = blocking
         .run(move || mesh::verify_page(page, &keys))
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| Failure::NotSent(format!("verifying the page: {e}")))??;
     Ok(Reply::Page { blocks, next, tip })
 }
 
@@ -478,7 +483,10 @@ async fn copy_batch(
     let page = match page {
         Ok(page) => page,
         // The call was never made: our own strand could not be read.
-        Err(reason) => return Input::CopyFailed { to, reason },
+        Err(reason) => {
+            let reason = Failure::NotSent(reason);
+            return Input::CopyFailed { to, reason };
+        }
     };
     let next = page.last().map_or(after, |(o, _)| *o);
     let blocks: Vec<Block> = page.into_iter().map(|(_, b)| b).collect();
@@ -605,6 +613,9 @@ mod tests {
         let Input::ProbeFailed { reason, .. } = input else {
             panic!("want ProbeFailed, got {input:?}");
         };
-        assert!(reason.contains("panicked"), "{reason}");
+        assert!(
+            matches!(&reason, Failure::NotSent(why) if why.contains("panicked")),
+            "{reason:?}"
+        );
     }
 }

@@ -10,10 +10,11 @@ use std::fmt;
 use std::time::Duration;
 
 use sapix_core::auth::{Action, AuthKey, Decision};
+use sapix_core::node::Failure;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::http::{Call, Connector, HttpClient, HttpError};
+use crate::http::{Call, Connector, HttpClient};
 
 /// Default timeout of one Codios call (`SAPIX_CODIOS_TIMEOUT_MS`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -163,7 +164,7 @@ impl CodiosClient {
     }
 
     /// Asks Codios about `key`. `Err` is a failure the core must not treat as a permit.
-    pub async fn authorize(&self, key: &AuthKey) -> Result<Decision, String> {
+    pub async fn authorize(&self, key: &AuthKey) -> Result<Decision, Failure> {
         let mut call = Call::post_json(
             self.authorize.as_str(),
             &AuthorizeRequest::for_key(key),
@@ -172,33 +173,38 @@ impl CodiosClient {
         if let Some(k) = &self.api_key {
             call = call.bearer(k.expose());
         }
-        let answer = self.http.send(call).await.map_err(|e| match e {
-            HttpError::TooLarge(n) => format!("garbled Codios answer: over {n} bytes"),
-            e => e.to_string(),
-        })?;
+        let answer = self.http.send(call).await?;
         if !answer.status.is_success() {
-            return Err(format!("Codios answered {}", answer.status));
+            return Err(Failure::Status {
+                call: "Codios",
+                code: answer.status.as_u16(),
+                message: String::new(),
+            });
         }
         parse_answer(&answer.body)
     }
 }
 
 /// Reads a `2xx` body: exactly `permit` or `deny`, or a failure.
-pub fn parse_answer(bytes: &[u8]) -> Result<Decision, String> {
+pub fn parse_answer(bytes: &[u8]) -> Result<Decision, Failure> {
     if bytes.len() > MAX_ANSWER_BYTES {
-        return Err(format!(
-            "garbled Codios answer: over {MAX_ANSWER_BYTES} bytes"
-        ));
+        return Err(Failure::TooLarge {
+            limit: MAX_ANSWER_BYTES,
+        });
     }
+    let garbled = |why: String| Failure::Garbled {
+        what: "Codios answer",
+        why,
+    };
     let answer: AuthorizeAnswer =
-        serde_json::from_slice(bytes).map_err(|e| format!("garbled Codios answer: {e}"))?;
+        serde_json::from_slice(bytes).map_err(|e| garbled(e.to_string()))?;
     match answer.decision.as_str() {
         "permit" => Ok(Decision::Permit),
         "deny" => Ok(Decision::Deny),
-        other => Err(format!(
-            "garbled Codios answer: unknown decision {:?}",
+        other => Err(garbled(format!(
+            "unknown decision {:?}",
             other.chars().take(40).collect::<String>()
-        )),
+        ))),
     }
 }
 

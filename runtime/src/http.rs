@@ -20,6 +20,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use sapix_core::node::Failure;
 
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE: Duration = Duration::from_secs(30);
@@ -168,6 +169,18 @@ pub enum HttpError {
     /// The connection broke or the answer was not HTTP.
     #[error("{0}")]
     Transport(String),
+}
+
+impl From<HttpError> for Failure {
+    fn from(e: HttpError) -> Failure {
+        match e {
+            HttpError::TimedOut => Failure::TimedOut,
+            HttpError::Connect(why) => Failure::Unreachable(why),
+            HttpError::TooLarge(limit) => Failure::TooLarge { limit },
+            HttpError::BadUrl(why) => Failure::NotSent(format!("bad request URL: {why}")),
+            HttpError::Transport(why) => Failure::Broken(why),
+        }
+    }
 }
 
 /// A complete answer.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use sapix_core::block::Verified;
-use sapix_core::node::Reply;
+use sapix_core::node::{Failure, Reply};
 use sapix_core::wire::mesh::{IngestRefusal, MembersAnswer, MembersBody, ProbeAnswer};
 use sapix_core::wire::{ExportPage, ParsedPage, WireBlock};
 use sapix_core::{AgentId, Block, KeySchedule, RootKey};
@@ -22,12 +22,14 @@ use crate::http::{Answer, Call, Connector, HttpClient};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Verifies every block of a fetched page (CPU-heavy: call off the async threads).
-pub fn verify_page(page: ParsedPage, keys: &KeySchedule) -> Result<Vec<Verified>, String> {
+pub fn verify_page(page: ParsedPage, keys: &KeySchedule) -> Result<Vec<Verified>, Failure> {
     page.blocks
         .into_iter()
         .map(|(offset, b)| {
-            b.into_verified(keys)
-                .map_err(|e| format!("export block at offset {offset}: {e}"))
+            b.into_verified(keys).map_err(|e| Failure::Garbled {
+                what: "export page",
+                why: format!("block at offset {offset}: {e}"),
+            })
         })
         .collect()
 }
@@ -57,16 +59,13 @@ impl MeshClient {
     }
 
     /// Sends an authenticated call and returns the answer, whatever its status.
-    async fn send(&self, call: Call<'_>) -> Result<Answer, String> {
-        self.http
-            .send(call.bearer(self.root_key.expose()))
-            .await
-            .map_err(|e| e.to_string())
+    async fn send(&self, call: Call<'_>) -> Result<Answer, Failure> {
+        Ok(self.http.send(call.bearer(self.root_key.expose())).await?)
     }
 
     /// Sends blocks to `endpoint`'s ingest: [`Reply::Ingested`], or [`Reply::Gap`] when it
     /// lacks the author's chain before them.
-    pub async fn ingest(&self, endpoint: &str, blocks: &[Block]) -> Result<Reply, String> {
+    pub async fn ingest(&self, endpoint: &str, blocks: &[Block]) -> Result<Reply, Failure> {
         let body = IngestOut {
             blocks: blocks
                 .iter()
@@ -87,34 +86,35 @@ impl MeshClient {
                 return Ok(Reply::Gap { expected });
             }
         }
-        Err(format!(
-            "ingest answered {status}: {}",
-            truncate(&String::from_utf8_lossy(&answer.body))
-        ))
+        Err(Failure::Status {
+            call: "ingest",
+            code: status.as_u16(),
+            message: error_text(&answer.body),
+        })
     }
 
     /// Sends an authenticated call and returns its body if the answer is a success; anything
     /// else is an error naming `what` and the start of the body.
-    async fn success_body(&self, call: Call<'_>, what: &str) -> Result<Bytes, String> {
+    async fn success_body(&self, call: Call<'_>, what: &'static str) -> Result<Bytes, Failure> {
         let answer = self.send(call).await?;
         if !answer.status.is_success() {
-            return Err(format!(
-                "{what} answered {}: {}",
-                answer.status,
-                error_text(&answer.body)
-            ));
+            return Err(Failure::Status {
+                call: what,
+                code: answer.status.as_u16(),
+                message: error_text(&answer.body),
+            });
         }
         Ok(answer.body)
     }
 
     /// Asks `endpoint` who it is and how much of `author`'s chain it holds.
-    pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeAnswer, String> {
+    pub async fn probe(&self, endpoint: &str, author: &AgentId) -> Result<ProbeAnswer, Failure> {
         // Agent ids are `[a-z0-9._-]`: nothing in them needs escaping in a query.
         let url = format!("{endpoint}/v1/mesh/probe?author={}", author.as_str());
         let bytes = self
             .success_body(Call::get(url, MAX_ANSWER_BYTES), "probe")
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("garbled probe answer: {e}"))
+        serde_json::from_slice(&bytes).map_err(|e| garbled("probe answer", e))
     }
 
     /// Fetches the page of `endpoint`'s export after `after`, structurally checked.
@@ -123,12 +123,12 @@ impl MeshClient {
         endpoint: &str,
         after: u64,
         limit: usize,
-    ) -> Result<ParsedPage, String> {
+    ) -> Result<ParsedPage, Failure> {
         let url = format!("{endpoint}/v1/mesh/export?after={after}&limit={limit}");
         let bytes = self
             .success_body(Call::get(url, MAX_ANSWER_BYTES), "export")
             .await?;
-        ExportPage::parse(&bytes).map_err(|e| format!("garbled export page: {e}"))
+        ExportPage::parse(&bytes).map_err(|e| garbled("export page", e))
     }
 
     /// Tells `endpoint` about the membership; its answer holds every entry it knows then.
@@ -136,12 +136,12 @@ impl MeshClient {
         &self,
         endpoint: &str,
         body: &MembersBody,
-    ) -> Result<MembersAnswer, String> {
+    ) -> Result<MembersAnswer, Failure> {
         let url = format!("{endpoint}/v1/cluster/members");
         let bytes = self
             .success_body(Call::post_json(url, body, MAX_ANSWER_BYTES), "members")
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("garbled members answer: {e}"))
+        serde_json::from_slice(&bytes).map_err(|e| garbled("members answer", e))
     }
 }
 
@@ -167,6 +167,13 @@ fn error_text(body: &[u8]) -> String {
             ..
         }) => format!("{code}: {}", message.chars().take(1000).collect::<String>()),
         _ => truncate(&String::from_utf8_lossy(body)),
+    }
+}
+
+fn garbled(what: &'static str, e: impl std::fmt::Display) -> Failure {
+    Failure::Garbled {
+        what,
+        why: e.to_string(),
     }
 }
 

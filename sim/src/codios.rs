@@ -202,7 +202,7 @@ impl<D> World<D> {
     ) -> (Micros, Input) {
         let d = self.codios.latency(self.now);
         let input = if self.codios.down(self.now) {
-            Call::Codios { key }.failed("connection reset")
+            Call::Codios { key }.failed(crate::mesh::reset())
         } else {
             let decision = self
                 .codios
@@ -298,7 +298,7 @@ impl World<Heap> {
             let input = self.d.calls[&call]
                 .kind
                 .clone()
-                .failed("connection refused");
+                .failed(crate::mesh::refused());
             self.schedule(self.now + d, Ev::Reply { call, input });
         }
     }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
-use sapix_core::node::{Call, Event, Input, Output, Reply, RequestId, Response};
+use sapix_core::node::{Call, Event, Failure, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::MAX_BATCH;
 use sapix_core::{AgentId, Role};
@@ -147,7 +147,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
                 },
                 Err(missing) => {
                     let message = durable_sends::push_of_non_durable(me, from, to, missing);
-                    let input = kind.failed(message.clone());
+                    let input = kind.failed(Failure::NotSent(message.clone()));
                     Effect::Broken {
                         checker: "durable_sends",
                         message,
@@ -288,7 +288,10 @@ where
                 } else {
                     // A node in local mode never asks; answer as a shell without Codios would.
                     let kind = Call::Codios { key };
-                    self.local(i, kind.failed("no Codios configured"));
+                    self.local(
+                        i,
+                        kind.failed(Failure::NotSent("no Codios configured".into())),
+                    );
                 }
             }
         }
@@ -422,7 +425,7 @@ impl Driver for World<Heap> {
     fn died(&mut self, i: usize, serving: BTreeMap<RequestId, (u64, usize)>) {
         for (_, (call, from)) in serving {
             if let Some(c) = self.d.calls.get(&call) {
-                let input = c.kind.clone().failed("connection reset");
+                let input = c.kind.clone().failed(reset());
                 if let Some(d) = self.d.net.send(i, from) {
                     self.schedule(self.now + d, Ev::Reply { call, input });
                 }
@@ -460,7 +463,7 @@ impl World<Heap> {
     pub(crate) fn arrive(&mut self, call: u64, from: usize, to: usize, req: Req) {
         if !self.up(to) {
             if let Some(c) = self.d.calls.get(&call) {
-                let input = c.kind.clone().failed("connection refused");
+                let input = c.kind.clone().failed(refused());
                 self.send_reply(call, from, to, input);
             }
             return;
@@ -483,4 +486,14 @@ impl World<Heap> {
         self.hosts[to].server.insert(request, (call, from));
         request
     }
+}
+
+/// A connection that broke before its answer (a crash or a partition mid-call).
+pub(crate) fn reset() -> Failure {
+    Failure::Broken("connection reset".into())
+}
+
+/// A connection that could not be made (the target is down or cut off).
+pub(crate) fn refused() -> Failure {
+    Failure::Unreachable("connection refused".into())
 }

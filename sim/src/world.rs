@@ -446,7 +446,7 @@ impl World<Heap> {
                     if self.hosts[c.from].inc == c.inc {
                         self.trace
                             .line(self.now, || format!("n{} call #{call} timed out", c.from));
-                        let input = c.kind.failed("timed out");
+                        let input = c.kind.failed(sapix_core::node::Failure::TimedOut);
                         self.feed(c.from, input);
                     }
                 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::divide::Divide;
 use super::join::Join;
-use super::{is_wildcard, ClusterState, Node, Output, RequestId, Response};
+use super::{is_wildcard, ClusterState, Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::node::Event;
 use crate::repl::membership::Delta;
@@ -231,7 +231,7 @@ impl Node {
 
     /// An announcement failed: the divide's to the new node fails the divide; any other is
     /// retried.
-    pub(super) fn announce_failed(&mut self, to: AgentId, reason: String) {
+    pub(super) fn announce_failed(&mut self, to: AgentId, reason: Failure) {
         if !self.divide_fails(&to, &reason) {
             self.admin.announce_failed(&to);
             self.divide_heard(&to, false);

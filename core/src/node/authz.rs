@@ -18,7 +18,7 @@ use crate::id::Collection;
 use crate::status::{AuthMode, AuthStatus, BreakerStatus};
 use crate::time::{Instant, UnixMillis};
 
-use super::{Event, Node, Output, RequestId, Response};
+use super::{Event, Failure, Node, Output, RequestId, Response};
 
 /// How a node authorizes client writes other than the root key's; fixed at start. The
 /// default is local mode.
@@ -204,7 +204,7 @@ impl Node {
 
     /// `CodiosFailed`: count it against the breaker first (it may open the circuit), then
     /// answer everyone waiting from what the cache may serve.
-    pub(super) fn codios_failed(&mut self, now: Instant, key: AuthKey, reason: String) {
+    pub(super) fn codios_failed(&mut self, now: Instant, key: AuthKey, reason: Failure) {
         let failing_since = self.authz.breaker.failing_since().unwrap_or(now);
         if self.authz.breaker.on_failure(now) == Some(Transition::Opened) {
             let failing_for_ms = now.saturating_since(failing_since).as_millis() as u64;

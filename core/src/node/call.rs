@@ -16,7 +16,7 @@ use crate::block::Verified;
 use crate::chain::Position;
 use crate::id::AgentId;
 
-use super::{Input, Response};
+use super::{Failure, Input, Response};
 
 /// A call the shell makes for one output, holding what the node must hear when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,10 +116,8 @@ impl Reply {
 }
 
 impl Call {
-    /// The call ended without an answer (unreachable, reset, timed out, an error status, a
-    /// garbled body); `reason` is kept where the input has room for it.
-    pub fn failed(self, reason: impl Into<String>) -> Input {
-        let reason = reason.into();
+    /// The call ended without an answer it can use: `reason` says why.
+    pub fn failed(self, reason: Failure) -> Input {
         match self {
             Call::Push { peer, .. } => Input::PushFailed { peer, reason },
             Call::Copy { to, .. } => Input::CopyFailed { to, reason },
@@ -140,7 +138,9 @@ impl Call {
             // The new node starts empty, so a gap means the copy went wrong: start again.
             (Call::Copy { to, .. }, Reply::Gap { expected }) => Input::CopyFailed {
                 to,
-                reason: format!("the new node refused the copy: expected seq {expected}"),
+                reason: Failure::Unfit(format!(
+                    "the new node refused the copy: expected seq {expected}"
+                )),
             },
             (
                 Call::Probe { peer },
@@ -171,12 +171,12 @@ impl Call {
             (Call::Codios { key }, Reply::Decided(decision)) => {
                 Input::CodiosAnswered { key, decision }
             }
-            (call, reply) => call.failed(format!("answered with {}", reply.what())),
+            (call, reply) => call.failed(Failure::Unfit(format!("answered with {}", reply.what()))),
         }
     }
 
     /// The call ended with `outcome`: a reply, or why there was none.
-    pub fn ended(self, outcome: Result<Reply, String>) -> Input {
+    pub fn ended(self, outcome: Result<Reply, Failure>) -> Input {
         match outcome {
             Ok(reply) => self.finished(reply),
             Err(reason) => self.failed(reason),
@@ -203,8 +203,8 @@ impl Call {
             },
             Response::MembersUpdated { members, .. } => Reply::MembersUpdated { members },
             // The new node's own words reach the divider, as its HTTP answer does.
-            Response::JoinRefused { reason } => return self.failed(reason),
-            other => return self.failed(format!("answered {other:?}")),
+            Response::JoinRefused { reason } => return self.failed(Failure::Refused(reason)),
+            other => return self.failed(Failure::Unfit(format!("answered {other:?}"))),
         };
         self.finished(reply)
     }
@@ -249,7 +249,7 @@ mod tests {
         let Input::CopyFailed { reason, .. } = copy.finished(gap) else {
             panic!("a copy refused with a gap must fail");
         };
-        assert!(reason.contains("expected seq 4"), "{reason}");
+        assert!(reason.to_string().contains("expected seq 4"), "{reason}");
     }
 
     #[test]
@@ -257,7 +257,7 @@ mod tests {
         let Input::PushFailed { reason, .. } = push().answered(Response::StorageFailed) else {
             panic!("a push answered StorageFailed must fail");
         };
-        assert_eq!(reason, "answered StorageFailed");
+        assert_eq!(reason, Failure::Unfit("answered StorageFailed".into()));
     }
 
     #[test]
@@ -274,6 +274,9 @@ mod tests {
         }) else {
             panic!("a probe answered with a membership update must fail");
         };
-        assert_eq!(reason, "answered with a membership update");
+        assert_eq!(
+            reason,
+            Failure::Unfit("answered with a membership update".into())
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! A CP write then waits again, in `cp_waiters`, until every peer holds it (DESIGN §4).
 
 use super::planted::PlantedBug;
-use super::{CpWaiter, Node, Output, Pending, Receipt, RequestId, Response, Waiter};
+use super::{CpWaiter, Failure, Node, Output, Pending, Receipt, RequestId, Response, Waiter};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
@@ -213,7 +213,7 @@ impl Node {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
                 | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
-                Pending::Page { peer, .. } => self.pull_failed(peer, "local storage failed".into()),
+                Pending::Page { peer, .. } => self.pull_failed(peer, Failure::LocalStorage),
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Node, Output, RequestId, Response};
+use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::node::Event;
 use crate::repl::membership::Delta;
@@ -132,7 +132,7 @@ impl Node {
         !self.peers.contains_key(id)
     }
 
-    pub(super) fn divide_probe_failed(&mut self, id: &AgentId, reason: &str) -> bool {
+    pub(super) fn divide_probe_failed(&mut self, id: &AgentId, reason: &Failure) -> bool {
         if !self.divide_at(id, |s| matches!(s, Stage::Verifying)) {
             return false;
         }
@@ -194,7 +194,7 @@ impl Node {
         });
     }
 
-    pub(super) fn copy_failed(&mut self, to: AgentId, reason: String) {
+    pub(super) fn copy_failed(&mut self, to: AgentId, reason: Failure) {
         if !self.divide_at(&to, |s| matches!(s, Stage::Copying)) {
             return;
         }
@@ -218,7 +218,7 @@ impl Node {
 
     /// An announcement to `to` failed: if it was the divide's to the new node, the divide
     /// fails with the new node's own words. Returns whether it was.
-    pub(super) fn divide_fails(&mut self, to: &AgentId, reason: &str) -> bool {
+    pub(super) fn divide_fails(&mut self, to: &AgentId, reason: &Failure) -> bool {
         if self.divide_at(to, |s| matches!(s, Stage::Telling { .. })) {
             let d = self.admin.divide.take().expect("telling");
             let reason = format!(

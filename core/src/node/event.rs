@@ -15,6 +15,8 @@ use crate::status::{ClusterStatus, Consistency, Role};
 use crate::time::UnixMillis;
 use crate::wire::mesh::PageLimit;
 
+use super::Failure;
+
 /// Identifies one client or peer request; chosen by the shell, echoed in [`Output::Respond`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
@@ -140,7 +142,7 @@ pub enum Input {
         /// The peer.
         peer: AgentId,
         /// For the log.
-        reason: String,
+        reason: Failure,
     },
     /// A probe was answered by `agent_id`, which holds this node's chain through `holds`.
     ProbeAnswered {
@@ -158,7 +160,7 @@ pub enum Input {
         /// The peer probed.
         peer: AgentId,
         /// For the log.
-        reason: String,
+        reason: Failure,
     },
     /// A page of a peer's export arrived (blocks verified by the shell).
     PageFetched {
@@ -176,7 +178,7 @@ pub enum Input {
         /// The peer.
         peer: AgentId,
         /// For the log.
-        reason: String,
+        reason: Failure,
     },
     /// An [`Output::PersistCursors`] is durable.
     CursorPersisted {
@@ -204,7 +206,7 @@ pub enum Input {
         /// The new node.
         to: AgentId,
         /// For the log and the answer.
-        reason: String,
+        reason: Failure,
     },
     /// An [`Output::Announce`] was accepted.
     Announced {
@@ -218,7 +220,7 @@ pub enum Input {
         /// The member.
         to: AgentId,
         /// Why (for a divide's announcement, the new node's own words).
-        reason: String,
+        reason: Failure,
     },
     /// The node that divided this one answered this node's [`Output::ProbeBack`].
     ProbedBack {
@@ -232,7 +234,7 @@ pub enum Input {
         /// The divider.
         divider: AgentId,
         /// Why.
-        reason: String,
+        reason: Failure,
     },
     /// Codios answered an [`Output::AskCodios`] for `key`.
     CodiosAnswered {
@@ -247,7 +249,7 @@ pub enum Input {
         /// The key asked about.
         key: AuthKey,
         /// For the log.
-        reason: String,
+        reason: Failure,
     },
 }
 
@@ -550,7 +552,7 @@ pub enum Event {
         /// The peer.
         peer: AgentId,
         /// The last error.
-        reason: String,
+        reason: Failure,
     },
     /// A peer answers again.
     PeerReachable {
@@ -568,7 +570,7 @@ pub enum Event {
         /// Blocks owed to it.
         queued: u64,
         /// The error.
-        reason: String,
+        reason: Failure,
     },
     /// The backoff reached its cap: an extended failure, logged once per episode. Alert.
     ExtendedFailure {
@@ -591,7 +593,7 @@ pub enum Event {
         /// The peer.
         peer: AgentId,
         /// Why.
-        reason: String,
+        reason: Failure,
     },
     /// A bootstrap copy progressed.
     DivideProgress {
@@ -652,7 +654,7 @@ pub enum Event {
         /// Writes that were waiting on the call.
         waiting: usize,
         /// What went wrong.
-        reason: String,
+        reason: Failure,
     },
     /// The circuit breaker opened: cached decisions are served without Codios. Alert.
     AuthCircuitOpened {

@@ -6,7 +6,7 @@
 //! it reports a partition for ever and refuses every CP write. Instead the divide fails, saying
 //! which direction failed and which setting to fix, and nothing is recorded here.
 
-use super::{Node, Output, RequestId, Response};
+use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::repl::peer::PeerInfo;
 use crate::status::Role;
@@ -64,7 +64,7 @@ impl Node {
         &mut self,
         now: Instant,
         divider: AgentId,
-        answered: Result<AgentId, String>,
+        answered: Result<AgentId, Failure>,
     ) {
         let Some(j) = self.admin.join.take_if(|j| j.divider.agent_id == divider) else {
             return;
@@ -75,7 +75,7 @@ impl Node {
                 return self.record_announcement(now, j.request, j.members, role, j.cursors);
             }
             Ok(other) => format!("it answered as {other}"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         let me = &self.config.agent_id;
         let reason = format!(

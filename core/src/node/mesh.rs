@@ -5,7 +5,7 @@
 
 use super::commit::Batch;
 use super::planted::PlantedBug;
-use super::{Node, Output, Pending, RequestId, Response, TICK};
+use super::{Failure, Node, Output, Pending, RequestId, Response, TICK};
 use crate::block::Verified;
 use crate::id::AgentId;
 use crate::node::Event;
@@ -87,7 +87,7 @@ impl Node {
         self.push_one(now, &id);
     }
 
-    pub(super) fn push_failed(&mut self, now: Instant, id: AgentId, reason: String) {
+    pub(super) fn push_failed(&mut self, now: Instant, id: AgentId, reason: Failure) {
         let own = self.own_durable;
         let policy = self.config.backoff;
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -132,7 +132,8 @@ impl Node {
             return;
         };
         if answered_as != id {
-            let reason = format!("{} answered as {answered_as}", peer.info.endpoint);
+            let reason =
+                Failure::Unfit(format!("{} answered as {answered_as}", peer.info.endpoint));
             let change = peer.probe_failed(now);
             self.reach_changed(&id, change, Some(reason));
             self.settle_cp(Some(&id));
@@ -147,7 +148,7 @@ impl Node {
         self.push_one(now, &id);
     }
 
-    pub(super) fn probe_failed(&mut self, now: Instant, id: AgentId, reason: String) {
+    pub(super) fn probe_failed(&mut self, now: Instant, id: AgentId, reason: Failure) {
         if self.divide_probe_failed(&id, &reason) {
             return;
         }
@@ -161,12 +162,13 @@ impl Node {
 
     /// Logs a reachability change; a healed peer is pulled from, so AP divergence
     /// reconciles with no operator.
-    fn reach_changed(&mut self, id: &AgentId, change: Change, reason: Option<String>) {
+    fn reach_changed(&mut self, id: &AgentId, change: Change, reason: Option<Failure>) {
         match change {
             Change::None => {}
             Change::Lost => self.log(Event::PeerUnreachable {
                 peer: id.clone(),
-                reason: reason.unwrap_or_default(),
+                // Only a failure loses a peer; the fallback is never expected to show.
+                reason: reason.unwrap_or_else(|| Failure::Unfit("no answer".into())),
             }),
             Change::Healed => {
                 self.log(Event::PeerReachable { peer: id.clone() });
@@ -209,7 +211,7 @@ impl Node {
             return;
         }
         if self.storage_failed {
-            self.pull_failed(id, "local storage failed".into());
+            self.pull_failed(id, Failure::LocalStorage);
             return;
         }
         let count = blocks.len() as u64;
@@ -220,7 +222,9 @@ impl Node {
                 seq,
                 position,
             } => {
-                let reason = format!("page block {index} ({author}/{seq}) refused: {position:?}");
+                let reason = Failure::Unfit(format!(
+                    "page block {index} ({author}/{seq}) refused: {position:?}"
+                ));
                 self.pull_failed(id, reason);
             }
             Batch::Accept { fresh, .. } => {
@@ -260,7 +264,7 @@ impl Node {
         }
     }
 
-    pub(super) fn pull_failed(&mut self, id: AgentId, reason: String) {
+    pub(super) fn pull_failed(&mut self, id: AgentId, reason: Failure) {
         if let Some(pull) = self.pulls.get_mut(&id) {
             if !pull.running() {
                 return;
@@ -276,7 +280,7 @@ impl Node {
                 request,
                 Response::SyncFailed {
                     peer: id.clone(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 },
             );
         }

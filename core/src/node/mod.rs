@@ -21,6 +21,7 @@ mod call;
 mod commit;
 mod divide;
 mod event;
+mod failure;
 mod join;
 mod mesh;
 #[cfg(feature = "sim")]
@@ -37,6 +38,7 @@ use rand_chacha::ChaCha8Rng;
 pub use authz::AuthSettings;
 pub use call::{Call, Reply};
 pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
+pub use failure::Failure;
 
 use crate::auth::Credential;
 use crate::chain::Chains;

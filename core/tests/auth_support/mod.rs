@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use sapix_core::auth::{Action, AuthKey, AuthPolicy, BreakerConfig, Credential, Decision};
-use sapix_core::node::{AuthSettings, Event, Input, Output, RequestId, Response, Restored};
+use sapix_core::node::{
+    AuthSettings, Event, Failure, Input, Output, RequestId, Response, Restored,
+};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::status::AuthStatus;
 use sapix_core::{
@@ -128,7 +130,7 @@ pub fn fail(n: &mut Node, ms: u64, token: &str) {
         at(ms),
         Input::CodiosFailed {
             key: key(token),
-            reason: "connection failed".into(),
+            reason: Failure::Unreachable("connection refused".into()),
         },
     );
 }

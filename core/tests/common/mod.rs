@@ -29,7 +29,8 @@ use sapix_core::auth::Credential;
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
 use sapix_core::node::{
-    AppendToken, Call, ClusterState, Event, Input, Output, Reply, RequestId, Response, Restored,
+    AppendToken, Call, ClusterState, Event, Failure, Input, Output, Reply, RequestId, Response,
+    Restored,
 };
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::repl::peer::PeerInfo;
@@ -146,7 +147,7 @@ struct Rpc {
 
 impl Rpc {
     /// The input the origin gets when the call fails without an answer.
-    fn failed(self, reason: &str) -> (AgentId, Input) {
+    fn failed(self, reason: Failure) -> (AgentId, Input) {
         (self.origin, self.call.failed(reason))
     }
 
@@ -361,7 +362,7 @@ impl World {
             .collect();
         for k in broken {
             let rpc = self.rpcs.remove(&k).expect("listed");
-            let (origin, input) = rpc.failed("connection reset");
+            let (origin, input) = rpc.failed(Failure::Broken("connection reset".into()));
             self.queue.push_back((origin, input));
         }
         self.settle();
@@ -410,7 +411,7 @@ impl World {
         for k in mine {
             let rpc = self.rpcs.remove(&k).expect("listed");
             if rpc.origin != me {
-                let (origin, input) = rpc.failed("connection reset");
+                let (origin, input) = rpc.failed(Failure::Broken("connection reset".into()));
                 self.queue.push_back((origin, input));
             }
         }
@@ -571,7 +572,7 @@ impl World {
             .target_at(origin, endpoint)
             .filter(|target| self.link_up(origin, target));
         let Some(target) = target else {
-            let (o, failure) = rpc.failed("connection refused");
+            let (o, failure) = rpc.failed(Failure::Unreachable("connection refused".into()));
             self.queue.push_back((o, failure));
             return;
         };
@@ -641,7 +642,7 @@ impl World {
                 match blocks {
                     None => {
                         let reason = format!("own blocks {from}..={to} not in the strand");
-                        self.queue.push_back(rpc.failed(&reason));
+                        self.queue.push_back(rpc.failed(Failure::NotSent(reason)));
                     }
                     Some(blocks) => {
                         let blocks = self.verified(blocks);
@@ -672,8 +673,12 @@ impl World {
                 });
                 let call = Call::Fetch { peer };
                 let input = match target {
-                    _ if failing => call.failed("export answered 500"),
-                    None => call.failed("connection refused"),
+                    _ if failing => call.failed(Failure::Status {
+                        call: "export",
+                        code: 500,
+                        message: String::new(),
+                    }),
+                    None => call.failed(Failure::Unreachable("connection refused".into())),
                     Some(target) => {
                         let store = &self.hosts[&target].store;
                         let start = (after as usize).min(store.len());

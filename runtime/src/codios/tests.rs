@@ -84,17 +84,37 @@ async fn permit_and_deny_are_read_and_the_request_carries_the_hashed_subject_and
 
 #[tokio::test]
 async fn non_2xx_garbled_and_unknown_decisions_are_failures_never_permits() {
-    for (status, body) in [
-        ("500 Internal Server Error", r#"{"decision":"permit"}"#),
-        ("401 Unauthorized", r#"{"decision":"permit"}"#),
-        ("200 OK", r#"{"decision":"PERMIT"}"#),
-        ("200 OK", r#"{"decision":"allow"}"#),
-        ("200 OK", r#"permit"#),
-        ("200 OK", r#"{}"#),
+    // The status code is what decides, never the body: a 500 saying "permit" is a failure.
+    for (status, body, code) in [
+        ("500 Internal Server Error", r#"{"decision":"permit"}"#, 500),
+        ("401 Unauthorized", r#"{"decision":"permit"}"#, 401),
     ] {
         let (base, _) = serve_once(status, body, Duration::ZERO).await;
         let got = client(&base, DEFAULT_TIMEOUT).authorize(&key()).await;
-        assert!(got.is_err(), "{status} {body} gave {got:?}");
+        match got {
+            Err(Failure::Status {
+                call: "Codios",
+                code: c,
+                ..
+            }) if c == code => {}
+            other => panic!("{status} {body} gave {other:?}"),
+        }
+    }
+    for body in [
+        r#"{"decision":"PERMIT"}"#,
+        r#"{"decision":"allow"}"#,
+        r#"permit"#,
+        r#"{}"#,
+    ] {
+        let (base, _) = serve_once("200 OK", body, Duration::ZERO).await;
+        let got = client(&base, DEFAULT_TIMEOUT).authorize(&key()).await;
+        match got {
+            Err(Failure::Garbled {
+                what: "Codios answer",
+                ..
+            }) => {}
+            other => panic!("200 {body} gave {other:?}"),
+        }
     }
 }
 
@@ -104,13 +124,13 @@ async fn a_slow_answer_is_a_timeout_failure_and_a_closed_port_a_connection_failu
     let got = client(&base, Duration::from_millis(200))
         .authorize(&key())
         .await;
-    assert_eq!(got, Err("timed out".to_string()));
+    assert_eq!(got, Err(Failure::TimedOut));
 
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let got = client(&base, DEFAULT_TIMEOUT).authorize(&key()).await;
-    assert!(got.is_err());
+    assert!(matches!(got, Err(Failure::Unreachable(_))), "{got:?}");
 }
 
 #[test]

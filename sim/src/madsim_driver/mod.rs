@@ -31,7 +31,7 @@ use madsim::runtime::Handle;
 use madsim::task::{JoinHandle, NodeId};
 use madsim::time::{sleep, sleep_until, timeout, Instant};
 use sapix_core::auth::AuthKey;
-use sapix_core::node::{Call, Input, Reply, RequestId, Response};
+use sapix_core::node::{Call, Failure, Input, Reply, RequestId, Response};
 
 use crate::config::{Micros, MILLI};
 use crate::driver::Driver;
@@ -289,10 +289,10 @@ impl Driver for World<Madsim> {
                 Ok(Err(e)) if e == "no such endpoint" => {
                     // As an unreachable host: the client waits out its timeout.
                     sleep(limit).await;
-                    kind.failed("timed out")
+                    kind.failed(Failure::TimedOut)
                 }
-                Ok(Err(e)) => kind.failed(e),
-                Err(_) => kind.failed("timed out"),
+                Ok(Err(e)) => kind.failed(Failure::Broken(e)),
+                Err(_) => kind.failed(Failure::TimedOut),
             };
             lock(&cl).deliver(from, inc, input);
         });
@@ -325,7 +325,7 @@ impl Driver for World<Madsim> {
             let exchange = async {
                 sleep(micros(there)).await;
                 if !up {
-                    return kind.clone().failed("connection refused");
+                    return kind.clone().failed(crate::mesh::refused());
                 }
                 let (back, input) = lock(&cl).codios_decides(i, call, key);
                 sleep(micros(back)).await;
@@ -333,7 +333,7 @@ impl Driver for World<Madsim> {
             };
             let input = match timeout(limit, exchange).await {
                 Ok(input) => input,
-                Err(_) => kind.failed("timed out"),
+                Err(_) => kind.failed(Failure::TimedOut),
             };
             lock(&cl).deliver(i, inc, input);
         });
