@@ -327,19 +327,11 @@ fn perform(output: Output, ctx: &mut Ctx) {
             peer,
             cursor,
         } => {
-            let job = Job::cursors(
-                &ctx.shell.state_dir,
-                &cursors,
-                Input::CursorPersisted { peer, cursor },
-            );
+            let job = Job::cursors(&ctx.shell.state_dir, &cursors, peer, cursor);
             let _ = ctx.persist.send(job);
         }
         Output::PersistCluster { version, state } => {
-            let job = Job::cluster(
-                &ctx.shell.state_dir,
-                &state,
-                Input::ClusterPersisted { version },
-            );
+            let job = Job::cluster(&ctx.shell.state_dir, &state, version);
             let _ = ctx.persist.send(job);
         }
         Output::Copy {
@@ -546,6 +538,16 @@ fn log(event: Event) {
             "pull-sync caught up"
         ),
         Event::PullFailed { peer, reason } => tracing::warn!(%peer, %reason, "pull-sync failed"),
+        Event::ClusterPersistFailed {
+            version,
+            answered,
+            retry_in_ms,
+            reason,
+        } => tracing::error!(
+            alert = "state_write_failed",
+            version, answered, retry_in_ms, %reason,
+            "writing cluster.json failed; changes are in effect but not durable until a retry succeeds"
+        ),
         Event::DivideProgress { to, copied, tip } => {
             tracing::info!(%to, copied, tip, "bootstrap copy progress")
         }

@@ -53,30 +53,61 @@ fn read<T>(
         .transpose()
 }
 
-/// One write to perform, and the input that reports it done.
+/// One write to perform, and which output of the node it completes.
 #[derive(Debug)]
 pub struct Job {
     path: PathBuf,
     bytes: Vec<u8>,
-    done: Input,
+    of: Written,
+}
+
+/// The node's output a write completes: how the node hears it is durable, or that it failed.
+#[derive(Debug, Clone)]
+enum Written {
+    Cursors { peer: AgentId, cursor: u64 },
+    Cluster { version: u64 },
+}
+
+impl Written {
+    fn done(self) -> Input {
+        match self {
+            Written::Cursors { peer, cursor } => Input::CursorPersisted { peer, cursor },
+            Written::Cluster { version } => Input::ClusterPersisted { version },
+        }
+    }
+
+    fn failed(self, reason: String) -> Input {
+        match self {
+            Written::Cursors { peer, cursor } => Input::CursorPersistFailed {
+                peer,
+                cursor,
+                reason,
+            },
+            Written::Cluster { version } => Input::ClusterPersistFailed { version, reason },
+        }
+    }
 }
 
 impl Job {
-    /// Persist the cursors, then report `done`.
-    pub fn cursors(dir: &Path, cursors: &[(AgentId, u64)], done: Input) -> Self {
+    /// Persist the cursors; the node hears of `peer`'s `cursor`.
+    pub fn cursors(dir: &Path, cursors: &[(AgentId, u64)], peer: AgentId, cursor: u64) -> Self {
         let map: BTreeMap<&AgentId, u64> = cursors.iter().map(|(p, c)| (p, *c)).collect();
-        Job::json(dir.join(CURSORS_FILE), &map, done)
+        Job::json(
+            dir.join(CURSORS_FILE),
+            &map,
+            Written::Cursors { peer, cursor },
+        )
     }
 
-    /// Persist the cluster view, then report `done`.
-    pub fn cluster(dir: &Path, state: &ClusterState, done: Input) -> Self {
-        Job::json(dir.join(CLUSTER_FILE), state, done)
+    /// Persist the cluster view `version`.
+    pub fn cluster(dir: &Path, state: &ClusterState, version: u64) -> Self {
+        Job::json(dir.join(CLUSTER_FILE), state, Written::Cluster { version })
     }
 
-    fn json<T: serde::Serialize>(path: PathBuf, value: &T, done: Input) -> Self {
+    fn json<T: serde::Serialize>(path: PathBuf, value: &T, of: Written) -> Self {
         let mut bytes = serde_json::to_vec_pretty(value).expect("state serializes");
         bytes.push(b'\n');
-        Job { path, bytes, done }
+        Job { path, bytes, of }
     }
 }
 
@@ -89,28 +120,18 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
-            let Job {
-                path,
-                bytes,
-                done: input,
-            } = job;
+            let Job { path, bytes, of } = job;
             let (p, disk) = (path.clone(), disk.clone());
             let result = blocking
                 .run(move || state_file::write_atomic(&*disk, &p, &bytes, 0o644))
                 .await;
-            match result {
-                Ok(Ok(())) => {
-                    let _ = done.send(input);
-                }
-                // Never report a write done that is not: the answer waiting on it stays
-                // pending, and the error is loud.
-                Ok(Err(e)) => {
-                    tracing::error!(path = %path.display(), error = %e, "state file write failed")
-                }
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "state file writer panicked")
-                }
-            }
+            // Never report a write done that is not; a failure is the node's to handle.
+            let input = match result {
+                Ok(Ok(())) => of.done(),
+                Ok(Err(e)) => of.failed(format!("{}: {e}", path.display())),
+                Err(e) => of.failed(format!("{}: the writer task failed: {e}", path.display())),
+            };
+            let _ = done.send(input);
         }
     });
     tx
@@ -133,12 +154,8 @@ mod tests {
         };
         let alpha = AgentId::new("alpha").unwrap();
         for job in [
-            Job::cluster(dir.path(), &state, Input::ClusterPersisted { version: 1 }),
-            Job::cursors(
-                dir.path(),
-                &[(alpha.clone(), 9)],
-                Input::ClusterPersisted { version: 2 },
-            ),
+            Job::cluster(dir.path(), &state, 1),
+            Job::cursors(dir.path(), &[(alpha.clone(), 9)], alpha.clone(), 9),
         ] {
             state_file::write_atomic(&OsDisk, &job.path, &job.bytes, 0o644).unwrap();
         }
@@ -150,5 +167,55 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().starts_with(CURSORS_FILE), "{err}");
         assert!(parse_cluster(b"[]", Path::new(CLUSTER_FILE)).is_err());
+    }
+
+    /// A write that fails is reported to the node as failed, naming the file and the cause;
+    /// the writer goes on, and the next write that can succeed is reported durable.
+    #[tokio::test]
+    async fn a_failed_write_is_an_input_for_the_node_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-yet");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let jobs = spawn(tx, Blocking::Inline, OsDisk::shared());
+        let state = ClusterState {
+            role: Role::Primary,
+            consistency: Consistency::Cp,
+            peers: Vec::new(),
+            me: None,
+        };
+        let alpha = AgentId::new("alpha").unwrap();
+        jobs.send(Job::cluster(&missing, &state, 4)).unwrap();
+        jobs.send(Job::cursors(
+            &missing,
+            &[(alpha.clone(), 3)],
+            alpha.clone(),
+            3,
+        ))
+        .unwrap();
+        match rx.recv().await.unwrap() {
+            Input::ClusterPersistFailed { version: 4, reason } => {
+                assert!(
+                    reason.contains("not-yet") && reason.contains(CLUSTER_FILE),
+                    "{reason}"
+                )
+            }
+            other => panic!("want ClusterPersistFailed, got {other:?}"),
+        }
+        match rx.recv().await.unwrap() {
+            Input::CursorPersistFailed {
+                cursor: 3, reason, ..
+            } => {
+                assert!(reason.contains(CURSORS_FILE), "{reason}")
+            }
+            other => panic!("want CursorPersistFailed, got {other:?}"),
+        }
+        std::fs::create_dir(&missing).unwrap();
+        jobs.send(Job::cluster(&missing, &state, 5)).unwrap();
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Input::ClusterPersisted { version: 5 }
+        ));
+        let (cluster, _) = load(&OsDisk, &missing).unwrap();
+        assert_eq!(cluster, Some(state));
     }
 }

@@ -193,13 +193,30 @@ fn write_landed(
     checks: &mut Checkers,
     names: &[AgentId],
 ) -> (Option<Input>, Verdict) {
+    let reason = || "the disk failed (simulated)".to_string();
     match stores[i].complete_write() {
-        Some(StateWrite::Cursors { peer, cursor, .. }) => {
+        Some((StateWrite::Cursors { peer, cursor, .. }, true)) => {
             let verdict = cursors_landed(i, stores, checks, names);
             (Some(Input::CursorPersisted { peer, cursor }), verdict)
         }
-        Some(StateWrite::Cluster { version, .. }) => {
+        Some((StateWrite::Cursors { peer, cursor, .. }, false)) => {
+            let reason = reason();
+            let input = Input::CursorPersistFailed {
+                peer,
+                cursor,
+                reason,
+            };
+            (Some(input), Ok(()))
+        }
+        Some((StateWrite::Cluster { version, .. }, true)) => {
             (Some(Input::ClusterPersisted { version }), Ok(()))
+        }
+        Some((StateWrite::Cluster { version, .. }, false)) => {
+            let reason = reason();
+            (
+                Some(Input::ClusterPersistFailed { version, reason }),
+                Ok(()),
+            )
         }
         None => (None, Ok(())),
     }

@@ -189,14 +189,18 @@ impl Store {
         self.writes.push_back(w);
     }
 
-    /// Completes the oldest state-file write; returns what it reports.
-    pub fn complete_write(&mut self) -> Option<StateWrite> {
+    /// Completes the oldest state-file write; returns it and whether it reached the disk (a
+    /// broken disk fails state files as it fails the strand: nothing is written).
+    pub fn complete_write(&mut self) -> Option<(StateWrite, bool)> {
         let w = self.writes.pop_front()?;
+        if self.broken {
+            return Some((w, false));
+        }
         match &w {
             StateWrite::Cursors { cursors, .. } => self.cursors = cursors.clone(),
             StateWrite::Cluster { state, .. } => self.cluster = Some(state.clone()),
         }
-        Some(w)
+        Some((w, true))
     }
 
     /// The process died: the first `keep_appends` appends and `keep_writes` state writes in

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cluster_writes::ClusterWrites;
 use super::divide::Divide;
 use super::join::Join;
 use super::{is_wildcard, ClusterState, Failure, Node, Output, RequestId, Response};
@@ -20,10 +21,8 @@ pub(super) struct Admin {
     pub(super) divide: Option<Divide>,
     pub(super) join: Option<Join>,
     announcements: BTreeMap<AgentId, Announcement>,
-    /// Last cluster-state version asked to be persisted.
-    version: u64,
-    /// Answers waiting for a cluster-state version to be durable.
-    persist_waiters: Vec<(u64, RequestId, Response)>,
+    /// The cluster view's writes and the answers waiting on them.
+    pub(super) writes: ClusterWrites,
 }
 
 #[derive(Debug)]
@@ -40,7 +39,7 @@ struct Announcement {
 impl Admin {
     /// Whether there is admin work that needs the tick.
     pub(super) fn busy(&self) -> bool {
-        self.divide.is_some() || !self.announcements.is_empty()
+        self.divide.is_some() || !self.announcements.is_empty() || self.writes.retrying()
     }
 
     /// The call to `to` was answered. Returns whether it carried everything queued for `to`
@@ -158,17 +157,28 @@ impl Node {
     /// Persists the cluster view and answers `request` once it is durable.
     pub(super) fn persist_then(&mut self, request: RequestId, response: Response) {
         let version = self.persist();
-        self.admin
-            .persist_waiters
-            .push((version, request, response));
+        self.admin.writes.wait(version, request, response);
     }
 
     pub(super) fn cluster_persisted(&mut self, version: u64) {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.admin.persist_waiters)
-            .into_iter()
-            .partition(|(v, _, _)| *v <= version);
-        self.admin.persist_waiters = waiting;
-        for (_, request, response) in ready {
+        for (request, response) in self.admin.writes.written(version) {
+            self.respond(request, response);
+        }
+    }
+
+    /// Writing cluster-state `version` failed: answer what waited on it and try again later
+    /// (unless a newer write, which holds the same state, is already on its way).
+    pub(super) fn cluster_persist_failed(&mut self, now: Instant, version: u64, reason: String) {
+        let Some((answers, retry_in)) = self.admin.writes.failed(version, now, &reason) else {
+            return;
+        };
+        self.log(Event::ClusterPersistFailed {
+            version,
+            answered: answers.len(),
+            retry_in_ms: retry_in.as_millis() as u64,
+            reason,
+        });
+        for (request, response) in answers {
             self.respond(request, response);
         }
     }
@@ -324,8 +334,7 @@ impl Node {
 
     /// Persists the cluster view with no answer waiting on it.
     pub(super) fn persist(&mut self) -> u64 {
-        self.admin.version += 1;
-        let version = self.admin.version;
+        let version = self.admin.writes.next();
         let state: ClusterState = self.cluster_state();
         self.outputs
             .push_back(Output::PersistCluster { version, state });
@@ -351,7 +360,10 @@ impl Node {
     }
 
     /// Sends pending announcements to members that are not known to be down.
-    pub(super) fn tick_admin(&mut self, _now: Instant) {
+    pub(super) fn tick_admin(&mut self, now: Instant) {
+        if self.admin.writes.retry_due(now) {
+            self.persist();
+        }
         for (to, a) in self.admin.announcements.iter_mut() {
             let down = self
                 .peers

@@ -213,7 +213,10 @@ impl Node {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
                 | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
-                Pending::Page { peer, .. } => self.pull_failed(peer, Failure::LocalStorage),
+                Pending::Page { peer, .. } => self.pull_failed(
+                    peer,
+                    Failure::LocalStorage("the strand append failed".into()),
+                ),
             }
         }
     }

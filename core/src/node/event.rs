@@ -187,10 +187,27 @@ pub enum Input {
         /// Its new cursor.
         cursor: u64,
     },
+    /// Writing an [`Output::PersistCursors`] failed: the cursor is not durable. The pull
+    /// run waiting on it fails and is retried from the cursor that is.
+    CursorPersistFailed {
+        /// The peer whose cursor was to move.
+        peer: AgentId,
+        /// The cursor that was to be written.
+        cursor: u64,
+        /// What the disk said.
+        reason: String,
+    },
     /// An [`Output::PersistCluster`] is durable.
     ClusterPersisted {
         /// The version persisted.
         version: u64,
+    },
+    /// Writing an [`Output::PersistCluster`] failed: that version is not durable.
+    ClusterPersistFailed {
+        /// The version that was to be written.
+        version: u64,
+        /// What the disk said.
+        reason: String,
     },
     /// A bootstrap copy batch was ingested by the new node.
     Copied {
@@ -516,6 +533,12 @@ pub enum Response {
     },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
+    /// An operator's change took effect on this node, but the cluster view holding it could
+    /// not be written; it is retried.
+    NotPersisted {
+        /// Why, for the operator.
+        reason: String,
+    },
     /// The write is not allowed (a Codios deny, or local mode without the root key).
     Denied {
         /// Why, for the client.
@@ -587,6 +610,18 @@ pub enum Event {
         totals: Totals,
         /// The cursor now.
         cursor: u64,
+    },
+    /// Writing the cluster view failed; `answered` changes waiting on it were answered
+    /// [`Response::NotPersisted`], and the write is tried again in `retry_in_ms`. Alert.
+    ClusterPersistFailed {
+        /// The version that failed.
+        version: u64,
+        /// Answers that were waiting on it.
+        answered: usize,
+        /// When the next write is tried.
+        retry_in_ms: u64,
+        /// What the disk said.
+        reason: String,
     },
     /// A pull run failed.
     PullFailed {

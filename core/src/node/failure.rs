@@ -43,7 +43,7 @@ pub enum Failure {
     /// probe, a page block the chain refuses).
     Unfit(String),
     /// This node's own storage failed, so what the call brought cannot be kept.
-    LocalStorage,
+    LocalStorage(String),
     /// The shell could not make the call (no Codios configured, a bad URL, its own block
     /// unreadable, the call's task failed).
     NotSent(String),
@@ -68,7 +68,7 @@ impl fmt::Display for Failure {
             } => write!(f, "{call} answered {code}: {message}"),
             Failure::Garbled { what, why } => write!(f, "garbled {what}: {why}"),
             Failure::TooLarge { limit } => write!(f, "answer over {limit} bytes"),
-            Failure::LocalStorage => f.write_str("local storage failed"),
+            Failure::LocalStorage(why) => write!(f, "local storage failed: {why}"),
             Failure::Broken(why)
             | Failure::Refused(why)
             | Failure::Unfit(why)

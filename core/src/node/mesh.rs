@@ -211,7 +211,10 @@ impl Node {
             return;
         }
         if self.storage_failed {
-            self.pull_failed(id, Failure::LocalStorage);
+            self.pull_failed(
+                id,
+                Failure::LocalStorage("the strand refused writes".into()),
+            );
             return;
         }
         let count = blocks.len() as u64;
@@ -261,6 +264,19 @@ impl Node {
         if let Some(pull) = self.pulls.get_mut(&id) {
             let step = pull.persisted(cursor);
             self.pull_step(&id, step);
+        }
+    }
+
+    /// Writing `cursor` for `id` failed: the run waiting on it fails (and is retried from
+    /// the durable cursor); a write no run waits on any more needs nothing.
+    pub(super) fn cursor_persist_failed(&mut self, id: AgentId, cursor: u64, reason: String) {
+        if self
+            .pulls
+            .get(&id)
+            .is_some_and(|pull| pull.persisting(cursor))
+        {
+            let why = format!("writing sync_cursors.json failed: {reason}");
+            self.pull_failed(id, Failure::LocalStorage(why));
         }
     }
 

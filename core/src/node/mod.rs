@@ -18,6 +18,7 @@
 mod admin;
 mod authz;
 mod call;
+mod cluster_writes;
 mod commit;
 mod divide;
 mod event;
@@ -314,7 +315,15 @@ impl Node {
             } => self.page_fetched(peer, blocks, next, tip),
             Input::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
             Input::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
+            Input::CursorPersistFailed {
+                peer,
+                cursor,
+                reason,
+            } => self.cursor_persist_failed(peer, cursor, reason),
             Input::ClusterPersisted { version } => self.cluster_persisted(version),
+            Input::ClusterPersistFailed { version, reason } => {
+                self.cluster_persist_failed(now, version, reason)
+            }
             Input::Copied { to, next, sent } => self.copied(to, next, sent),
             Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
             Input::Announced { to, members } => self.announced(now, to, members),

@@ -207,6 +207,11 @@ impl Pull {
         }
     }
 
+    /// Whether the run waits for `cursor` to be durable.
+    pub fn persisting(&self, cursor: u64) -> bool {
+        matches!(self.phase, Some(Phase::Persisting { next, .. }) if next == cursor)
+    }
+
     /// The cursor `cursor` is durable.
     pub fn persisted(&mut self, cursor: u64) -> Step {
         match self.phase {

@@ -99,6 +99,10 @@ pub struct Host {
     pub hold_appends: bool,
     /// The next this many export fetches of this node fail as an HTTP 500 would.
     pub fail_fetches: u32,
+    /// The next this many `sync_cursors.json` writes of this node fail, as a full disk would.
+    pub fail_cursor_writes: u32,
+    /// The next this many `cluster.json` writes of this node fail, as a full disk would.
+    pub fail_cluster_writes: u32,
     /// The last `sync_cursors.json` written.
     pub persisted_cursors: Vec<(AgentId, u64)>,
     /// The last cluster state written.
@@ -259,6 +263,8 @@ impl World {
             pending: VecDeque::new(),
             hold_appends: false,
             fail_fetches: 0,
+            fail_cursor_writes: 0,
+            fail_cluster_writes: 0,
             persisted_cursors: Vec::new(),
             persisted_cluster: cluster,
         };
@@ -700,14 +706,30 @@ impl World {
                 peer,
                 cursor,
             } => {
-                self.hosts.get_mut(&me).unwrap().persisted_cursors = cursors;
-                self.queue
-                    .push_back((me, Input::CursorPersisted { peer, cursor }));
+                let host = self.hosts.get_mut(&me).unwrap();
+                let input = if take_one(&mut host.fail_cursor_writes) {
+                    let reason = DISK_FULL.into();
+                    Input::CursorPersistFailed {
+                        peer,
+                        cursor,
+                        reason,
+                    }
+                } else {
+                    host.persisted_cursors = cursors;
+                    Input::CursorPersisted { peer, cursor }
+                };
+                self.queue.push_back((me, input));
             }
             Output::PersistCluster { version, state } => {
-                self.hosts.get_mut(&me).unwrap().persisted_cluster = Some(state);
-                self.queue
-                    .push_back((me, Input::ClusterPersisted { version }));
+                let host = self.hosts.get_mut(&me).unwrap();
+                let input = if take_one(&mut host.fail_cluster_writes) {
+                    let reason = DISK_FULL.into();
+                    Input::ClusterPersistFailed { version, reason }
+                } else {
+                    host.persisted_cluster = Some(state);
+                    Input::ClusterPersisted { version }
+                };
+                self.queue.push_back((me, input));
             }
             Output::Copy {
                 to,
@@ -972,6 +994,16 @@ pub fn fmt_response(r: &Response) -> String {
         }
         other => format!("{other:?}"),
     }
+}
+
+/// What a failed state-file write says in these stories.
+pub const DISK_FULL: &str = "No space left on device (os error 28)";
+
+/// Counts one down from a countdown knob; true if it was above zero.
+fn take_one(n: &mut u32) -> bool {
+    let was = *n > 0;
+    *n = n.saturating_sub(1);
+    was
 }
 
 fn fmt_request(input: &Input) -> String {

@@ -12,7 +12,7 @@ use sapix_runtime::actor::Request;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{auth, body, node_gone, unexpected, AppState};
+use super::{auth, body, node_gone, not_persisted, unexpected, AppState};
 use crate::error::ApiError;
 
 /// Admin bodies are small.
@@ -61,6 +61,7 @@ pub(crate) async fn consistency(
         } => Ok(Json(
             json!({ "consistency": consistency, "previous": previous }),
         )),
+        Response::NotPersisted { reason } => Err(not_persisted(reason)),
         other => Err(unexpected(other)),
     }
 }
@@ -131,6 +132,7 @@ pub(crate) async fn divide(
             "divide_failed",
             reason,
         )),
+        Response::NotPersisted { reason } => Err(not_persisted(reason)),
         other => Err(unexpected(other)),
     }
 }
@@ -175,6 +177,7 @@ pub(crate) async fn members(
             "join_refused",
             reason,
         )),
+        Response::NotPersisted { reason } => Err(not_persisted(reason)),
         other => Err(unexpected(other)),
     }
 }
@@ -205,6 +208,7 @@ pub(crate) async fn remove_member(
             "remove_refused",
             reason,
         )),
+        Response::NotPersisted { reason } => Err(not_persisted(reason)),
         other => Err(unexpected(other)),
     }
 }

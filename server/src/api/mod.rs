@@ -118,6 +118,11 @@ fn unexpected(what: impl std::fmt::Debug) -> ApiError {
     )
 }
 
+/// An operator's change took effect but the cluster view holding it is not durable yet.
+fn not_persisted(reason: String) -> ApiError {
+    ApiError::unavailable("not_persisted", reason)
+}
+
 fn node_gone() -> ApiError {
     ApiError::unavailable("shutting_down", "the node is shutting down")
 }
