@@ -23,12 +23,15 @@ mod commit;
 mod divide;
 mod event;
 mod failure;
+mod input;
 mod join;
 mod mesh;
+mod output;
 #[cfg(feature = "sim")]
 pub mod planted;
 #[cfg(not(feature = "sim"))]
 mod planted;
+mod response;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -38,8 +41,11 @@ use rand_chacha::ChaCha8Rng;
 
 pub use authz::AuthSettings;
 pub use call::{Call, Reply};
-pub use event::{AppendToken, ClusterState, Event, Input, Output, Receipt, RequestId, Response};
+pub use event::Event;
 pub use failure::Failure;
+pub use input::{AppendToken, Input, RequestId};
+pub use output::{ClusterState, Output};
+pub use response::{Receipt, Response};
 
 use crate::auth::Credential;
 use crate::chain::Chains;
