@@ -24,11 +24,14 @@
 
 use core::fmt;
 
-use serde::de::IgnoredAny;
-
 use crate::id::{AgentId, Collection, NameError};
 use crate::keys::{AgentKey, KeySchedule};
+
+mod payload;
+
+pub use crate::digest::{Hash, Signature};
 use crate::time::UnixMillis;
+pub use payload::{check_payload, MAX_JSON_DEPTH};
 
 /// The only block format version this code writes and reads.
 pub const BLOCK_VERSION: u8 = 1;
@@ -39,64 +42,6 @@ pub const MAX_BLOCK_LEN: usize =
     1 + 1 + AgentId::MAX_LEN + 8 + 32 + 8 + 1 + Collection::MAX_LEN + 4 + MAX_PAYLOAD_LEN + 32 + 64;
 
 const HASH_DOMAIN: &[u8] = b"sapixdb/v1/block\0";
-
-/// A 32-byte BLAKE3 digest. Shown as hex.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Hash(pub [u8; 32]);
-
-impl Hash {
-    /// The all-zero hash, the `prev` of every author's first block.
-    pub const ZERO: Hash = Hash([0; 32]);
-
-    /// Parses 64 hex characters.
-    pub fn from_hex(s: &str) -> Option<Hash> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).ok()?;
-        Some(Hash(out))
-    }
-
-    /// 64 lower-case hex characters.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Eight hex digits are enough to tell blocks apart in traces and keep snapshots short.
-        write!(f, "#{}", &self.to_hex()[..8])
-    }
-}
-
-/// A 64-byte Ed25519 signature.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Signature(pub [u8; 64]);
-
-impl Signature {
-    /// 128 lower-case hex characters.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses 128 hex characters.
-    pub fn from_hex(s: &str) -> Option<Signature> {
-        let mut out = [0u8; 64];
-        hex::decode_to_slice(s, &mut out).ok()?;
-        Some(Signature(out))
-    }
-}
-
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sig:{}", &self.to_hex()[..8])
-    }
-}
 
 /// The signed fields of a block, before hashing and signing.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -381,63 +326,6 @@ impl Verified {
     pub fn trusted(block: Block) -> Verified {
         Verified(block)
     }
-}
-
-/// Deepest nesting of arrays and objects a payload may have. Part of what a valid payload is,
-/// so no node authors, stores or forwards a block that a client's recursive JSON parser would
-/// have to descend without bound to read.
-pub const MAX_JSON_DEPTH: usize = 128;
-
-/// Checks that a payload is valid UTF-8 JSON, within the size and depth bounds.
-pub fn check_payload(payload: &[u8]) -> Result<(), DecodeError> {
-    if payload.len() > MAX_PAYLOAD_LEN {
-        return Err(DecodeError::PayloadTooLarge {
-            len: payload.len(),
-            max: MAX_PAYLOAD_LEN,
-        });
-    }
-    // UTF-8 first: serde_json skips over string contents it ignores without validating them,
-    // and a payload must be text so its JSON wire form carries exactly the signed bytes.
-    let text = core::str::from_utf8(payload).map_err(|_| DecodeError::PayloadNotJson)?;
-    // Depth before parsing: serde_json skips ignored values without its recursion limit.
-    if nests_deeper_than(payload, MAX_JSON_DEPTH) {
-        return Err(DecodeError::PayloadTooDeep {
-            max: MAX_JSON_DEPTH,
-        });
-    }
-    serde_json::from_str::<IgnoredAny>(text).map_err(|_| DecodeError::PayloadNotJson)?;
-    Ok(())
-}
-
-/// Whether `text` opens more than `limit` arrays or objects inside one another (brackets inside
-/// strings do not count). One pass, no recursion, so any input is safe to measure.
-fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in text {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 struct Reader<'a>(&'a [u8]);

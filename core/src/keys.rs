@@ -15,7 +15,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use crate::auth::Credential;
-use crate::block::{Hash, Signature};
+use crate::digest::{Hash, Signature};
 use crate::id::AgentId;
 
 /// HKDF salt for agent signing keys.

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod block;
 pub mod chain;
+pub mod digest;
 pub mod id;
 pub mod keys;
 pub mod node;
