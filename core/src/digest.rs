@@ -1,4 +1,4 @@
-//! The two fixed-size values everything else names blocks and keys by: a BLAKE3 [`Hash`] and
+//! The two fixed-size values everything else names blocks and keys by: a BLAKE3 [`Hash`](struct@Hash) and
 //! an Ed25519 [`Signature`]. Their own module so that blocks and keys both use them and
 //! neither depends on the other for them.
 
