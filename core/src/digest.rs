@@ -1,5 +1,5 @@
-//! The two fixed-size values everything else names blocks and keys by: a BLAKE3 [`Hash`](struct@Hash) and
-//! an Ed25519 [`Signature`]. Their own module so that blocks and keys both use them and
+//! The two fixed-size values blocks and keys are named by: a BLAKE3 [`Hash`](struct@Hash)
+//! and an Ed25519 [`Signature`]. Their own module, so that blocks and keys both use them and
 //! neither depends on the other for them.
 
 use core::fmt;
