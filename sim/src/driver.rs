@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use sapix_core::auth::AuthKey;
-use sapix_core::node::{Call, Input, Node, RequestId, Response};
+use sapix_core::node::{Call, Input, Node, RequestId, Response, Timer};
 
 use crate::checkers;
 use crate::config::Micros;
@@ -99,6 +99,10 @@ where
             return;
         };
         node.handle_timeout(host.clock.local(self.now));
+        if let Some(wake) = node.last_wake() {
+            self.trace
+                .line(self.now, || format!("n{i} wakes: {}", describe(wake)));
+        }
         self.drain(i);
         let host = &mut self.hosts[i];
         if host.wake.is_some_and(|w| w <= self.now) {
@@ -133,5 +137,24 @@ where
             .and_then(Node::poll_timeout)
             .map(|at| host.clock.global(at).max(self.now));
         self.arm(i);
+    }
+}
+
+/// One line for a trace: the waking deadline and what it serves.
+fn describe(wake: &sapix_core::node::Wake) -> String {
+    let name = |t: &Timer| match t {
+        Timer::Drain => "drain".to_string(),
+        Timer::BreakerProbe => "breaker probe".to_string(),
+        Timer::PushRetry(p) => format!("push retry to {p}"),
+        Timer::Probe(p) => format!("probe {p}"),
+        Timer::PullRetry(p) => format!("pull retry from {p}"),
+        Timer::AntiEntropy(p) => format!("anti-entropy pull from {p}"),
+        Timer::ClusterWrite => "cluster.json retry".to_string(),
+    };
+    let serves: Vec<String> = wake.serves.iter().map(name).collect();
+    if serves.is_empty() {
+        name(&wake.timer)
+    } else {
+        format!("{} ({})", name(&wake.timer), serves.join(", "))
     }
 }

@@ -79,6 +79,11 @@ impl ClusterWrites {
         self.retry.is_some_and(|(at, _)| now >= at)
     }
 
+    /// When the failed write is tried again, if one failed.
+    pub(super) fn retry_at(&self) -> Option<Instant> {
+        self.retry.map(|(at, _)| at)
+    }
+
     /// Whether a retry is pending (the node's tick must keep running).
     pub(super) fn retrying(&self) -> bool {
         self.retry.is_some()

@@ -32,6 +32,7 @@ pub mod planted;
 #[cfg(not(feature = "sim"))]
 mod planted;
 mod response;
+mod timers;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -46,6 +47,7 @@ pub use failure::Failure;
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
 pub use response::{Receipt, Response};
+pub use timers::{Timer, Wake};
 
 use crate::auth::Credential;
 use crate::chain::Chains;
@@ -161,6 +163,8 @@ pub struct Node {
     local_tip: u64,
     rng: ChaCha8Rng,
     tick_at: Option<Instant>,
+    /// What the last wake was for (traces).
+    last_wake: Option<Wake>,
     last_now: Instant,
     last_commit: UnixMillis,
     storage_failed: bool,
@@ -215,6 +219,7 @@ impl Node {
             local_tip: restored.local_tip,
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
+            last_wake: None,
             last_now: Instant::ZERO,
             last_commit: config.added_at,
             storage_failed: false,
@@ -351,6 +356,9 @@ impl Node {
     /// half-open probe. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
+        if let Some(wake) = self.next_wake().filter(|w| now >= w.at) {
+            self.last_wake = Some(wake);
+        }
         if self.tick_at.is_some_and(|at| now >= at) {
             self.tick_at = None;
             self.tick(now);

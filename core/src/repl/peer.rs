@@ -263,6 +263,21 @@ impl Peer {
         (self.in_flight.is_none() && stale(self.last_contact)) || stale(self.last_probed)
     }
 
+    /// When [`Peer::wants_probe`] next turns true (`Instant::ZERO`: as soon as it can), or
+    /// `None` while a probe is out.
+    pub fn probe_due(&self) -> Option<Instant> {
+        if self.probing {
+            return None;
+        }
+        let after = |t: Option<Instant>| t.map_or(Instant::ZERO, |t| t + PROBE_INTERVAL);
+        let regular = after(self.last_probed);
+        Some(if self.in_flight.is_none() {
+            regular.min(after(self.last_contact))
+        } else {
+            regular
+        })
+    }
+
     /// A probe is being sent.
     pub fn probe_sent(&mut self) {
         self.probing = true;

@@ -161,6 +161,17 @@ impl Pull {
         }
     }
 
+    /// When a failed run may start again, while it waits.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+            .filter(|_| self.wanted && self.phase.is_none())
+    }
+
+    /// When an idle pull wants its anti-entropy run (checked at the drain tick).
+    pub fn anti_entropy_at(&self) -> Option<Instant> {
+        self.idle_since.map(|since| since + ANTI_ENTROPY_INTERVAL)
+    }
+
     /// Whether a run was asked for, none is under way, and no retry delay is pending at `now`.
     pub fn wants_start(&self, now: Instant) -> bool {
         self.wanted && self.phase.is_none() && self.retry_at.is_none_or(|at| now >= at)

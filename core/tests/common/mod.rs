@@ -487,6 +487,11 @@ impl World {
             let node = self.hosts.get_mut(&n).unwrap().node.as_mut().unwrap();
             node.handle_timeout(now);
             let again = node.poll_timeout();
+            assert_eq!(
+                again,
+                node.next_wake().map(|w| w.at),
+                "{n}: poll_timeout is not the timer table's next wake"
+            );
             assert!(
                 again.is_none_or(|at| at > now),
                 "{n}: poll_timeout {again:?} is not after now {now:?} after handle_timeout: \
