@@ -372,6 +372,7 @@ impl Node {
     /// the auth circuit is open, the next half-open probe. Always in the future of the last
     /// `now` seen after a `handle_timeout`, so the shell never busy-loops. Changed by
     /// [`Node::handle`] too (a new peer arms the tick; a Codios failure may open the circuit).
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.tick_at, self.authz.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -380,6 +381,7 @@ impl Node {
     }
 
     /// The next command for the shell. Call until `None` after every `handle`.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }

@@ -54,6 +54,7 @@ pub struct Wake {
 
 impl Node {
     /// Every deadline the node keeps, earliest first.
+    #[must_use]
     pub fn deadlines(&self) -> Vec<(Instant, Timer)> {
         let mut all = Vec::new();
         all.extend(self.tick_at.map(|at| (at, Timer::Drain)));
@@ -78,6 +79,7 @@ impl Node {
     }
 
     /// The next wake ([`Node::poll_timeout`]) and what it serves.
+    #[must_use]
     pub fn next_wake(&self) -> Option<Wake> {
         let all = self.deadlines();
         let (at, timer) = all.iter().find(|(_, t)| t.wakes()).cloned()?;
@@ -90,6 +92,7 @@ impl Node {
     }
 
     /// What the last [`Node::handle_timeout`] that found a deadline due woke for.
+    #[must_use]
     pub fn last_wake(&self) -> Option<&Wake> {
         self.last_wake.as_ref()
     }
