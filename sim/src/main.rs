@@ -1,7 +1,7 @@
 //! `sapix-sim`: hunt for failing seeds, or replay one with its full trace.
 //!
 //! ```text
-//! sapix-sim run [--seeds N | --seconds T] [--start S] [--jobs J] [--bug NAME]...
+//! sapix-sim run [--seeds N | --seconds T] [--start S (default: random)] [--jobs J] [--bug NAME]...
 //! sapix-sim replay <seed> [--bug NAME]... [--quiet] [OVERRIDES]
 //! sapix-sim shrink <seed> [--bug NAME]...
 //! ```
@@ -68,7 +68,8 @@ enum Cmd {
 fn parse(args: &[String]) -> Result<Cmd, String> {
     let (cmd, rest) = args.split_first().ok_or("no command")?;
     let mut budget = Budget::Seeds(1000);
-    let mut start = 0;
+    // A hunt starts from a fresh random seed unless told where (it prints the start first).
+    let mut start = None;
     let mut jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut bugs = Vec::new();
     let mut quiet = false;
@@ -85,7 +86,7 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
             }
             "--seeds" => budget = Budget::Seeds(number(value()?)?),
             "--seconds" => budget = Budget::Time(Duration::from_secs(number(value()?)?)),
-            "--start" => start = number(value()?)?,
+            "--start" => start = Some(number(value()?)?),
             "--jobs" => jobs = number(value()?)? as usize,
             "--bug" => {
                 let v = value()?;
@@ -99,7 +100,7 @@ fn parse(args: &[String]) -> Result<Cmd, String> {
     match cmd.as_str() {
         "run" if overrides.is_empty() => Ok(Cmd::Run {
             budget,
-            start: seed.unwrap_or(start),
+            start: seed.or(start).unwrap_or_else(runner::fresh_start),
             jobs,
             bugs,
         }),
