@@ -10,12 +10,19 @@
 use core::time::Duration;
 
 use super::{RequestId, Response};
+use crate::repl::backoff::{Backoff, BackoffPolicy};
 use crate::time::Instant;
 
 /// The first wait before a failed write is tried again; it doubles up to [`RETRY_MAX`].
 pub(super) const RETRY_MIN: Duration = Duration::from_secs(1);
 /// The longest wait between tries of a failing write.
 pub(super) const RETRY_MAX: Duration = Duration::from_secs(30);
+/// The schedule of those tries.
+const RETRY: BackoffPolicy = BackoffPolicy {
+    initial: RETRY_MIN,
+    max: RETRY_MAX,
+    jitter: 0.0,
+};
 
 /// The cluster view's writes.
 #[derive(Debug, Default)]
@@ -26,8 +33,8 @@ pub(super) struct ClusterWrites {
     waiters: Vec<(u64, RequestId, Response)>,
     /// The newest write failed: when to write again, and the wait after that.
     retry: Option<(Instant, Duration)>,
-    /// The wait after the next failure.
-    delay: Duration,
+    /// How many writes failed in a row, for the wait after the next.
+    backoff: Backoff,
 }
 
 impl ClusterWrites {
@@ -45,7 +52,7 @@ impl ClusterWrites {
 
     /// `version` is durable: the answers it releases (every version up to it).
     pub(super) fn written(&mut self, version: u64) -> Vec<(RequestId, Response)> {
-        self.delay = Duration::ZERO;
+        self.backoff.reset();
         self.release(version, |_, r| r)
     }
 
@@ -61,8 +68,8 @@ impl ClusterWrites {
         if version < self.version {
             return None;
         }
-        self.delay = (self.delay * 2).clamp(RETRY_MIN, RETRY_MAX);
-        self.retry = Some((now + self.delay, self.delay));
+        let delay = self.backoff.fail_steady(&RETRY);
+        self.retry = Some((now + delay, delay));
         let reason = format!(
             "the change is in effect on this node but writing cluster.json failed ({reason}); \
              it is retried every {} s at most and is lost if the node restarts first",
@@ -71,7 +78,7 @@ impl ClusterWrites {
         let answers = self.release(version, |_, _| Response::NotPersisted {
             reason: reason.clone(),
         });
-        Some((answers, self.delay))
+        Some((answers, delay))
     }
 
     /// Whether a retry is due at `now`; the caller then writes a new version.

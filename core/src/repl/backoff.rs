@@ -1,4 +1,5 @@
-//! Exponential backoff for one peer's push retries (spec: "Automatic push retry").
+//! Exponential backoff: the one schedule for every retry the node makes — a peer's push
+//! retries (spec: "Automatic push retry"), a failed pull run, a failed `cluster.json` write.
 //!
 //! The first retry waits 1 s, each further failure doubles the wait up to 60 s, and each wait
 //! carries up to ±20 % jitter drawn from the node's seeded rng so peers that recover together
@@ -68,6 +69,14 @@ impl Backoff {
             base,
             reached_cap,
         }
+    }
+
+    /// Records a failure and returns the un-jittered wait, drawing nothing: for retries of
+    /// this node's own work (a pull run, a state-file write), where no peers recover together
+    /// and there is no stampede to spread.
+    pub fn fail_steady(&mut self, policy: &BackoffPolicy) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.base(policy)
     }
 
     /// Any success from the peer: the next failure starts again at the initial wait.
@@ -181,5 +190,19 @@ mod tests {
         };
         let d = b.fail(&p, &mut rng());
         assert_eq!(d.base, p.max);
+    }
+
+    #[test]
+    fn the_steady_schedule_is_the_jittered_one_without_its_jitter() {
+        let p = BackoffPolicy::default();
+        let (mut steady, mut drawn) = (Backoff::default(), Backoff::default());
+        let mut r = rng();
+        for _ in 0..9 {
+            let wait = steady.fail_steady(&p);
+            assert_eq!(wait, drawn.fail(&p, &mut r).base);
+        }
+        assert_eq!(steady.base(&p), p.max);
+        steady.reset();
+        assert_eq!(steady.fail_steady(&p), p.initial);
     }
 }

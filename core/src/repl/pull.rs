@@ -15,12 +15,20 @@
 
 use core::time::Duration;
 
+use crate::repl::backoff::{Backoff, BackoffPolicy};
 use crate::time::Instant;
 
 /// First delay before a failed run is retried.
 pub const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest delay before a failed run is retried.
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The schedule of those retries: the node's one backoff, without jitter (see
+/// [`Backoff::fail_steady`]).
+pub const RETRY: BackoffPolicy = BackoffPolicy {
+    initial: RETRY_MIN,
+    max: RETRY_MAX,
+    jitter: 0.0,
+};
 /// How long a pull stays idle before an anti-entropy run from the cursor.
 ///
 /// Pushes carry each author's own chain only, so a block that reached one peer from an author
@@ -107,7 +115,7 @@ pub struct Pull {
     /// After a failure: not before then, unless asked again.
     retry_at: Option<Instant>,
     /// The delay the last failure waited (zero after a success).
-    retry_delay: Duration,
+    backoff: Backoff,
     /// First drain tick seen with nothing running or wanted.
     idle_since: Option<Instant>,
     /// The id of the last page handed out to store; never reused, across runs.
@@ -244,14 +252,13 @@ impl Pull {
     pub fn failed(&mut self, now: Instant) -> Totals {
         self.phase = None;
         self.wanted = true;
-        self.retry_delay = (self.retry_delay * 2).clamp(RETRY_MIN, RETRY_MAX);
-        self.retry_at = Some(now + self.retry_delay);
+        self.retry_at = Some(now + self.backoff.fail_steady(&RETRY));
         self.totals
     }
 
     fn finish(&mut self) -> Step {
         self.phase = None;
-        self.retry_delay = Duration::ZERO;
+        self.backoff.reset();
         self.retry_at = None;
         Step::Done(self.totals)
     }
