@@ -143,15 +143,20 @@ mod tests {
     use crate::disk::OsDisk;
     use sapix_core::{Consistency, Role};
 
+    /// A cluster view with no peers.
+    fn alone(role: Role, consistency: Consistency) -> ClusterState {
+        ClusterState {
+            role,
+            consistency,
+            peers: Vec::new(),
+            me: None,
+        }
+    }
+
     #[test]
     fn state_files_load_what_the_writer_wrote_and_name_the_file_when_garbled() {
         let dir = tempfile::tempdir().unwrap();
-        let state = ClusterState {
-            role: Role::Replica,
-            consistency: Consistency::Ap,
-            peers: Vec::new(),
-            me: None,
-        };
+        let state = alone(Role::Replica, Consistency::Ap);
         let alpha = AgentId::new("alpha").unwrap();
         for job in [
             Job::cluster(dir.path(), &state, 1),
@@ -177,12 +182,7 @@ mod tests {
         let missing = dir.path().join("not-yet");
         let (tx, mut rx) = mpsc::unbounded_channel();
         let jobs = spawn(tx, Blocking::Inline, OsDisk::shared());
-        let state = ClusterState {
-            role: Role::Primary,
-            consistency: Consistency::Cp,
-            peers: Vec::new(),
-            me: None,
-        };
+        let state = alone(Role::Primary, Consistency::Cp);
         let alpha = AgentId::new("alpha").unwrap();
         jobs.send(Job::cluster(&missing, &state, 4)).unwrap();
         jobs.send(Job::cursors(

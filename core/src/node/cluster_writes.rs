@@ -31,8 +31,8 @@ pub(super) struct ClusterWrites {
     version: u64,
     /// Answers waiting for a version to be durable.
     waiters: Vec<(u64, RequestId, Response)>,
-    /// The newest write failed: when to write again, and the wait after that.
-    retry: Option<(Instant, Duration)>,
+    /// The newest write failed: when to write again.
+    retry: Option<Instant>,
     /// How many writes failed in a row, for the wait after the next.
     backoff: Backoff,
 }
@@ -53,7 +53,7 @@ impl ClusterWrites {
     /// `version` is durable: the answers it releases (every version up to it).
     pub(super) fn written(&mut self, version: u64) -> Vec<(RequestId, Response)> {
         self.backoff.reset();
-        self.release(version, |_, r| r)
+        self.release(version, |r| r)
     }
 
     /// Writing `version` failed at `now` (`reason` in the shell's words): the answers to
@@ -69,13 +69,13 @@ impl ClusterWrites {
             return None;
         }
         let delay = self.backoff.fail_steady(&RETRY);
-        self.retry = Some((now + delay, delay));
+        self.retry = Some(now + delay);
         let reason = format!(
             "the change is in effect on this node but writing cluster.json failed ({reason}); \
              it is retried every {} s at most and is lost if the node restarts first",
             RETRY_MAX.as_secs()
         );
-        let answers = self.release(version, |_, _| Response::NotPersisted {
+        let answers = self.release(version, |_| Response::NotPersisted {
             reason: reason.clone(),
         });
         Some((answers, delay))
@@ -83,12 +83,12 @@ impl ClusterWrites {
 
     /// Whether a retry is due at `now`; the caller then writes a new version.
     pub(super) fn retry_due(&self, now: Instant) -> bool {
-        self.retry.is_some_and(|(at, _)| now >= at)
+        self.retry.is_some_and(|at| now >= at)
     }
 
     /// When the failed write is tried again, if one failed.
     pub(super) fn retry_at(&self) -> Option<Instant> {
-        self.retry.map(|(at, _)| at)
+        self.retry
     }
 
     /// Whether a retry is pending (the node's tick must keep running).
@@ -99,7 +99,7 @@ impl ClusterWrites {
     fn release(
         &mut self,
         version: u64,
-        answer: impl Fn(RequestId, Response) -> Response,
+        answer: impl Fn(Response) -> Response,
     ) -> Vec<(RequestId, Response)> {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
             .into_iter()
@@ -107,7 +107,7 @@ impl ClusterWrites {
         self.waiters = waiting;
         ready
             .into_iter()
-            .map(|(_, request, response)| (request, answer(request, response)))
+            .map(|(_, request, response)| (request, answer(response)))
             .collect()
     }
 }
