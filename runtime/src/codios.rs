@@ -196,6 +196,12 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Decision, Failure> {
         what: "Codios answer",
         why,
     };
+    // serde reads a struct from a JSON array too (its fields in order), so `["permit"]` would
+    // pass as a permit: only an object is an answer.
+    let first = bytes.iter().find(|b| !b" \t\n\r".contains(b));
+    if first != Some(&b'{') {
+        return Err(garbled("not a JSON object".into()));
+    }
     let answer: AuthorizeAnswer =
         serde_json::from_slice(bytes).map_err(|e| garbled(e.to_string()))?;
     match answer.decision.as_str() {

@@ -105,6 +105,9 @@ async fn non_2xx_garbled_and_unknown_decisions_are_failures_never_permits() {
         r#"{"decision":"allow"}"#,
         r#"permit"#,
         r#"{}"#,
+        // Found by the codios_answer fuzz target: serde reads a struct from an array.
+        r#"["permit"]"#,
+        " \r\n[\"deny\"]",
     ] {
         let (base, _) = serve_once("200 OK", body, Duration::ZERO).await;
         let got = client(&base, DEFAULT_TIMEOUT).authorize(&key()).await;
