@@ -191,7 +191,7 @@ pub fn carried_hash_is_right(encoded: &[u8]) -> bool {
 
 /// How deep `payload` (JSON the decoder accepted) nests arrays and objects, by a recursive
 /// walk of the parsed value: an oracle independent of the decoder's one-pass scan.
-pub fn json_depth(payload: &[u8]) -> usize {
+pub fn json_depth(payload: &[u8]) -> Option<usize> {
     fn depth(v: &serde_json::Value) -> usize {
         match v {
             serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
@@ -203,10 +203,12 @@ pub fn json_depth(payload: &[u8]) -> usize {
     // The decoder bounds depth at MAX_JSON_DEPTH; past serde_json's own limit of 127 the
     // oracle must still measure, and the decoder's bound keeps the recursion shallow.
     de.disable_recursion_limit();
+    // `None` where a `Value` cannot hold what the payload says (a number beyond f64's range,
+    // which valid JSON may carry): the oracle then cannot measure that payload.
     let value = de
         .into_iter::<serde_json::Value>()
         .next()
         .expect("a decoded payload is not empty")
-        .expect("a decoded payload is JSON");
-    depth(&value)
+        .ok()?;
+    Some(depth(&value))
 }
