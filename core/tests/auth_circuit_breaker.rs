@@ -6,7 +6,7 @@ mod auth_support;
 
 use auth_support::*;
 use sapix_core::auth::Decision;
-use sapix_core::node::{ClusterState, Event, Failure, Output, Restored};
+use sapix_core::node::{ClusterState, Event, Failure, Input, Output, Restored};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::status::BreakerStatus;
 use sapix_core::{AgentId, Consistency, Node, Role};
@@ -219,13 +219,17 @@ fn poll_timeout_is_the_earliest_of_the_drain_tick_and_the_probe_and_always_moves
         now = next;
         n.handle_timeout(now);
         let out = drain(&mut n);
-        for k in asks(&out) {
+        for o in &out {
+            let Output::AskCodios { call, .. } = o else {
+                continue;
+            };
             probes.push(now);
+            let outcome = Err(Failure::Unreachable("down".into()));
             n.handle(
                 now,
-                sapix_core::node::Input::CodiosFailed {
-                    key: k,
-                    reason: Failure::Unreachable("down".into()),
+                Input::CallEnded {
+                    call: *call,
+                    outcome,
                 },
             );
             drain(&mut n);

@@ -23,7 +23,9 @@ use std::cell::Cell;
 use sapix_core::auth::Credential;
 use sapix_core::block::Hash;
 use sapix_core::chain::Chains;
-use sapix_core::node::{ClusterState, Failure, Input, Output, RequestId, Response, Restored};
+use sapix_core::node::{
+    CallId, ClusterState, Failure, Input, Output, Reply, RequestId, Response, Restored,
+};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{
@@ -151,46 +153,42 @@ impl Run {
                     continue;
                 }
                 Output::Log(_) => continue,
-                Output::Probe { peer, .. } if self.peer.up => Input::ProbeAnswered {
-                    peer,
-                    agent_id: id("b"),
-                    holds: self.peer.holds,
-                    digest: None,
-                },
-                Output::Probe { peer, .. } => Input::ProbeFailed {
-                    peer,
-                    reason: Failure::Unreachable("down".into()),
-                },
-                Output::Push { peer, from, to, .. } if self.peer.up => {
+                Output::Probe { call, .. } if self.peer.up => ended(
+                    call,
+                    Ok(Reply::Probed {
+                        agent_id: id("b"),
+                        holds: self.peer.holds,
+                        digest: None,
+                    }),
+                ),
+                Output::Push { call, from, to, .. } if self.peer.up => {
                     assert_eq!(from, self.peer.holds + 1, "pushes continue the chain");
                     assert!(to >= from);
                     self.peer.holds = to;
                     self.peer.pushes += 1;
-                    Input::PushAcked { peer, through: to }
+                    ended(call, Ok(Reply::Ingested))
                 }
-                Output::Push { peer, .. } => Input::PushFailed {
-                    peer,
-                    reason: Failure::Unreachable("down".into()),
-                },
                 // b has no blocks of its own to serve.
-                Output::FetchPage { peer, after, .. } if self.peer.up => Input::PageFetched {
-                    peer,
-                    blocks: Vec::new(),
-                    next: after,
-                    tip: after,
-                },
-                Output::FetchPage { peer, .. } => Input::FetchFailed {
-                    peer,
-                    reason: Failure::Unreachable("down".into()),
-                },
-                Output::Announce { to, .. } if self.peer.up => Input::Announced {
-                    to,
-                    members: Vec::new(),
-                },
-                Output::Announce { to, .. } => Input::AnnounceFailed {
-                    to,
-                    reason: Failure::Unreachable("unreachable".into()),
-                },
+                Output::FetchPage { call, after, .. } if self.peer.up => ended(
+                    call,
+                    Ok(Reply::Page {
+                        blocks: Vec::new(),
+                        next: after,
+                        tip: after,
+                    }),
+                ),
+                Output::Announce { call, .. } if self.peer.up => ended(
+                    call,
+                    Ok(Reply::MembersUpdated {
+                        members: Vec::new(),
+                    }),
+                ),
+                Output::Probe { call, .. }
+                | Output::Push { call, .. }
+                | Output::FetchPage { call, .. }
+                | Output::Announce { call, .. } => {
+                    ended(call, Err(Failure::Unreachable("down".into())))
+                }
                 // The node persists its cluster view after start; nothing to keep here.
                 Output::PersistCluster { version, .. } => Input::ClusterPersisted { version },
                 other => panic!("unexpected {other:?}"),
@@ -311,4 +309,9 @@ fn a_million_blocks_behind_costs_under_a_mebibyte_and_loses_nothing() {
         "{} pushes",
         run.peer.pushes
     );
+}
+
+/// The input for the end of call `call`.
+fn ended(call: CallId, outcome: Result<Reply, Failure>) -> Input {
+    Input::CallEnded { call, outcome }
 }

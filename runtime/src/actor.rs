@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sapix_core::auth::Credential;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
-use sapix_core::node::{Call, Event, Failure, Input, Output, Reply, RequestId, Response};
+use sapix_core::node::{CallId, Event, Failure, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::mesh::{MembersBody, PageLimit};
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
@@ -246,21 +246,17 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
 
 fn perform(output: Output, ctx: &mut Ctx) {
     match output {
-        Output::AskCodios { key } => {
+        Output::AskCodios { call, key } => {
             let codios = ctx.shell.codios.clone();
-            spawn_call(
-                &ctx.done,
-                Call::Codios { key: key.clone() },
-                |call| async move {
-                    let outcome = match &codios {
-                        Some(c) => c.authorize(&key).await,
-                        None => Err(Failure::NotSent(
-                            "no Codios endpoint is configured".to_string(),
-                        )),
-                    };
-                    call.ended(outcome.map(Reply::Decided))
-                },
-            );
+            spawn_call(&ctx.done, call, async move {
+                let decision = match &codios {
+                    Some(c) => c.authorize(&key).await,
+                    None => Err(Failure::NotSent(
+                        "no Codios endpoint is configured".to_string(),
+                    )),
+                };
+                decision.map(Reply::Decided)
+            });
         }
         Output::Append { token, blocks } => {
             let done = ctx.done.clone();
@@ -287,10 +283,11 @@ fn perform(output: Output, ctx: &mut Ctx) {
         }
         Output::Log(event) => log(event),
         Output::Push {
-            peer,
+            call,
             endpoint,
             from,
             to,
+            ..
         } => {
             let (strand, mesh, me) = (
                 ctx.shell.strand.clone(),
@@ -298,28 +295,25 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 ctx.me.clone(),
             );
             let blocking = ctx.shell.blocking;
-            let call = Call::Push { peer, through: to };
-            spawn_call(&ctx.done, call, |call| async move {
-                match read_own(blocking, strand, me, from, to).await {
-                    Err(reason) => call.failed(reason),
-                    Ok(blocks) => call.ended(mesh.ingest(&endpoint, &blocks).await),
-                }
+            spawn_call(&ctx.done, call, async move {
+                let blocks = read_own(blocking, strand, me, from, to).await?;
+                mesh.ingest(&endpoint, &blocks).await
             });
         }
-        Output::Probe { peer, endpoint } => probe(ctx, endpoint, Call::Probe { peer }),
-        Output::ProbeBack { divider, endpoint } => {
-            probe(ctx, endpoint, Call::ProbeBack { divider })
+        Output::Probe { call, endpoint, .. } | Output::ProbeBack { call, endpoint, .. } => {
+            probe(ctx, call, endpoint)
         }
         Output::FetchPage {
-            peer,
+            call,
             endpoint,
             after,
             limit,
+            ..
         } => {
             let (mesh, keys) = (ctx.shell.mesh.clone(), ctx.shell.keys.clone());
             let blocking = ctx.shell.blocking;
-            spawn_call(&ctx.done, Call::Fetch { peer }, |call| async move {
-                call.ended(fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await)
+            spawn_call(&ctx.done, call, async move {
+                fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await
             });
         }
         Output::PersistCursors {
@@ -335,23 +329,20 @@ fn perform(output: Output, ctx: &mut Ctx) {
             let _ = ctx.persist.send(job);
         }
         Output::Copy {
-            to,
+            call,
             endpoint,
             after,
             limit,
+            ..
         } => {
             let (strand, mesh) = (ctx.shell.strand.clone(), ctx.shell.mesh.clone());
             let blocking = ctx.shell.blocking;
-            let call = Call::Copy {
-                to: to.clone(),
-                next: after,
-                sent: 0,
-            };
-            spawn_call(&ctx.done, call, move |_| async move {
-                copy_batch(blocking, strand, &mesh, &endpoint, to, (after, limit)).await
+            spawn_call(&ctx.done, call, async move {
+                copy_batch(blocking, strand, &mesh, &endpoint, (after, limit)).await
             });
         }
         Output::Announce {
+            call,
             to,
             endpoint,
             members,
@@ -359,23 +350,19 @@ fn perform(output: Output, ctx: &mut Ctx) {
             cursors,
         } => {
             let (mesh, me) = (ctx.shell.mesh.clone(), ctx.me.clone());
-            spawn_call(
-                &ctx.done,
-                Call::Announce { to: to.clone() },
-                |call| async move {
-                    let body = MembersBody {
-                        from: Some(me),
-                        members,
-                        your_role,
-                        cursors,
-                    };
-                    let outcome = mesh.announce(&endpoint, &body).await;
-                    if let Err(reason) = &outcome {
-                        tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
-                    }
-                    call.ended(outcome.map(|a| Reply::MembersUpdated { members: a.members }))
-                },
-            );
+            spawn_call(&ctx.done, call, async move {
+                let body = MembersBody {
+                    from: Some(me),
+                    members,
+                    your_role,
+                    cursors,
+                };
+                let outcome = mesh.announce(&endpoint, &body).await;
+                if let Err(reason) = &outcome {
+                    tracing::warn!(peer = %to, %reason, "membership announcement failed; will retry");
+                }
+                outcome.map(|a| Reply::MembersUpdated { members: a.members })
+            });
         }
     }
 }
@@ -406,37 +393,36 @@ async fn read_own(
 }
 
 /// Asks `endpoint` who it is and how much of this node's chain it holds, for `call`.
-fn probe(ctx: &Ctx, endpoint: String, call: Call) {
+fn probe(ctx: &Ctx, call: CallId, endpoint: String) {
     let (mesh, me) = (ctx.shell.mesh.clone(), ctx.me.clone());
-    spawn_call(&ctx.done, call, |call| async move {
-        let outcome = mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
+    spawn_call(&ctx.done, call, async move {
+        mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
             digest: p.digest(),
             agent_id: p.agent_id,
             holds: p.holds,
-        });
-        call.ended(outcome)
+        })
     });
 }
 
-/// Runs one call on its own task. Whatever becomes of that task — even a panic in a client
-/// library — the node hears how the call ended: a call that never reports leaves the core
-/// waiting for ever (a divide that never answers, a peer never probed again).
-fn spawn_call<F, Fut>(done: &mpsc::UnboundedSender<Input>, call: Call, run: F)
+/// Runs one call on its own task and tells the node how it ended, under its id. Whatever
+/// becomes of that task — even a panic in a client library — the node hears: a call that
+/// never reports leaves the core waiting for ever (a divide that never answers, a peer never
+/// probed again).
+fn spawn_call<Fut>(done: &mpsc::UnboundedSender<Input>, call: CallId, run: Fut)
 where
-    F: FnOnce(Call) -> Fut,
-    Fut: std::future::Future<Output = Input> + Send + 'static,
+    Fut: std::future::Future<Output = Result<Reply, Failure>> + Send + 'static,
 {
     let done = done.clone();
-    let task = tokio::spawn(run(call.clone()));
+    let task = tokio::spawn(run);
     tokio::spawn(async move {
-        let input = match task.await {
-            Ok(input) => input,
+        let outcome = match task.await {
+            Ok(outcome) => outcome,
             Err(e) => {
-                tracing::error!(error = %e, ?call, "a mesh call's task failed; the call counts as failed");
-                call.failed(Failure::NotSent(format!("the call's task failed: {e}")))
+                tracing::error!(error = %e, %call, "a mesh call's task failed; the call counts as failed");
+                Err(Failure::NotSent(format!("the call's task failed: {e}")))
             }
         };
-        let _ = done.send(input);
+        let _ = done.send(Input::CallEnded { call, outcome });
     });
 }
 
@@ -457,41 +443,30 @@ async fn fetch_verified(
     Ok(Reply::Page { blocks, next, tip })
 }
 
-/// Sends the batch of local blocks after offset `after` to the new node `to`; returns what
-/// the node is told.
+/// Sends the batch of local blocks after offset `after` to the new node; returns what the
+/// node is told.
 async fn copy_batch(
     blocking: Blocking,
     strand: Arc<Strand>,
     mesh: &MeshClient,
     endpoint: &str,
-    to: AgentId,
     (after, limit): (u64, PageLimit),
-) -> Input {
+) -> Result<Reply, Failure> {
     let page = blocking
         .run(move || strand.export(after, limit.blocks, limit.bytes))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| format!("reading the strand: {e}")));
-    let page = match page {
-        Ok(page) => page,
-        // The call was never made: our own strand could not be read.
-        Err(reason) => {
-            let reason = Failure::NotSent(reason);
-            return Input::CopyFailed { to, reason };
-        }
-    };
+    // The call is never made when our own strand cannot be read.
+    let page = page.map_err(Failure::NotSent)?;
     let next = page.last().map_or(after, |(o, _)| *o);
     let blocks: Vec<Block> = page.into_iter().map(|(_, b)| b).collect();
-    let call = Call::Copy {
-        to,
-        next,
-        sent: blocks.len() as u64,
-    };
+    let sent = blocks.len() as u64;
     if blocks.is_empty() {
         // Nothing left to copy: the batch is done without a request.
-        return call.finished(Reply::Ingested);
+        return Ok(Reply::Ingested.of_copy(next, sent));
     }
-    call.ended(mesh.ingest(endpoint, &blocks).await)
+    Ok(mesh.ingest(endpoint, &blocks).await?.of_copy(next, sent))
 }
 
 fn log(event: Event) {
@@ -607,13 +582,14 @@ mod tests {
     #[tokio::test]
     async fn a_call_whose_task_panics_is_reported_as_failed() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let peer = AgentId::new("peer").expect("id");
-        spawn_call(&tx, Call::Probe { peer }, |_| async {
-            panic!("a client library's bug")
-        });
+        spawn_call(&tx, CallId(7), async { panic!("a client library's bug") });
         let input = rx.recv().await.expect("the node hears of the call");
-        let Input::ProbeFailed { reason, .. } = input else {
-            panic!("want ProbeFailed, got {input:?}");
+        let Input::CallEnded {
+            call: CallId(7),
+            outcome: Err(reason),
+        } = input
+        else {
+            panic!("want call 7 failed, got {input:?}");
         };
         assert!(
             matches!(&reason, Failure::NotSent(why) if why.contains("panicked")),

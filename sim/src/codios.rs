@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::{Action, AuthKey, Credential, Decision};
-use sapix_core::node::{Call, Input};
+use sapix_core::node::{CallId, Failure, Reply};
 use sapix_core::Collection;
 
 use crate::config::{poisson_gap, CodiosConfig, Episodes, Micros, SECOND};
+use crate::mesh::Asked;
 use crate::overrides::Class;
 use crate::world::{Ev, Heap, Phase, World};
 
@@ -199,10 +200,10 @@ impl<D> World<D> {
         node: usize,
         call: u64,
         key: AuthKey,
-    ) -> (Micros, Input) {
+    ) -> (Micros, Result<Reply, Failure>) {
         let d = self.codios.latency(self.now);
-        let input = if self.codios.down(self.now) {
-            Call::Codios { key }.failed(crate::mesh::reset())
+        let outcome = if self.codios.down(self.now) {
+            Err(crate::mesh::reset())
         } else {
             let decision = self
                 .codios
@@ -210,11 +211,11 @@ impl<D> World<D> {
                 .get(&key)
                 .copied()
                 .unwrap_or(Decision::Deny);
-            Input::CodiosAnswered { key, decision }
+            Ok(Reply::Decided(decision))
         };
         self.trace
             .line(self.now, || format!("codios answers n{node} #{call}"));
-        (d, input)
+        (d, outcome)
     }
 
     /// Codios changes as `ev` says (a flip, an outage, a slow spell, a flap); what is due
@@ -287,10 +288,14 @@ impl<D> World<D> {
 
 impl World<Heap> {
     /// Node `i` asks Codios about `key`, with the Codios client's timeout.
-    pub(crate) fn call_codios(&mut self, i: usize, key: AuthKey) {
+    pub(crate) fn call_codios(&mut self, i: usize, id: CallId, key: AuthKey) {
         self.codios_asked(i, &key);
         let timeout = self.codios.timeout();
-        let call = self.register_call(i, Call::Codios { key }, timeout);
+        let asked = Asked {
+            codios: Some(key),
+            ..Asked::call(id)
+        };
+        let call = self.register_call(i, asked, timeout);
         let (d, up) = self.codios.send(self.now);
         if up {
             self.schedule(self.now + d, Ev::CodiosDecides { call, node: i });
@@ -308,10 +313,12 @@ impl World<Heap> {
         let Some(c) = self.d.calls.get(&call) else {
             return;
         };
-        let Call::Codios { key } = c.kind.clone() else {
+        let asked = c.kind.clone();
+        let Some(key) = asked.codios.clone() else {
             return;
         };
-        let (d, input) = self.codios_decides(node, call, key);
+        let (d, outcome) = self.codios_decides(node, call, key);
+        let input = asked.ended(outcome);
         self.schedule(self.now + d, Ev::Reply { call, input });
     }
 

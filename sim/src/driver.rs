@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 
 use sapix_core::auth::AuthKey;
-use sapix_core::node::{Call, Input, Node, RequestId, Response, Timer};
+use sapix_core::node::{CallId, Input, Node, RequestId, Response, Timer};
 
 use crate::checkers;
 use crate::config::Micros;
-use crate::mesh::Req;
+use crate::mesh::{Asked, Req};
 use crate::trace::{input_digest, output_digest};
 use crate::world::World;
 
@@ -48,7 +48,7 @@ pub(crate) trait Driver {
 
     /// Node `from` calls `endpoint` with `req`; whatever ends the call comes back to it as
     /// `kind`'s input.
-    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req);
+    fn call(&mut self, from: usize, endpoint: &str, kind: Asked, req: Req);
 
     /// Node `i`'s server answers call `call` of node `from` with `response`.
     fn reply(&mut self, i: usize, from: usize, call: u64, response: Response);
@@ -62,7 +62,7 @@ pub(crate) trait Driver {
     fn write_at(&mut self, i: usize, at: Micros);
 
     /// Node `i` asks Codios about `key` (only on seeds where Codios is on).
-    fn ask_codios(&mut self, i: usize, key: AuthKey);
+    fn ask_codios(&mut self, i: usize, call: CallId, key: AuthKey);
 
     /// Node `i`'s process is gone while serving `serving` (request → (call, caller)): what
     /// its callers see.

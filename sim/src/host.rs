@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sapix_core::auth::AuthKey;
 use sapix_core::keys::AgentKey;
-use sapix_core::node::{AuthSettings, Input, NodeConfig, RequestId};
+use sapix_core::node::{AuthSettings, CallId, Input, NodeConfig, RequestId};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, Node, UnixMillis};
 
@@ -48,6 +49,9 @@ pub(crate) struct Host {
     pub(crate) deferred: std::collections::VecDeque<Input>,
     /// An initial member, or divided in with an acknowledged answer.
     pub(crate) member: bool,
+    /// The running process's Codios calls in flight: what each asked about (the checker
+    /// notes the answer against it).
+    pub(crate) codios_asks: BTreeMap<CallId, AuthKey>,
 }
 
 impl Host {
@@ -69,6 +73,7 @@ impl Host {
             paused_until: 0,
             deferred: Default::default(),
             member,
+            codios_asks: BTreeMap::new(),
         }
     }
 }
@@ -85,6 +90,7 @@ fn start(host: &mut Host, store: &mut Store, cfg: &Config, rng: &mut ChaCha8Rng,
     let rng_seed = rng.gen();
     host.inc += 1;
     host.mode_epoch += 1;
+    host.codios_asks.clear();
     host.clock.boot(now, origin);
     store.last_append_done = now;
     store.last_write_done = now;

@@ -1,18 +1,20 @@
 //! The shell: how each core `Output` becomes an effect and comes back as an `Input`, exactly as
 //! the runtime (`runtime/src/actor.rs`, `runtime/src/mesh.rs`) and the server's handlers
-//! (`server/src/api/{mesh,cluster}.rs`) map them; the input a finished call becomes is the
-//! core's own mapping ([`sapix_core::node::Call`]), the one the runtime uses.
+//! (`server/src/api/{mesh,cluster}.rs`) map them. A call ends as `CallEnded` under the id its
+//! output carried, with the target's answer read as the mesh client reads it
+//! ([`Reply::from_response`]), the mapping the runtime uses.
 //!
 //! - `Push { from..=to }` reads own blocks from the durable strand and delivers them as the
-//!   peer's `IngestRequested`; `Ingested` returns as `PushAcked { through: to }`,
-//!   `IngestRefused { Gap { expected } }` as `PushGap`, anything else as `PushFailed`.
-//! - `Probe` → the peer's `ProbeRequested { author: me }` → `ProbeAnswered`.
+//!   peer's `IngestRequested`; `Ingested` returns as `Reply::Ingested`,
+//!   `IngestRefused { Gap { expected } }` as `Reply::Gap`, anything else as a failure.
+//! - `Probe` → the peer's `ProbeRequested { author: me }` → `Reply::Probed`.
 //! - `FetchPage { after }` is served from the peer's durable strand by its server (the core is
 //!   not asked): blocks at offsets after `after`, at most `wire::MAX_BATCH`, `next` the last
-//!   offset (or `after`), `tip` the strand tip → `PageFetched`.
+//!   offset (or `after`), `tip` the strand tip → `Reply::Page`.
 //! - `Copy { after }` sends at most 500 durable local blocks after `after` to the new node's
-//!   ingest → `Copied { next, sent }`; an empty batch completes at once without a request.
-//! - `Announce` → the member's `MembersAnnounced` → `MembersUpdated` → `Announced`.
+//!   ingest → `Reply::Copied { next, sent }`; an empty batch completes at once without a
+//!   request.
+//! - `Announce` → the member's `MembersAnnounced` → `Reply::MembersUpdated`.
 //! - `PersistCursors` / `PersistCluster` → that node's state files, in order →
 //!   `CursorPersisted` / `ClusterPersisted`.
 //! - `Append` → the strand, completing in token order → `Appended` / `AppendFailed`.
@@ -26,7 +28,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
-use sapix_core::node::{Call, Event, Failure, Input, Output, Reply, RequestId, Response};
+use sapix_core::node::{CallId, Event, Failure, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::MAX_BATCH;
 use sapix_core::{AgentId, Role};
@@ -44,7 +46,56 @@ pub(crate) struct InFlight {
     pub(crate) from: usize,
     /// The caller's boot count when it called.
     pub(crate) inc: u32,
-    pub(crate) kind: Call,
+    pub(crate) kind: Asked,
+}
+
+/// One call a node asked for, as its shell holds it until it ends.
+#[derive(Debug, Clone)]
+pub(crate) struct Asked {
+    /// The id its output carried.
+    pub(crate) id: CallId,
+    /// A copy batch's last offset and size, which the target's ingest answer stands for.
+    pub(crate) copy: Option<(u64, u64)>,
+    /// A Codios question's key (Codios decides on it).
+    pub(crate) codios: Option<AuthKey>,
+}
+
+impl Asked {
+    /// A mesh call.
+    pub(crate) fn call(id: CallId) -> Self {
+        Asked {
+            id,
+            copy: None,
+            codios: None,
+        }
+    }
+
+    /// The input the node gets when the call ends with `outcome`.
+    pub(crate) fn ended(self, outcome: Result<Reply, Failure>) -> Input {
+        let outcome = match self.copy {
+            Some((next, sent)) => outcome.map(|r| r.of_copy(next, sent)),
+            None => outcome,
+        };
+        Input::CallEnded {
+            call: self.id,
+            outcome,
+        }
+    }
+
+    /// The call failed without an answer.
+    pub(crate) fn failed(self, reason: Failure) -> Input {
+        self.ended(Err(reason))
+    }
+
+    /// The far side answered `reply`.
+    pub(crate) fn finished(self, reply: Reply) -> Input {
+        self.ended(Ok(reply))
+    }
+
+    /// The target node answered `response`, read as the mesh client reads its HTTP answer.
+    pub(crate) fn answered(self, response: Response) -> Input {
+        self.ended(Reply::from_response(response))
+    }
 }
 
 /// What travels to the target.
@@ -106,7 +157,7 @@ pub(crate) enum Effect {
     /// A mesh call.
     Call {
         endpoint: String,
-        kind: Call,
+        kind: Asked,
         req: Req,
     },
     /// A completion without the network (as the runtime's tasks produce).
@@ -125,7 +176,7 @@ pub(crate) enum Effect {
     /// A log line, for the checkers.
     Log(Event),
     /// A Codios call (a driver without a Codios model answers it with a failure).
-    AskCodios(sapix_core::auth::AuthKey),
+    AskCodios(CallId, AuthKey),
 }
 
 /// What node `me`'s output `out` asks for, with `store` its disk.
@@ -133,12 +184,13 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
     match out {
         Output::Append { token, blocks } => Effect::Append { token, blocks },
         Output::Push {
-            peer,
+            call,
             endpoint,
             from,
             to,
+            ..
         } => {
-            let kind = Call::Push { peer, through: to };
+            let kind = Asked::call(call);
             match store.own_range(me, from, to) {
                 Ok(blocks) => Effect::Call {
                     endpoint,
@@ -156,24 +208,22 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
                 }
             }
         }
-        Output::Probe { peer, endpoint } => Effect::Call {
-            endpoint,
-            kind: Call::Probe { peer },
-            req: Req::Probe(me.clone()),
-        },
-        Output::ProbeBack { divider, endpoint } => Effect::Call {
-            endpoint,
-            kind: Call::ProbeBack { divider },
-            req: Req::Probe(me.clone()),
-        },
+        Output::Probe { call, endpoint, .. } | Output::ProbeBack { call, endpoint, .. } => {
+            Effect::Call {
+                endpoint,
+                kind: Asked::call(call),
+                req: Req::Probe(me.clone()),
+            }
+        }
         Output::FetchPage {
-            peer,
+            call,
             endpoint,
             after,
             limit,
+            ..
         } => Effect::Call {
             endpoint,
-            kind: Call::Fetch { peer },
+            kind: Asked::call(call),
             req: Req::Export(after, limit),
         },
         Output::PersistCursors {
@@ -189,15 +239,19 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             Effect::Persist(StateWrite::Cluster { state, version })
         }
         Output::Copy {
-            to,
+            call,
             endpoint,
             after,
             limit,
+            ..
         } => {
             // Blocks are small here: the count bounds a batch before the bytes would.
             let (blocks, next) = store.page(after, limit.blocks);
             let sent = blocks.len() as u64;
-            let kind = Call::Copy { to, next, sent };
+            let kind = Asked {
+                copy: Some((next, sent)),
+                ..Asked::call(call)
+            };
             if blocks.is_empty() {
                 // Nothing left to copy: the batch is done without a request.
                 Effect::Local(kind.finished(Reply::Ingested))
@@ -210,14 +264,15 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             }
         }
         Output::Announce {
-            to,
+            call,
             endpoint,
             members,
             your_role,
             cursors,
+            ..
         } => Effect::Call {
             endpoint,
-            kind: Call::Announce { to },
+            kind: Asked::call(call),
             req: Req::Members {
                 from: me.clone(),
                 members,
@@ -225,7 +280,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
                 cursors,
             },
         },
-        Output::AskCodios { key } => Effect::AskCodios(key),
+        Output::AskCodios { call, key } => Effect::AskCodios(call, key),
         Output::Respond { request, response } => Effect::Respond { request, response },
         Output::Log(event) => Effect::Log(event),
     }
@@ -282,16 +337,14 @@ where
                 let v = self.checks.logged(i, &event);
                 self.verdict(v);
             }
-            Effect::AskCodios(key) => {
+            Effect::AskCodios(call, key) => {
                 if self.codios.on() {
-                    self.ask_codios(i, key);
+                    self.hosts[i].codios_asks.insert(call, key.clone());
+                    self.ask_codios(i, call, key);
                 } else {
                     // A node in local mode never asks; answer as a shell without Codios would.
-                    let kind = Call::Codios { key };
-                    self.local(
-                        i,
-                        kind.failed(Failure::NotSent("no Codios configured".into())),
-                    );
+                    let failure = Failure::NotSent("no Codios configured".into());
+                    self.local(i, Asked::call(call).failed(failure));
                 }
             }
         }
@@ -360,7 +413,7 @@ impl Driver for World<Heap> {
     }
 
     /// Sends the request over the network model, with the mesh client's timeout.
-    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
+    fn call(&mut self, from: usize, endpoint: &str, kind: Asked, req: Req) {
         let timeout = self.d.net.timeout();
         let call = self.register_call(from, kind, timeout);
         let Some(to) = self.index_of_endpoint(endpoint) else {
@@ -417,8 +470,8 @@ impl Driver for World<Heap> {
         self.schedule(at, Ev::WriteDone { node: i, inc });
     }
 
-    fn ask_codios(&mut self, i: usize, key: AuthKey) {
-        self.call_codios(i, key);
+    fn ask_codios(&mut self, i: usize, call: CallId, key: AuthKey) {
+        self.call_codios(i, call, key);
     }
 
     /// Its callers' connections are reset.
@@ -435,7 +488,7 @@ impl Driver for World<Heap> {
 }
 
 impl World<Heap> {
-    fn register(&mut self, from: usize, kind: Call) -> u64 {
+    fn register(&mut self, from: usize, kind: Asked) -> u64 {
         self.next_call += 1;
         let call = self.next_call;
         let inc = self.hosts[from].inc;
@@ -444,7 +497,7 @@ impl World<Heap> {
     }
 
     /// Registers a call of node `from` that times out after `timeout`.
-    pub(crate) fn register_call(&mut self, from: usize, kind: Call, timeout: Micros) -> u64 {
+    pub(crate) fn register_call(&mut self, from: usize, kind: Asked, timeout: Micros) -> u64 {
         let call = self.register(from, kind);
         self.schedule(self.now + timeout, Ev::Timeout { call });
         call

@@ -9,7 +9,7 @@ use core::hash::{Hash, Hasher};
 use std::io::Write;
 use std::mem::discriminant;
 
-use sapix_core::node::{Input, Output, Response};
+use sapix_core::node::{Input, Output, Reply, Response};
 
 use crate::config::{Micros, SECOND};
 
@@ -56,23 +56,32 @@ pub fn input_digest(input: &Input, h: &mut Fx) {
             blocks.iter().for_each(|b| b.block().hash.hash(h));
         }
         Input::Appended { token, offsets } => (token, offsets).hash(h),
-        Input::PushAcked { peer, through } => (peer, through).hash(h),
-        Input::PushGap { peer, expected } => (peer, expected).hash(h),
-        Input::PushFailed { peer, .. } | Input::ProbeFailed { peer, .. } => peer.hash(h),
-        Input::ProbeAnswered { peer, holds, .. } => (peer, holds).hash(h),
-        Input::PageFetched {
-            peer,
-            blocks,
-            next,
-            tip,
-        } => {
-            (peer, next, tip).hash(h);
-            blocks.iter().for_each(|b| b.block().hash.hash(h));
+        Input::CallEnded { call, outcome } => {
+            call.hash(h);
+            if let Ok(reply) = outcome {
+                reply_digest(reply, h);
+            }
         }
         Input::CursorPersisted { peer, cursor } => (peer, cursor).hash(h),
         Input::ClusterPersisted { version } => version.hash(h),
-        Input::Copied { to, next, sent } => (to, next, sent).hash(h),
         _ => {}
+    }
+}
+
+/// Digest of a call's answer: its kind and the ids and seqs it carries.
+fn reply_digest(reply: &Reply, h: &mut Fx) {
+    discriminant(reply).hash(h);
+    match reply {
+        Reply::Copied { next, sent } => (next, sent).hash(h),
+        Reply::Gap { expected } => expected.hash(h),
+        Reply::Probed {
+            agent_id, holds, ..
+        } => (agent_id, holds).hash(h),
+        Reply::Page { blocks, next, tip } => {
+            (next, tip).hash(h);
+            blocks.iter().for_each(|b| b.block().hash.hash(h));
+        }
+        Reply::Ingested | Reply::MembersUpdated { .. } | Reply::Decided(_) => {}
     }
 }
 

@@ -8,7 +8,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::{AuthKey, Credential};
-use sapix_core::node::{Input, Receipt, RequestId, Response};
+use sapix_core::node::{Input, Receipt, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
 
@@ -413,9 +413,12 @@ where
     /// Node `i` is about to take `input`.
     pub(crate) fn taking(&mut self, i: usize, input: &Input) {
         taking(&mut self.hosts, i, input);
-        if let Input::CodiosAnswered { key, decision } = input {
-            let local = self.hosts[i].clock.local(self.now);
-            self.checks.auth.answered(i, key, *decision, local);
+        if let Input::CallEnded { call, outcome } = input {
+            let asked = self.hosts[i].codios_asks.remove(call);
+            if let (Some(key), Ok(Reply::Decided(decision))) = (asked, outcome) {
+                let local = self.hosts[i].clock.local(self.now);
+                self.checks.auth.answered(i, &key, *decision, local);
+            }
         }
     }
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sapix_core::auth::{Action, AuthKey, Credential, Decision};
-use sapix_core::node::{Input, NodeConfig, Output, RequestId, Response, Restored};
+use sapix_core::auth::{Credential, Decision};
+use sapix_core::node::{Input, NodeConfig, Output, Reply, RequestId, Response, Restored};
 use sapix_core::{AgentId, Collection, KeySchedule, MasterSeed, Node, UnixMillis};
 use sapix_tests::{Agent, Api, Auth, CodiosDev};
 use serde_json::json;
@@ -113,7 +113,7 @@ fn core_write_ns() -> (f64, f64) {
                 wall: UnixMillis(i),
             },
         );
-        let mut answered = false;
+        let (mut answered, mut asked) = (false, None);
         while let Some(o) = node.poll_output() {
             match o {
                 Output::Append { token, blocks } => {
@@ -123,19 +123,16 @@ fn core_write_ns() -> (f64, f64) {
                 Output::Respond { response, .. } => {
                     answered = matches!(response, Response::Written(_));
                 }
+                Output::AskCodios { call, .. } => asked = Some(call),
                 _ => {}
             }
         }
-        answered
+        (answered, asked)
     };
-    write(&mut node, 0, alice);
-    node.handle(
-        t0,
-        Input::CodiosAnswered {
-            key: AuthKey::of(alice, Action::Write, &orders),
-            decision: Decision::Permit,
-        },
-    );
+    let (_, asked) = write(&mut node, 0, alice);
+    let call = asked.expect("the first write of a token asks Codios");
+    let outcome = Ok(Reply::Decided(Decision::Permit));
+    node.handle(t0, Input::CallEnded { call, outcome });
     while node.poll_output().is_some() {}
     const N: u64 = 50_000;
     let mut next = 0;
@@ -144,7 +141,7 @@ fn core_write_ns() -> (f64, f64) {
         for _ in 0..N {
             next += 1;
             assert!(
-                write(&mut node, next, credential),
+                write(&mut node, next, credential).0,
                 "write {next} not written"
             );
         }

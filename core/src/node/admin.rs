@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::call::Call;
 use super::cluster_writes::ClusterWrites;
 use super::divide::Divide;
 use super::join::Join;
@@ -373,7 +374,9 @@ impl Node {
                 continue;
             }
             a.in_flight = true;
+            let call = self.calls.open(Call::Announce { to: to.clone() });
             self.outputs.push_back(Output::Announce {
+                call,
                 to: to.clone(),
                 endpoint: a.endpoint.clone(),
                 members: a.members.clone(),

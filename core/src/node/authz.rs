@@ -18,6 +18,7 @@ use crate::id::Collection;
 use crate::status::{AuthMode, AuthStatus, BreakerStatus};
 use crate::time::{Instant, UnixMillis};
 
+use super::call::Call;
 use super::{Event, Failure, Node, Output, RequestId, Response};
 
 /// How a node authorizes client writes other than the root key's; fixed at start. The
@@ -254,7 +255,8 @@ impl Node {
 
     fn ask_codios(&mut self, key: AuthKey) {
         self.authz.last_asked = Some(key.clone());
-        self.outputs.push_back(Output::AskCodios { key });
+        let call = self.calls.open(Call::Codios { key: key.clone() });
+        self.outputs.push_back(Output::AskCodios { call, key });
     }
 
     /// A Codios decision (fresh, or just answered) for a write: run it or refuse it.

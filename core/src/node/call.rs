@@ -1,142 +1,232 @@
-//! What a node is told when a call it asked for ends: the one mapping from a finished push,
-//! probe, page fetch, copy, announcement or Codios request to the node's [`Input`], shared by
-//! every shell (the runtime's actor, both simulators, the core's test harness), so a gap, a
-//! refused copy or a failed announcement means the same to the node whichever shell made the
-//! call.
+//! The calls a node asks its shell to make, and how each one's end reaches the node.
 //!
-//! A shell names the call when it performs the output ([`Call`]) and, when the call ends, turns
-//! its outcome into the input: [`Call::failed`] for anything that is not an answer (unreachable,
-//! reset, timed out, refused, garbled), [`Call::finished`] for what the far side said
-//! ([`Reply`]), or [`Call::answered`] where the shell holds the target node's own [`Response`]
-//! (the simulators, which skip HTTP). A reply that does not fit its call is a failure, never
-//! the success of another kind of call. Pure: no I/O, no clock.
+//! Every mesh and Codios output carries a [`CallId`]; the node keeps what it asked under that
+//! id ([`Call`]) and the shell reports the end with [`Input::CallEnded`]: the far side's
+//! answer as the shell read it ([`Reply`]), or why there is none ([`Failure`]). The shell
+//! never names the peer or rebuilds the call, so an answer reaches exactly the call that asked
+//! for it (a divide's probe and a peer's probe of the same node stay apart). A reply that does
+//! not fit its call is a failure, never the success of another kind of call. Pure: no I/O, no
+//! clock.
+
+use std::collections::BTreeMap;
 
 use crate::auth::{AuthKey, Decision};
 use crate::block::Verified;
-use crate::chain::Position;
 use crate::id::AgentId;
+use crate::repl::peer::PeerInfo;
 
-use super::{Failure, Input, Response};
+use super::{Failure, Reply};
 
-/// A call the shell makes for one output, holding what the node must hear when it ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
-    /// An [`Output::Push`](super::Output::Push) of own blocks through `through`.
-    Push {
-        /// The peer.
-        peer: AgentId,
-        /// The last own seq sent.
-        through: u64,
-    },
-    /// One batch of an [`Output::Copy`](super::Output::Copy).
-    Copy {
-        /// The new node.
-        to: AgentId,
-        /// The local offset of the last block sent.
-        next: u64,
-        /// Blocks sent.
-        sent: u64,
-    },
-    /// An [`Output::Probe`](super::Output::Probe).
-    Probe {
-        /// The peer probed.
-        peer: AgentId,
-    },
-    /// An [`Output::ProbeBack`](super::Output::ProbeBack).
-    ProbeBack {
-        /// The node that is dividing this one.
-        divider: AgentId,
-    },
-    /// An [`Output::FetchPage`](super::Output::FetchPage).
-    Fetch {
-        /// The peer.
-        peer: AgentId,
-    },
-    /// An [`Output::Announce`](super::Output::Announce).
-    Announce {
-        /// The member told.
-        to: AgentId,
-    },
-    /// An [`Output::AskCodios`](super::Output::AskCodios).
-    Codios {
-        /// The key asked about.
-        key: AuthKey,
-    },
+/// Names one call a node asked for; echoed in [`Input::CallEnded`](super::Input::CallEnded).
+/// Unique for the life of a [`Node`](super::Node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId(pub u64);
+
+impl core::fmt::Display for CallId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "call {}", self.0)
+    }
 }
 
-/// What the far side of a call answered, as the shell read it.
+/// What the node asked for in one call, kept until the call ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// The target holds the pushed or copied blocks.
-    Ingested,
-    /// The target refused the blocks: it lacks the author's chain from `expected` on.
-    Gap {
+pub(super) enum Call {
+    /// An [`Output::Push`](super::Output::Push) of own blocks through `through`.
+    Push { peer: AgentId, through: u64 },
+    /// One batch of an [`Output::Copy`](super::Output::Copy).
+    Copy { to: AgentId },
+    /// An [`Output::Probe`](super::Output::Probe).
+    Probe { peer: AgentId },
+    /// An [`Output::ProbeBack`](super::Output::ProbeBack).
+    ProbeBack { divider: AgentId },
+    /// An [`Output::FetchPage`](super::Output::FetchPage).
+    Fetch { peer: AgentId },
+    /// An [`Output::Announce`](super::Output::Announce).
+    Announce { to: AgentId },
+    /// An [`Output::AskCodios`](super::Output::AskCodios).
+    Codios { key: AuthKey },
+}
+
+/// The calls in flight, by id.
+#[derive(Debug, Default)]
+pub(super) struct Calls {
+    last: u64,
+    open: BTreeMap<CallId, Call>,
+}
+
+impl Calls {
+    /// Records `call` and names it.
+    pub(super) fn open(&mut self, call: Call) -> CallId {
+        self.last += 1;
+        let id = CallId(self.last);
+        self.open.insert(id, call);
+        id
+    }
+
+    /// The call `id` ended: what it asked, unless it already ended (a shell reporting twice).
+    pub(super) fn close(&mut self, id: CallId) -> Option<Call> {
+        self.open.remove(&id)
+    }
+
+    /// How many calls are in flight.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.open.len()
+    }
+}
+
+/// How a call ended, as the node acts on it.
+#[derive(Debug)]
+pub(super) enum Done {
+    /// A peer durably holds this node's blocks through `through`.
+    PushAcked {
+        /// The peer.
+        peer: AgentId,
+        /// The last seq it now holds.
+        through: u64,
+    },
+    /// A peer refused a push because it lacks this node's blocks from `expected` on.
+    PushGap {
+        /// The peer.
+        peer: AgentId,
         /// The first seq it lacks.
         expected: u64,
     },
-    /// A probe's answer.
-    Probed {
+    /// A push failed: network error, timeout, or an answer that is not a success.
+    PushFailed {
+        /// The peer.
+        peer: AgentId,
+        /// For the log.
+        reason: Failure,
+    },
+    /// A probe was answered by `agent_id`, which holds this node's chain through `holds`.
+    ProbeAnswered {
+        /// The peer probed.
+        peer: AgentId,
         /// Who answered.
         agent_id: AgentId,
-        /// The last seq of the prober's chain it holds.
+        /// The last seq of this node's chain it holds.
         holds: u64,
         /// Its membership digest, if it sent one.
         digest: Option<u64>,
     },
-    /// A page of the target's export, its blocks verified by the shell.
-    Page {
-        /// The blocks, in the target's order.
+    /// A probe failed.
+    ProbeFailed {
+        /// The peer probed.
+        peer: AgentId,
+        /// For the log.
+        reason: Failure,
+    },
+    /// A page of a peer's export arrived (blocks verified by the shell).
+    PageFetched {
+        /// The peer.
+        peer: AgentId,
+        /// The blocks, in the peer's order.
         blocks: Vec<Verified>,
         /// The cursor after this page.
         next: u64,
-        /// The target's tip.
+        /// The peer's tip.
         tip: u64,
     },
-    /// The target took the membership announcement; every entry it holds now.
-    MembersUpdated {
-        /// Its entries.
-        members: Vec<crate::repl::peer::PeerInfo>,
+    /// Fetching a page failed (network, or a malformed or unverifiable page).
+    FetchFailed {
+        /// The peer.
+        peer: AgentId,
+        /// For the log.
+        reason: Failure,
     },
-    /// Codios decided.
-    Decided(Decision),
-}
-
-impl Reply {
-    /// A short name for a failure's reason (a page's blocks are too long to print).
-    fn what(&self) -> &'static str {
-        match self {
-            Reply::Ingested => "an ingest",
-            Reply::Gap { .. } => "a gap",
-            Reply::Probed { .. } => "a probe answer",
-            Reply::Page { .. } => "a page",
-            Reply::MembersUpdated { .. } => "a membership update",
-            Reply::Decided(_) => "a Codios decision",
-        }
-    }
+    /// A bootstrap copy batch was ingested by the new node.
+    Copied {
+        /// The new node.
+        to: AgentId,
+        /// The last local offset sent.
+        next: u64,
+        /// Blocks sent in the batch.
+        sent: u64,
+    },
+    /// A bootstrap copy batch failed.
+    CopyFailed {
+        /// The new node.
+        to: AgentId,
+        /// For the log and the answer.
+        reason: Failure,
+    },
+    /// An announcement was accepted.
+    Announced {
+        /// The member told.
+        to: AgentId,
+        /// Every membership entry it holds after taking the announcement.
+        members: Vec<PeerInfo>,
+    },
+    /// An announcement failed; it is retried.
+    AnnounceFailed {
+        /// The member.
+        to: AgentId,
+        /// Why (for a divide's announcement, the new node's own words).
+        reason: Failure,
+    },
+    /// The node that divided this one answered this node's
+    /// probe-back.
+    ProbedBack {
+        /// The divider.
+        divider: AgentId,
+        /// The id the far side answered as.
+        answered_as: AgentId,
+    },
+    /// An probe-back failed.
+    ProbeBackFailed {
+        /// The divider.
+        divider: AgentId,
+        /// Why.
+        reason: Failure,
+    },
+    /// Codios answered an Codios question for `key`.
+    CodiosAnswered {
+        /// The key asked about.
+        key: AuthKey,
+        /// What Codios decided.
+        decision: Decision,
+    },
+    /// An Codios question for `key` failed: network error, timeout,
+    /// non-2xx answer or a garbled body. Never a permit.
+    CodiosFailed {
+        /// The key asked about.
+        key: AuthKey,
+        /// For the log.
+        reason: Failure,
+    },
 }
 
 impl Call {
+    /// The call ended with `outcome`: a reply, or why there was none.
+    pub(super) fn ended(self, outcome: Result<Reply, Failure>) -> Done {
+        match outcome {
+            Ok(reply) => self.finished(reply),
+            Err(reason) => self.failed(reason),
+        }
+    }
+
     /// The call ended without an answer it can use: `reason` says why.
-    pub fn failed(self, reason: Failure) -> Input {
+    fn failed(self, reason: Failure) -> Done {
         match self {
-            Call::Push { peer, .. } => Input::PushFailed { peer, reason },
-            Call::Copy { to, .. } => Input::CopyFailed { to, reason },
-            Call::Probe { peer } => Input::ProbeFailed { peer, reason },
-            Call::Fetch { peer } => Input::FetchFailed { peer, reason },
-            Call::ProbeBack { divider } => Input::ProbeBackFailed { divider, reason },
-            Call::Announce { to } => Input::AnnounceFailed { to, reason },
-            Call::Codios { key } => Input::CodiosFailed { key, reason },
+            Call::Push { peer, .. } => Done::PushFailed { peer, reason },
+            Call::Copy { to } => Done::CopyFailed { to, reason },
+            Call::Probe { peer } => Done::ProbeFailed { peer, reason },
+            Call::Fetch { peer } => Done::FetchFailed { peer, reason },
+            Call::ProbeBack { divider } => Done::ProbeBackFailed { divider, reason },
+            Call::Announce { to } => Done::AnnounceFailed { to, reason },
+            Call::Codios { key } => Done::CodiosFailed { key, reason },
         }
     }
 
     /// The far side answered `reply`.
-    pub fn finished(self, reply: Reply) -> Input {
+    fn finished(self, reply: Reply) -> Done {
         match (self, reply) {
-            (Call::Push { peer, through }, Reply::Ingested) => Input::PushAcked { peer, through },
-            (Call::Push { peer, .. }, Reply::Gap { expected }) => Input::PushGap { peer, expected },
-            (Call::Copy { to, next, sent }, Reply::Ingested) => Input::Copied { to, next, sent },
+            (Call::Push { peer, through }, Reply::Ingested) => Done::PushAcked { peer, through },
+            (Call::Push { peer, .. }, Reply::Gap { expected }) => Done::PushGap { peer, expected },
+            (Call::Copy { to }, Reply::Copied { next, sent }) => Done::Copied { to, next, sent },
             // The new node starts empty, so a gap means the copy went wrong: start again.
-            (Call::Copy { to, .. }, Reply::Gap { expected }) => Input::CopyFailed {
+            (Call::Copy { to }, Reply::Gap { expected }) => Done::CopyFailed {
                 to,
                 reason: Failure::Unfit(format!(
                     "the new node refused the copy: expected seq {expected}"
@@ -149,70 +239,37 @@ impl Call {
                     holds,
                     digest,
                 },
-            ) => Input::ProbeAnswered {
+            ) => Done::ProbeAnswered {
                 peer,
                 agent_id,
                 holds,
                 digest,
             },
-            (Call::ProbeBack { divider }, Reply::Probed { agent_id, .. }) => Input::ProbedBack {
+            (Call::ProbeBack { divider }, Reply::Probed { agent_id, .. }) => Done::ProbedBack {
                 divider,
                 answered_as: agent_id,
             },
-            (Call::Fetch { peer }, Reply::Page { blocks, next, tip }) => Input::PageFetched {
+            (Call::Fetch { peer }, Reply::Page { blocks, next, tip }) => Done::PageFetched {
                 peer,
                 blocks,
                 next,
                 tip,
             },
             (Call::Announce { to }, Reply::MembersUpdated { members }) => {
-                Input::Announced { to, members }
+                Done::Announced { to, members }
             }
             (Call::Codios { key }, Reply::Decided(decision)) => {
-                Input::CodiosAnswered { key, decision }
+                Done::CodiosAnswered { key, decision }
             }
             (call, reply) => call.failed(Failure::Unfit(format!("answered with {}", reply.what()))),
         }
-    }
-
-    /// The call ended with `outcome`: a reply, or why there was none.
-    pub fn ended(self, outcome: Result<Reply, Failure>) -> Input {
-        match outcome {
-            Ok(reply) => self.finished(reply),
-            Err(reason) => self.failed(reason),
-        }
-    }
-
-    /// The target node answered the request with `response` (as the mesh client reads the
-    /// status its server maps that response to); any other answer is a failure.
-    pub fn answered(self, response: Response) -> Input {
-        let reply = match response {
-            Response::Ingested { .. } => Reply::Ingested,
-            Response::IngestRefused {
-                position: Position::Gap { expected },
-                ..
-            } => Reply::Gap { expected },
-            Response::ProbeAnswer {
-                agent_id,
-                holds,
-                digest,
-            } => Reply::Probed {
-                agent_id,
-                holds,
-                digest: Some(digest),
-            },
-            Response::MembersUpdated { members, .. } => Reply::MembersUpdated { members },
-            // The new node's own words reach the divider, as its HTTP answer does.
-            Response::JoinRefused { reason } => return self.failed(Failure::Refused(reason)),
-            other => return self.failed(Failure::Unfit(format!("answered {other:?}"))),
-        };
-        self.finished(reply)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::Response;
 
     fn peer() -> AgentId {
         AgentId::new("peer").expect("valid id")
@@ -225,13 +282,20 @@ mod tests {
         }
     }
 
+    fn answered(call: Call, response: Response) -> Done {
+        call.ended(Reply::from_response(response))
+    }
+
     #[test]
     fn the_ingest_answer_acknowledges_a_push_through_its_last_seq() {
-        let input = push().answered(Response::Ingested {
-            accepted: 2,
-            duplicates: 0,
-        });
-        assert!(matches!(input, Input::PushAcked { through: 9, .. }));
+        let done = answered(
+            push(),
+            Response::Ingested {
+                accepted: 2,
+                duplicates: 0,
+            },
+        );
+        assert!(matches!(done, Done::PushAcked { through: 9, .. }));
     }
 
     #[test]
@@ -239,22 +303,36 @@ mod tests {
         let gap = Reply::Gap { expected: 4 };
         assert!(matches!(
             push().finished(gap.clone()),
-            Input::PushGap { expected: 4, .. }
+            Done::PushGap { expected: 4, .. }
         ));
-        let copy = Call::Copy {
-            to: peer(),
-            next: 20,
-            sent: 3,
-        };
-        let Input::CopyFailed { reason, .. } = copy.finished(gap) else {
+        let copy = Call::Copy { to: peer() };
+        let Done::CopyFailed { reason, .. } = copy.finished(gap.of_copy(20, 3)) else {
             panic!("a copy refused with a gap must fail");
         };
         assert!(reason.to_string().contains("expected seq 4"), "{reason}");
     }
 
     #[test]
+    fn a_copy_is_done_only_with_the_batch_the_shell_sent() {
+        let copy = Call::Copy { to: peer() };
+        assert!(matches!(
+            copy.clone().finished(Reply::Ingested.of_copy(20, 3)),
+            Done::Copied {
+                next: 20,
+                sent: 3,
+                ..
+            }
+        ));
+        // A bare ingest says nothing of which batch: not a success of the copy.
+        assert!(matches!(
+            copy.finished(Reply::Ingested),
+            Done::CopyFailed { .. }
+        ));
+    }
+
+    #[test]
     fn an_answer_that_is_not_a_success_is_a_failure_that_names_it() {
-        let Input::PushFailed { reason, .. } = push().answered(Response::StorageFailed) else {
+        let Done::PushFailed { reason, .. } = answered(push(), Response::StorageFailed) else {
             panic!("a push answered StorageFailed must fail");
         };
         assert_eq!(reason, Failure::Unfit("answered StorageFailed".into()));
@@ -265,18 +343,36 @@ mod tests {
         let announce = Call::Announce { to: peer() };
         assert!(matches!(
             announce.finished(Reply::Ingested),
-            Input::AnnounceFailed { .. }
+            Done::AnnounceFailed { .. }
         ));
         let probe = Call::Probe { peer: peer() };
-        let Input::ProbeFailed { reason, .. } = probe.answered(Response::MembersUpdated {
-            peers: 2,
-            members: Vec::new(),
-        }) else {
+        let Done::ProbeFailed { reason, .. } = answered(
+            probe,
+            Response::MembersUpdated {
+                peers: 2,
+                members: Vec::new(),
+            },
+        ) else {
             panic!("a probe answered with a membership update must fail");
         };
         assert_eq!(
             reason,
             Failure::Unfit("answered with a membership update".into())
         );
+    }
+
+    #[test]
+    fn a_call_ends_once() {
+        let mut calls = Calls::default();
+        let a = calls.open(push());
+        let b = calls.open(Call::Probe { peer: peer() });
+        assert_ne!(a, b);
+        assert_eq!(calls.close(a), Some(push()));
+        assert_eq!(
+            calls.close(a),
+            None,
+            "a second report of the same call is ignored"
+        );
+        assert_eq!(calls.len(), 1);
     }
 }

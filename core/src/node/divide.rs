@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::call::Call;
 use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::node::Event;
@@ -84,7 +85,11 @@ impl Node {
         if let Some(url) = via {
             self.learn_endpoint(&url, "the Host of a divide call");
         }
+        let call = self.calls.open(Call::Probe {
+            peer: new.agent_id.clone(),
+        });
         self.outputs.push_back(Output::Probe {
+            call,
             peer: new.agent_id.clone(),
             endpoint: new.endpoint.clone(),
         });
@@ -122,7 +127,9 @@ impl Node {
             let d = self.admin.divide.as_mut().expect("verifying");
             d.stage = Stage::Copying;
             let (to, endpoint) = (d.info.agent_id.clone(), d.info.endpoint.clone());
+            let call = self.calls.open(Call::Copy { to: to.clone() });
             self.outputs.push_back(Output::Copy {
+                call,
                 to,
                 endpoint,
                 after: 0,
@@ -164,7 +171,9 @@ impl Node {
         let d = self.admin.divide.as_ref().expect("copying");
         if next < tip && sent > 0 {
             let endpoint = d.info.endpoint.clone();
+            let call = self.calls.open(Call::Copy { to: to.clone() });
             self.outputs.push_back(Output::Copy {
+                call,
                 to,
                 endpoint,
                 after: next,
@@ -185,7 +194,11 @@ impl Node {
         let mut would_be = self.membership.clone();
         would_be.add(info.clone());
         let hint = vec![(self.config.agent_id.clone(), through)];
+        let call = self.calls.open(Call::Announce {
+            to: info.agent_id.clone(),
+        });
         self.outputs.push_back(Output::Announce {
+            call,
             to: info.agent_id.clone(),
             endpoint: info.endpoint.clone(),
             members: would_be.all(),

@@ -1,17 +1,17 @@
 //! What goes into a [`Node`](super::Node): facts, named in the past tense, and the ids that
 //! tie a completion to what asked for it. Every output the shell completes comes back as an
-//! input naming the same thing: an [`AppendToken`], a peer's agent id, a cursor, a
-//! cluster-state version. A [`RequestId`] is answered by exactly one
+//! input naming the same thing: a mesh or Codios call its [`CallId`], an append its
+//! [`AppendToken`], a state-file write its peer and cursor or cluster-state version. A [`RequestId`] is answered by exactly one
 //! [`Output::Respond`](super::Output::Respond).
 
-use crate::auth::{AuthKey, Credential, Decision};
+use crate::auth::Credential;
 use crate::block::Verified;
 use crate::id::{AgentId, Collection};
 use crate::repl::peer::PeerInfo;
 use crate::status::{Consistency, Role};
 use crate::time::UnixMillis;
 
-use super::Failure;
+use super::{CallId, Failure, Reply};
 
 /// Identifies one client or peer request; chosen by the shell, echoed in
 /// [`Output::Respond`](super::Output::Respond).
@@ -125,62 +125,14 @@ pub enum Input {
         /// The member.
         agent_id: AgentId,
     },
-    /// A peer durably holds this node's blocks through `through`.
-    PushAcked {
-        /// The peer.
-        peer: AgentId,
-        /// The last seq it now holds.
-        through: u64,
-    },
-    /// A peer refused a push because it lacks this node's blocks from `expected` on.
-    PushGap {
-        /// The peer.
-        peer: AgentId,
-        /// The first seq it lacks.
-        expected: u64,
-    },
-    /// A push failed: network error, timeout, or an answer that is not a success.
-    PushFailed {
-        /// The peer.
-        peer: AgentId,
-        /// For the log.
-        reason: Failure,
-    },
-    /// A probe was answered by `agent_id`, which holds this node's chain through `holds`.
-    ProbeAnswered {
-        /// The peer probed.
-        peer: AgentId,
-        /// Who answered.
-        agent_id: AgentId,
-        /// The last seq of this node's chain it holds.
-        holds: u64,
-        /// Its membership digest, if it sent one.
-        digest: Option<u64>,
-    },
-    /// A probe failed.
-    ProbeFailed {
-        /// The peer probed.
-        peer: AgentId,
-        /// For the log.
-        reason: Failure,
-    },
-    /// A page of a peer's export arrived (blocks verified by the shell).
-    PageFetched {
-        /// The peer.
-        peer: AgentId,
-        /// The blocks, in the peer's order.
-        blocks: Vec<Verified>,
-        /// The cursor after this page.
-        next: u64,
-        /// The peer's tip.
-        tip: u64,
-    },
-    /// Fetching a page failed (network, or a malformed or unverifiable page).
-    FetchFailed {
-        /// The peer.
-        peer: AgentId,
-        /// For the log.
-        reason: Failure,
+    /// A call the node asked for ended: a push, probe, probe-back, page fetch, copy batch,
+    /// announcement or Codios question. `call` is the [`CallId`] its output carried; `outcome`
+    /// is what the far side answered as the shell read it, or why there is no answer.
+    CallEnded {
+        /// The output's id.
+        call: CallId,
+        /// The answer, or why there is none.
+        outcome: Result<Reply, Failure>,
     },
     /// An [`Output::PersistCursors`](super::Output::PersistCursors) is durable.
     CursorPersisted {
@@ -211,65 +163,5 @@ pub enum Input {
         version: u64,
         /// What the disk said.
         reason: String,
-    },
-    /// A bootstrap copy batch was ingested by the new node.
-    Copied {
-        /// The new node.
-        to: AgentId,
-        /// The last local offset sent.
-        next: u64,
-        /// Blocks sent in the batch.
-        sent: u64,
-    },
-    /// A bootstrap copy batch failed.
-    CopyFailed {
-        /// The new node.
-        to: AgentId,
-        /// For the log and the answer.
-        reason: Failure,
-    },
-    /// An [`Output::Announce`](super::Output::Announce) was accepted.
-    Announced {
-        /// The member told.
-        to: AgentId,
-        /// Every membership entry it holds after taking the announcement.
-        members: Vec<PeerInfo>,
-    },
-    /// An [`Output::Announce`](super::Output::Announce) failed; it is retried.
-    AnnounceFailed {
-        /// The member.
-        to: AgentId,
-        /// Why (for a divide's announcement, the new node's own words).
-        reason: Failure,
-    },
-    /// The node that divided this one answered this node's
-    /// [`Output::ProbeBack`](super::Output::ProbeBack).
-    ProbedBack {
-        /// The divider.
-        divider: AgentId,
-        /// The id the far side answered as.
-        answered_as: AgentId,
-    },
-    /// An [`Output::ProbeBack`](super::Output::ProbeBack) failed.
-    ProbeBackFailed {
-        /// The divider.
-        divider: AgentId,
-        /// Why.
-        reason: Failure,
-    },
-    /// Codios answered an [`Output::AskCodios`](super::Output::AskCodios) for `key`.
-    CodiosAnswered {
-        /// The key asked about.
-        key: AuthKey,
-        /// What Codios decided.
-        decision: Decision,
-    },
-    /// An [`Output::AskCodios`](super::Output::AskCodios) for `key` failed: network error, timeout,
-    /// non-2xx answer or a garbled body. Never a permit.
-    CodiosFailed {
-        /// The key asked about.
-        key: AuthKey,
-        /// For the log.
-        reason: Failure,
     },
 }

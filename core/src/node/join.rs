@@ -6,6 +6,7 @@
 //! it reports a partition for ever and refuses every CP write. Instead the divide fails, saying
 //! which direction failed and which setting to fix, and nothing is recorded here.
 
+use super::call::Call;
 use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::repl::peer::PeerInfo;
@@ -46,7 +47,11 @@ impl Node {
             );
             self.respond(old.request, Response::JoinRefused { reason });
         }
+        let call = self.calls.open(Call::ProbeBack {
+            divider: divider.agent_id.clone(),
+        });
         self.outputs.push_back(Output::ProbeBack {
+            call,
             divider: divider.agent_id.clone(),
             endpoint: divider.endpoint.clone(),
         });

@@ -3,6 +3,7 @@
 //! Every decision about when to send what to a peer is made here, from the peer
 //! sub-machines' state and the time passed in.
 
+use super::call::Call;
 use super::commit::Batch;
 use super::planted::PlantedBug;
 use super::{Failure, Node, Output, Pending, RequestId, Response, TICK};
@@ -23,7 +24,9 @@ impl Node {
             if peer.wants_probe(now) {
                 peer.probe_sent();
                 let endpoint = peer.info.endpoint.clone();
+                let call = self.calls.open(Call::Probe { peer: id.clone() });
                 self.outputs.push_back(Output::Probe {
+                    call,
                     peer: id.clone(),
                     endpoint,
                 });
@@ -58,7 +61,12 @@ impl Node {
         }
         if let Some((from, to)) = peer.next_push(now, own) {
             let endpoint = peer.info.endpoint.clone();
+            let call = self.calls.open(Call::Push {
+                peer: id.clone(),
+                through: to,
+            });
             self.outputs.push_back(Output::Push {
+                call,
                 peer: id.clone(),
                 endpoint,
                 from,
@@ -307,7 +315,9 @@ impl Node {
             Step::Wait => {}
             Step::Fetch { after } => {
                 let endpoint = self.peers[id].info.endpoint.clone();
+                let call = self.calls.open(Call::Fetch { peer: id.clone() });
                 self.outputs.push_back(Output::FetchPage {
+                    call,
                     peer: id.clone(),
                     endpoint,
                     after,

@@ -10,7 +10,8 @@
 //! The work is split by concern: [`commit`](self) (appends, writes, ingest, CP waits),
 //! `mesh` (the drain tick, pushes, probes, pulls), `admin` (status, consistency, sync, divide,
 //! membership), `authz` (whether a client's token may write: the Codios cache and breaker),
-//! and, for shells, [`Call`] (what the node is told when a call it asked for ends).
+//! and `call` (the calls in flight: a shell reports each one's end as [`Input::CallEnded`]
+//! with its [`CallId`]).
 //! Invariants kept here: every block handed out in an `Append` is the next link of its
 //! author's chain; a response that depends on an append is held until every append up
 //! to it is durable; a CP write is acknowledged only once every peer holds it.
@@ -31,6 +32,7 @@ mod output;
 pub mod planted;
 #[cfg(not(feature = "sim"))]
 mod planted;
+mod reply;
 mod response;
 mod timers;
 
@@ -41,11 +43,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use authz::AuthSettings;
-pub use call::{Call, Reply};
+pub use call::CallId;
 pub use event::Event;
 pub use failure::Failure;
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
+pub use reply::Reply;
 pub use response::{Receipt, Response};
 pub use timers::{Timer, Wake};
 
@@ -59,6 +62,7 @@ use crate::repl::peer::{Peer, PeerInfo};
 use crate::repl::pull::Pull;
 use crate::status::{Consistency, Role};
 use crate::time::{Instant, UnixMillis};
+use call::Done;
 
 /// The drain tick: how often the node wakes to retry, probe and pull (spec: 500 ms).
 pub const TICK: Duration = Duration::from_millis(500);
@@ -154,6 +158,8 @@ pub struct Node {
     peers: BTreeMap<AgentId, Peer>,
     pulls: BTreeMap<AgentId, Pull>,
     sync_waiters: BTreeMap<AgentId, Vec<RequestId>>,
+    /// Mesh and Codios calls in flight.
+    calls: call::Calls,
     admin: admin::Admin,
     authz: authz::Authz,
     bugs: planted::Bugs,
@@ -212,6 +218,7 @@ impl Node {
             peers: BTreeMap::new(),
             pulls: BTreeMap::new(),
             sync_waiters: BTreeMap::new(),
+            calls: call::Calls::default(),
             admin: admin::Admin::default(),
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
@@ -305,26 +312,15 @@ impl Node {
                 your_role,
                 cursors,
             } => self.members_announced(now, request, from, members, your_role, cursors),
-            Input::PushAcked { peer, through } => self.push_acked(now, peer, through),
-            Input::PushGap { peer, expected } => self.push_gap(now, peer, expected),
-            Input::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
             Input::RemoveRequested { request, agent_id } => {
                 self.remove_requested(request, agent_id)
             }
-            Input::ProbeAnswered {
-                peer,
-                agent_id,
-                holds,
-                digest,
-            } => self.probe_answered(now, peer, agent_id, holds, digest),
-            Input::ProbeFailed { peer, reason } => self.probe_failed(now, peer, reason),
-            Input::PageFetched {
-                peer,
-                blocks,
-                next,
-                tip,
-            } => self.page_fetched(peer, blocks, next, tip),
-            Input::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
+            Input::CallEnded { call, outcome } => {
+                // A call that already ended (a shell reporting twice) changes nothing.
+                if let Some(asked) = self.calls.close(call) {
+                    self.call_ended(now, asked.ended(outcome));
+                }
+            }
             Input::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
             Input::CursorPersistFailed {
                 peer,
@@ -335,21 +331,44 @@ impl Node {
             Input::ClusterPersistFailed { version, reason } => {
                 self.cluster_persist_failed(now, version, reason)
             }
-            Input::Copied { to, next, sent } => self.copied(to, next, sent),
-            Input::CopyFailed { to, reason } => self.copy_failed(to, reason),
-            Input::Announced { to, members } => self.announced(now, to, members),
-            Input::AnnounceFailed { to, reason } => self.announce_failed(to, reason),
-            Input::ProbedBack {
+        }
+        self.arm_tick(now);
+    }
+
+    /// Acts on how a call this node asked for ended.
+    fn call_ended(&mut self, now: Instant, done: Done) {
+        match done {
+            Done::PushAcked { peer, through } => self.push_acked(now, peer, through),
+            Done::PushGap { peer, expected } => self.push_gap(now, peer, expected),
+            Done::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
+            Done::ProbeAnswered {
+                peer,
+                agent_id,
+                holds,
+                digest,
+            } => self.probe_answered(now, peer, agent_id, holds, digest),
+            Done::ProbeFailed { peer, reason } => self.probe_failed(now, peer, reason),
+            Done::PageFetched {
+                peer,
+                blocks,
+                next,
+                tip,
+            } => self.page_fetched(peer, blocks, next, tip),
+            Done::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
+            Done::Copied { to, next, sent } => self.copied(to, next, sent),
+            Done::CopyFailed { to, reason } => self.copy_failed(to, reason),
+            Done::Announced { to, members } => self.announced(now, to, members),
+            Done::AnnounceFailed { to, reason } => self.announce_failed(to, reason),
+            Done::ProbedBack {
                 divider,
                 answered_as,
             } => self.probed_back(now, divider, Ok(answered_as)),
-            Input::ProbeBackFailed { divider, reason } => {
+            Done::ProbeBackFailed { divider, reason } => {
                 self.probed_back(now, divider, Err(reason))
             }
-            Input::CodiosAnswered { key, decision } => self.codios_answered(now, key, decision),
-            Input::CodiosFailed { key, reason } => self.codios_failed(now, key, reason),
+            Done::CodiosAnswered { key, decision } => self.codios_answered(now, key, decision),
+            Done::CodiosFailed { key, reason } => self.codios_failed(now, key, reason),
         }
-        self.arm_tick(now);
     }
 
     /// Handles every timer due at `now`: the drain tick and the auth circuit breaker's

@@ -8,7 +8,7 @@ use crate::repl::peer::PeerInfo;
 use crate::status::{Consistency, Role};
 use crate::wire::mesh::PageLimit;
 
-use super::{AppendToken, Event, RequestId, Response};
+use super::{AppendToken, CallId, Event, RequestId, Response};
 
 /// A command for the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +21,12 @@ pub enum Output {
         /// Verified blocks, in order.
         blocks: Vec<Block>,
     },
-    /// Send this node's own blocks `from..=to` (read from the strand) to a peer's ingest; report
-    /// [`Input::PushAcked`](super::Input::PushAcked), [`Input::PushGap`](super::Input::PushGap) or
-    /// [`Input::PushFailed`](super::Input::PushFailed).
+    /// Send this node's own blocks `from..=to` (read from the strand) to a peer's ingest;
+    /// report how it ended ([`Reply::Ingested`](super::Reply::Ingested),
+    /// [`Reply::Gap`](super::Reply::Gap) or a failure).
     Push {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The peer.
         peer: AgentId,
         /// Its base URL.
@@ -34,28 +36,32 @@ pub enum Output {
         /// Last own seq.
         to: u64,
     },
-    /// Ask `endpoint` who it is and how much of this node's chain it holds; report
-    /// [`Input::ProbeAnswered`](super::Input::ProbeAnswered) or
-    /// [`Input::ProbeFailed`](super::Input::ProbeFailed).
+    /// Ask `endpoint` who it is and how much of this node's chain it holds; report how it ended
+    /// ([`Reply::Probed`](super::Reply::Probed) or a failure).
     Probe {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The peer (or node being added).
         peer: AgentId,
         /// Its base URL.
         endpoint: String,
     },
     /// Check that the node dividing this one is reachable at the endpoint it advertises, as itself
-    /// (a new node's side of a divide); report [`Input::ProbedBack`](super::Input::ProbedBack) or
-    /// [`Input::ProbeBackFailed`](super::Input::ProbeBackFailed).
+    /// (a new node's side of a divide); report how it ended
+    /// ([`Reply::Probed`](super::Reply::Probed) or a failure).
     ProbeBack {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The divider.
         divider: AgentId,
         /// Its advertised base URL.
         endpoint: String,
     },
-    /// Fetch the page of a peer's export after `after`; report
-    /// [`Input::PageFetched`](super::Input::PageFetched) or
-    /// [`Input::FetchFailed`](super::Input::FetchFailed).
+    /// Fetch the page of a peer's export after `after`; report how it ended
+    /// ([`Reply::Page`](super::Reply::Page), its blocks verified, or a failure).
     FetchPage {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The peer.
         peer: AgentId,
         /// Its base URL.
@@ -83,9 +89,12 @@ pub enum Output {
         /// What to write.
         state: ClusterState,
     },
-    /// Send the local strand's blocks after offset `after` (a batch) to a new node's ingest; report
-    /// [`Input::Copied`](super::Input::Copied) or [`Input::CopyFailed`](super::Input::CopyFailed).
+    /// Send the local strand's blocks after offset `after` (a batch) to a new node's ingest;
+    /// report how it ended: [`Reply::Copied`](super::Reply::Copied) naming the batch read (see
+    /// [`Reply::of_copy`](super::Reply::of_copy)), or a failure.
     Copy {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The new node.
         to: AgentId,
         /// Its base URL.
@@ -95,9 +104,11 @@ pub enum Output {
         /// How much one batch carries ([`PageLimit::COPY`]).
         limit: PageLimit,
     },
-    /// Tell a member about the membership; report [`Input::Announced`](super::Input::Announced) or
-    /// [`Input::AnnounceFailed`](super::Input::AnnounceFailed).
+    /// Tell a member about the membership; report how it ended
+    /// ([`Reply::MembersUpdated`](super::Reply::MembersUpdated) or a failure).
     Announce {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The member.
         to: AgentId,
         /// Its base URL.
@@ -109,11 +120,12 @@ pub enum Output {
         /// Cursor hints for it.
         cursors: Vec<(AgentId, u64)>,
     },
-    /// Ask Codios whether `key`'s subject may do its action on its resource; report
-    /// [`Input::CodiosAnswered`](super::Input::CodiosAnswered) or
-    /// [`Input::CodiosFailed`](super::Input::CodiosFailed), exactly once per output (the shell
+    /// Ask Codios whether `key`'s subject may do its action on its resource; report how it ended
+    /// ([`Reply::Decided`](super::Reply::Decided) or a failure), exactly once per output (the shell
     /// bounds the call with a timeout). At most one is outstanding per key.
     AskCodios {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// The question.
         key: AuthKey,
     },

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sapix_core::auth::{Action, AuthKey, AuthPolicy, BreakerConfig, Credential, Decision};
 use sapix_core::node::{
-    AuthSettings, Event, Failure, Input, Output, RequestId, Response, Restored,
+    AuthSettings, CallId, Event, Failure, Input, Output, Reply, RequestId, Response, Restored,
 };
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::status::AuthStatus;
@@ -115,24 +115,35 @@ pub fn authorize_root(n: &mut Node, ms: u64, req: u64) {
     authorize(n, ms, req, ROOT);
 }
 
-pub fn answer(n: &mut Node, ms: u64, token: &str, decision: Decision) {
-    n.handle(
-        at(ms),
-        Input::CodiosAnswered {
-            key: key(token),
-            decision,
-        },
-    );
+std::thread_local! {
+    /// The Codios calls the node asked for, by key, as a shell remembers them; each test runs
+    /// on its own thread. A key keeps its last call after the answer, so a second answer
+    /// reaches a call that already ended.
+    static ASKED: std::cell::RefCell<BTreeMap<AuthKey, CallId>> = Default::default();
 }
 
+/// The last Codios call the node asked about `token`'s key (a call id never issued if none).
+fn asked(token: &str) -> CallId {
+    ASKED.with(|a| {
+        a.borrow()
+            .get(&key(token))
+            .copied()
+            .unwrap_or(CallId(u64::MAX))
+    })
+}
+
+/// Codios answers the node's call about `token` with `decision`.
+pub fn answer(n: &mut Node, ms: u64, token: &str, decision: Decision) {
+    let call = asked(token);
+    let outcome = Ok(Reply::Decided(decision));
+    n.handle(at(ms), Input::CallEnded { call, outcome });
+}
+
+/// The node's call about `token` fails: Codios unreachable.
 pub fn fail(n: &mut Node, ms: u64, token: &str) {
-    n.handle(
-        at(ms),
-        Input::CodiosFailed {
-            key: key(token),
-            reason: Failure::Unreachable("connection refused".into()),
-        },
-    );
+    let call = asked(token);
+    let outcome = Err(Failure::Unreachable("connection refused".into()));
+    n.handle(at(ms), Input::CallEnded { call, outcome });
 }
 
 /// Every output queued now, with each append completed at once (fed at time 0, which the
@@ -144,6 +155,9 @@ pub fn drain(n: &mut Node) -> Vec<Output> {
             let offsets = (0..blocks.len() as u64).collect();
             let token = *token;
             n.handle(at(0), Input::Appended { token, offsets });
+        }
+        if let Output::AskCodios { call, key } = &o {
+            ASKED.with(|a| a.borrow_mut().insert(key.clone(), *call));
         }
         all.push(o);
     }
@@ -166,7 +180,7 @@ pub fn asks(outputs: &[Output]) -> Vec<AuthKey> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::AskCodios { key } => Some(key.clone()),
+            Output::AskCodios { key, .. } => Some(key.clone()),
             _ => None,
         })
         .collect()
@@ -300,7 +314,7 @@ pub fn trace_line(trace: &mut String, ms: u64, what: &str, outputs: &[Output]) {
     writeln!(trace, "{:>3}.{:03}s {what}", ms / S, ms % S).unwrap();
     for o in outputs {
         let line = match o {
-            Output::AskCodios { key } => format!("AskCodios {key:?}"),
+            Output::AskCodios { key, .. } => format!("AskCodios {key:?}"),
             Output::Append { token, blocks } => {
                 format!("Append token={} blocks={}", token.0, blocks.len())
             }

@@ -29,7 +29,7 @@ use sapix_core::auth::Credential;
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
 use sapix_core::node::{
-    AppendToken, Call, ClusterState, Event, Failure, Input, Output, Reply, RequestId, Response,
+    AppendToken, CallId, ClusterState, Event, Failure, Input, Output, Reply, RequestId, Response,
     Restored,
 };
 use sapix_core::repl::backoff::BackoffPolicy;
@@ -146,19 +146,39 @@ impl Host {
 #[derive(Debug)]
 struct Rpc {
     origin: AgentId,
-    call: Call,
+    call: CallId,
+    /// A copy batch's last offset and size, which its ingest answer stands for.
+    copy: Option<(u64, u64)>,
 }
 
 impl Rpc {
+    fn new(origin: &AgentId, call: CallId) -> Self {
+        Rpc {
+            origin: origin.clone(),
+            call,
+            copy: None,
+        }
+    }
+
+    /// The input the origin gets when the call ends with `outcome`.
+    fn ended(self, outcome: Result<Reply, Failure>) -> (AgentId, Input) {
+        let outcome = match self.copy {
+            Some((next, sent)) => outcome.map(|r| r.of_copy(next, sent)),
+            None => outcome,
+        };
+        let call = self.call;
+        (self.origin, Input::CallEnded { call, outcome })
+    }
+
     /// The input the origin gets when the call fails without an answer.
     fn failed(self, reason: Failure) -> (AgentId, Input) {
-        (self.origin, self.call.failed(reason))
+        self.ended(Err(reason))
     }
 
     /// The input the origin gets for the target's answer, mapped as the mesh client maps
     /// HTTP answers.
     fn answered(self, response: Response) -> (AgentId, Input) {
-        (self.origin, self.call.answered(response))
+        self.ended(Reply::from_response(response))
     }
 }
 
@@ -559,11 +579,8 @@ impl World {
     }
 
     /// Asks the node at `endpoint` who it is, for `call`.
-    fn probe(&mut self, me: &AgentId, endpoint: &str, call: Call) {
-        let rpc = Rpc {
-            origin: me.clone(),
-            call,
-        };
+    fn probe(&mut self, me: &AgentId, endpoint: &str, call: CallId) {
+        let rpc = Rpc::new(me, call);
         let author = me.clone();
         self.call(me, endpoint, rpc, |request| Input::ProbeRequested {
             request,
@@ -632,10 +649,10 @@ impl World {
                 }
             }
             Output::Log(e) => self.events.push((self.now, me, e)),
-            // These stories never authorize writes through Codios (the shell asks the core
-            // first, with `AuthorizeRequested`, and they skip that step).
-            Output::AskCodios { key } => panic!("{me} asked Codios about {key:?}"),
+            // These stories write with the root key or in local mode: Codios is never asked.
+            Output::AskCodios { key, .. } => panic!("{me} asked Codios about {key:?}"),
             Output::Push {
+                call,
                 peer,
                 endpoint,
                 from,
@@ -646,10 +663,7 @@ impl World {
                 let host = &self.hosts[&me];
                 let blocks: Option<Vec<Block>> =
                     (from..=to).map(|s| host.block(&me, s).cloned()).collect();
-                let rpc = Rpc {
-                    origin: me.clone(),
-                    call: Call::Push { peer, through: to },
-                };
+                let rpc = Rpc::new(&me, call);
                 match blocks {
                     None => {
                         let reason = format!("own blocks {from}..={to} not in the strand");
@@ -664,15 +678,15 @@ impl World {
                     }
                 }
             }
-            Output::Probe { peer, endpoint } => self.probe(&me, &endpoint, Call::Probe { peer }),
-            Output::ProbeBack { divider, endpoint } => {
-                self.probe(&me, &endpoint, Call::ProbeBack { divider })
+            Output::Probe { call, endpoint, .. } | Output::ProbeBack { call, endpoint, .. } => {
+                self.probe(&me, &endpoint, call)
             }
             Output::FetchPage {
-                peer,
+                call,
                 endpoint,
                 after,
                 limit,
+                ..
             } => {
                 let target = self
                     .target_at(&me, &endpoint)
@@ -682,14 +696,13 @@ impl World {
                     h.fail_fetches = h.fail_fetches.saturating_sub(1);
                     fail
                 });
-                let call = Call::Fetch { peer };
-                let input = match target {
-                    _ if failing => call.failed(Failure::Status {
+                let outcome = match target {
+                    _ if failing => Err(Failure::Status {
                         call: "export",
                         code: 500,
                         message: String::new(),
                     }),
-                    None => call.failed(Failure::Unreachable("connection refused".into())),
+                    None => Err(Failure::Unreachable("connection refused".into())),
                     Some(target) => {
                         let store = &self.hosts[&target].store;
                         let start = (after as usize).min(store.len());
@@ -697,14 +710,15 @@ impl World {
                         let blocks = store[start..end].to_vec();
                         let next = if end > start { end as u64 } else { after };
                         let tip = (store.len() as u64).max(next);
-                        call.finished(Reply::Page {
+                        Ok(Reply::Page {
                             blocks: self.verified(blocks),
                             next,
                             tip,
                         })
                     }
                 };
-                self.queue.push_back((me, input));
+                self.queue
+                    .push_back((me, Input::CallEnded { call, outcome }));
             }
             Output::PersistCursors {
                 cursors,
@@ -737,31 +751,25 @@ impl World {
                 self.queue.push_back((me, input));
             }
             Output::Copy {
-                to,
+                call,
                 endpoint,
                 after,
                 limit,
+                ..
             } => {
                 let store = &self.hosts[&me].store;
                 let start = (after as usize).min(store.len());
                 let end = (start + limit.blocks).min(store.len());
                 let blocks = store[start..end].to_vec();
                 if blocks.is_empty() {
-                    let call = Call::Copy {
-                        to,
-                        next: after,
-                        sent: 0,
-                    };
-                    self.queue.push_back((me, call.finished(Reply::Ingested)));
+                    let outcome = Ok(Reply::Ingested.of_copy(after, 0));
+                    self.queue
+                        .push_back((me, Input::CallEnded { call, outcome }));
                     return;
                 }
                 let rpc = Rpc {
-                    origin: me.clone(),
-                    call: Call::Copy {
-                        to,
-                        next: end as u64,
-                        sent: blocks.len() as u64,
-                    },
+                    copy: Some((end as u64, blocks.len() as u64)),
+                    ..Rpc::new(&me, call)
                 };
                 let blocks = self.verified(blocks);
                 self.call(&me, &endpoint, rpc, |request| Input::IngestRequested {
@@ -770,16 +778,14 @@ impl World {
                 });
             }
             Output::Announce {
-                to,
+                call,
                 endpoint,
                 members,
                 your_role,
                 cursors,
+                ..
             } => {
-                let rpc = Rpc {
-                    origin: me.clone(),
-                    call: Call::Announce { to },
-                };
+                let rpc = Rpc::new(&me, call);
                 let from = Some(me.clone());
                 self.call(&me, &endpoint, rpc, |request| Input::MembersAnnounced {
                     request,
@@ -969,7 +975,7 @@ pub fn fmt_output(out: &Output) -> String {
             format!("Respond req={} {}", request.0, fmt_response(response))
         }
         Output::Log(e) => format!("Log {e:?}"),
-        Output::AskCodios { key } => format!("AskCodios {key:?}"),
+        Output::AskCodios { key, .. } => format!("AskCodios {key:?}"),
     }
 }
 

@@ -31,11 +31,11 @@ use madsim::runtime::Handle;
 use madsim::task::{JoinHandle, NodeId};
 use madsim::time::{sleep, sleep_until, timeout, Instant};
 use sapix_core::auth::AuthKey;
-use sapix_core::node::{Call, Failure, Input, Reply, RequestId, Response};
+use sapix_core::node::{CallId, Failure, Input, Reply, RequestId, Response};
 
 use crate::config::{Micros, MILLI};
 use crate::driver::Driver;
-use crate::mesh::{export, Req};
+use crate::mesh::{export, Asked, Req};
 use crate::world::World;
 
 /// The agent's mesh port.
@@ -260,7 +260,7 @@ impl Driver for World<Madsim> {
 
     /// The request over madsim's network, then whichever of the answer and the mesh client's
     /// timeout comes first.
-    fn call(&mut self, from: usize, endpoint: &str, kind: Call, req: Req) {
+    fn call(&mut self, from: usize, endpoint: &str, kind: Asked, req: Req) {
         self.next_call += 1;
         let call = self.next_call;
         let to = self.index_of_endpoint(endpoint);
@@ -313,29 +313,29 @@ impl Driver for World<Madsim> {
     /// Layer 0's Codios model, on madsim's clock: the request travels, Codios decides when it
     /// arrives, the answer travels back, all bounded by the Codios client's timeout. The call
     /// is a task of the caller's process, so it dies with it.
-    fn ask_codios(&mut self, i: usize, key: AuthKey) {
+    fn ask_codios(&mut self, i: usize, id: CallId, key: AuthKey) {
         self.codios_asked(i, &key);
         self.next_call += 1;
         let call = self.next_call;
         let (there, up) = self.codios.send(self.now);
         let limit = micros(self.codios.timeout());
         let (cl, inc) = (self.cluster(), self.hosts[i].inc);
-        let kind = Call::Codios { key: key.clone() };
+        let kind = Asked::call(id);
         self.spawn_on(i, async move {
             let exchange = async {
                 sleep(micros(there)).await;
                 if !up {
-                    return kind.clone().failed(crate::mesh::refused());
+                    return Err(crate::mesh::refused());
                 }
-                let (back, input) = lock(&cl).codios_decides(i, call, key);
+                let (back, outcome) = lock(&cl).codios_decides(i, call, key);
                 sleep(micros(back)).await;
-                input
+                outcome
             };
-            let input = match timeout(limit, exchange).await {
-                Ok(input) => input,
-                Err(_) => kind.failed(Failure::TimedOut),
+            let outcome = match timeout(limit, exchange).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::TimedOut),
             };
-            lock(&cl).deliver(i, inc, input);
+            lock(&cl).deliver(i, inc, kind.ended(outcome));
         });
     }
 
