@@ -229,24 +229,26 @@ impl Node {
 
     /// A member took an announcement and answered with every entry it holds: learn what it
     /// knew that this node did not (the pull half of a push-pull exchange).
-    pub(super) fn announced(&mut self, now: Instant, to: AgentId, members: Vec<PeerInfo>) {
-        if !self.divide_registers(now, &to) && self.admin.announced(&to) {
+    pub(super) fn announced(&mut self, to: AgentId, members: Vec<PeerInfo>) {
+        if self.admin.announced(&to) {
             self.divide_heard(&to, true);
         }
-        let deltas = self.membership.merge(&members);
+        self.learn_members(&members);
+    }
+
+    /// Learns what a member's entries (`members`) hold that this node's do not.
+    pub(super) fn learn_members(&mut self, members: &[PeerInfo]) {
+        let deltas = self.membership.merge(members);
         if !deltas.is_empty() {
             self.apply_members(deltas, &[]);
             self.persist();
         }
     }
 
-    /// An announcement failed: the divide's to the new node fails the divide; any other is
-    /// retried.
-    pub(super) fn announce_failed(&mut self, to: AgentId, reason: Failure) {
-        if !self.divide_fails(&to, &reason) {
-            self.admin.announce_failed(&to);
-            self.divide_heard(&to, false);
-        }
+    /// An announcement to a member failed: it is retried (the shell logged why).
+    pub(super) fn announce_failed(&mut self, to: AgentId, _reason: Failure) {
+        self.admin.announce_failed(&to);
+        self.divide_heard(&to, false);
     }
 
     /// Learns this node's own endpoint from `url` if it has none it can be reached at (a

@@ -35,8 +35,13 @@ pub(super) enum Call {
     Push { peer: AgentId, through: u64 },
     /// One batch of an [`Output::Copy`](super::Output::Copy).
     Copy { to: AgentId },
-    /// An [`Output::Probe`](super::Output::Probe).
+    /// An [`Output::Probe`](super::Output::Probe) of a peer.
     Probe { peer: AgentId },
+    /// A divide's [`Output::Probe`](super::Output::Probe) of the node it adds: does it answer
+    /// as itself?
+    Verify { new: AgentId },
+    /// A divide's [`Output::Announce`](super::Output::Announce) to the node it adds.
+    Tell { new: AgentId },
     /// An [`Output::ProbeBack`](super::Output::ProbeBack).
     ProbeBack { divider: AgentId },
     /// An [`Output::FetchPage`](super::Output::FetchPage).
@@ -78,6 +83,17 @@ impl Calls {
 /// How a call ended, as the node acts on it.
 #[derive(Debug)]
 pub(super) enum Done {
+    /// The node a divide adds answered its probe as `answered_as`.
+    Verified { new: AgentId, answered_as: AgentId },
+    /// The divide's probe of the node it adds failed.
+    VerifyFailed { new: AgentId, reason: Failure },
+    /// The node a divide adds recorded the membership; every entry it holds now.
+    Told {
+        new: AgentId,
+        members: Vec<PeerInfo>,
+    },
+    /// The divide's announcement to the node it adds failed (its own words, if it refused).
+    TellFailed { new: AgentId, reason: Failure },
     /// A peer durably holds this node's blocks through `through`.
     PushAcked {
         /// The peer.
@@ -215,6 +231,8 @@ impl Call {
             Call::Fetch { peer } => Done::FetchFailed { peer, reason },
             Call::ProbeBack { divider } => Done::ProbeBackFailed { divider, reason },
             Call::Announce { to } => Done::AnnounceFailed { to, reason },
+            Call::Verify { new } => Done::VerifyFailed { new, reason },
+            Call::Tell { new } => Done::TellFailed { new, reason },
             Call::Codios { key } => Done::CodiosFailed { key, reason },
         }
     }
@@ -258,6 +276,11 @@ impl Call {
             (Call::Announce { to }, Reply::MembersUpdated { members }) => {
                 Done::Announced { to, members }
             }
+            (Call::Verify { new }, Reply::Probed { agent_id, .. }) => Done::Verified {
+                new,
+                answered_as: agent_id,
+            },
+            (Call::Tell { new }, Reply::MembersUpdated { members }) => Done::Told { new, members },
             (Call::Codios { key }, Reply::Decided(decision)) => {
                 Done::CodiosAnswered { key, decision }
             }
@@ -359,6 +382,38 @@ mod tests {
             reason,
             Failure::Unfit("answered with a membership update".into())
         );
+    }
+
+    #[test]
+    fn a_divide_and_a_peer_probing_one_node_hear_their_own_answers() {
+        let probed = || Reply::Probed {
+            agent_id: peer(),
+            holds: 3,
+            digest: None,
+        };
+        assert!(matches!(
+            Call::Probe { peer: peer() }.finished(probed()),
+            Done::ProbeAnswered { holds: 3, .. }
+        ));
+        assert!(matches!(
+            Call::Verify { new: peer() }.finished(probed()),
+            Done::Verified { .. }
+        ));
+        let members = || Reply::MembersUpdated {
+            members: Vec::new(),
+        };
+        assert!(matches!(
+            Call::Announce { to: peer() }.finished(members()),
+            Done::Announced { .. }
+        ));
+        assert!(matches!(
+            Call::Tell { new: peer() }.finished(members()),
+            Done::Told { .. }
+        ));
+        assert!(matches!(
+            Call::Tell { new: peer() }.ended(Err(Failure::Refused("no".into()))),
+            Done::TellFailed { .. }
+        ));
     }
 
     #[test]

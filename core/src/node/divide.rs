@@ -85,8 +85,8 @@ impl Node {
         if let Some(url) = via {
             self.learn_endpoint(&url, "the Host of a divide call");
         }
-        let call = self.calls.open(Call::Probe {
-            peer: new.agent_id.clone(),
+        let call = self.calls.open(Call::Verify {
+            new: new.agent_id.clone(),
         });
         self.outputs.push_back(Output::Probe {
             call,
@@ -110,11 +110,11 @@ impl Node {
             .is_some_and(|d| d.info.agent_id == *id && at(&d.stage))
     }
 
-    /// Routes a probe answer to a divide that is verifying `id`. Returns whether the answer
-    /// was for the divide alone (not also for a peer of that id).
-    pub(super) fn divide_probe_answered(&mut self, id: &AgentId, answered_as: &AgentId) -> bool {
-        if !self.divide_at(id, |s| matches!(s, Stage::Verifying)) {
-            return false;
+    /// The node being added answered the divide's probe as `answered_as`: copy to it if that
+    /// is the id it was added as.
+    pub(super) fn divide_verified(&mut self, id: AgentId, answered_as: AgentId) {
+        if !self.divide_at(&id, |s| matches!(s, Stage::Verifying)) {
+            return;
         }
         if answered_as != id {
             let d = self.admin.divide.take().expect("verifying");
@@ -136,12 +136,12 @@ impl Node {
                 limit: PageLimit::COPY,
             });
         }
-        !self.peers.contains_key(id)
     }
 
-    pub(super) fn divide_probe_failed(&mut self, id: &AgentId, reason: &Failure) -> bool {
-        if !self.divide_at(id, |s| matches!(s, Stage::Verifying)) {
-            return false;
+    /// The divide's probe of the node being added failed: the divide fails, nothing copied.
+    pub(super) fn divide_verify_failed(&mut self, id: AgentId, reason: Failure) {
+        if !self.divide_at(&id, |s| matches!(s, Stage::Verifying)) {
+            return;
         }
         let d = self.admin.divide.take().expect("verifying");
         let reason = format!(
@@ -149,7 +149,6 @@ impl Node {
             d.info.endpoint
         );
         self.respond(d.request, Response::DivideFailed { reason });
-        !self.peers.contains_key(id)
     }
 
     pub(super) fn copied(&mut self, to: AgentId, next: u64, sent: u64) {
@@ -194,8 +193,8 @@ impl Node {
         let mut would_be = self.membership.clone();
         would_be.add(info.clone());
         let hint = vec![(self.config.agent_id.clone(), through)];
-        let call = self.calls.open(Call::Announce {
-            to: info.agent_id.clone(),
+        let call = self.calls.open(Call::Tell {
+            new: info.agent_id.clone(),
         });
         self.outputs.push_back(Output::Announce {
             call,
@@ -219,30 +218,28 @@ impl Node {
         self.respond(d.request, Response::DivideFailed { reason });
     }
 
-    /// An announcement to `to` was answered: if it was the divide's to the new node, the new
-    /// node has recorded the membership and is registered. Returns whether it was.
-    pub(super) fn divide_registers(&mut self, now: Instant, to: &AgentId) -> bool {
-        let telling = self.divide_at(to, |s| matches!(s, Stage::Telling { .. }));
-        if telling {
-            self.register(now);
+    /// The new node recorded the membership (`members`, every entry it holds): it is
+    /// registered here, and what it knew that this node did not is learned.
+    pub(super) fn divide_told(&mut self, now: Instant, new: AgentId, members: Vec<PeerInfo>) {
+        if !self.divide_at(&new, |s| matches!(s, Stage::Telling { .. })) {
+            return;
         }
-        telling
+        self.register(now);
+        self.learn_members(&members);
     }
 
-    /// An announcement to `to` failed: if it was the divide's to the new node, the divide
-    /// fails with the new node's own words. Returns whether it was.
-    pub(super) fn divide_fails(&mut self, to: &AgentId, reason: &Failure) -> bool {
-        if self.divide_at(to, |s| matches!(s, Stage::Telling { .. })) {
-            let d = self.admin.divide.take().expect("telling");
-            let reason = format!(
-                "{} did not record the membership: {reason}; it is not a member; the {} \
-                 blocks copied stay there and the divide can be retried",
-                d.info.agent_id, d.copied
-            );
-            self.respond(d.request, Response::DivideFailed { reason });
-            return true;
+    /// The new node did not record the membership: the divide fails with its own words.
+    pub(super) fn divide_tell_failed(&mut self, new: AgentId, reason: Failure) {
+        if !self.divide_at(&new, |s| matches!(s, Stage::Telling { .. })) {
+            return;
         }
-        false
+        let d = self.admin.divide.take().expect("telling");
+        let reason = format!(
+            "{} did not record the membership: {reason}; it is not a member; the {} \
+             blocks copied stay there and the divide can be retried",
+            d.info.agent_id, d.copied
+        );
+        self.respond(d.request, Response::DivideFailed { reason });
     }
 
     /// The new node holds every block and has recorded the membership: make it a member

@@ -133,9 +133,6 @@ impl Node {
         holds: u64,
         digest: Option<u64>,
     ) {
-        if self.divide_probe_answered(&id, &answered_as) {
-            return;
-        }
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -157,9 +154,6 @@ impl Node {
     }
 
     pub(super) fn probe_failed(&mut self, now: Instant, id: AgentId, reason: Failure) {
-        if self.divide_probe_failed(&id, &reason) {
-            return;
-        }
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };

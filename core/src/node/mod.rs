@@ -338,6 +338,10 @@ impl Node {
     /// Acts on how a call this node asked for ended.
     fn call_ended(&mut self, now: Instant, done: Done) {
         match done {
+            Done::Verified { new, answered_as } => self.divide_verified(new, answered_as),
+            Done::VerifyFailed { new, reason } => self.divide_verify_failed(new, reason),
+            Done::Told { new, members } => self.divide_told(now, new, members),
+            Done::TellFailed { new, reason } => self.divide_tell_failed(new, reason),
             Done::PushAcked { peer, through } => self.push_acked(now, peer, through),
             Done::PushGap { peer, expected } => self.push_gap(now, peer, expected),
             Done::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
@@ -357,7 +361,7 @@ impl Node {
             Done::FetchFailed { peer, reason } => self.pull_failed(peer, reason),
             Done::Copied { to, next, sent } => self.copied(to, next, sent),
             Done::CopyFailed { to, reason } => self.copy_failed(to, reason),
-            Done::Announced { to, members } => self.announced(now, to, members),
+            Done::Announced { to, members } => self.announced(to, members),
             Done::AnnounceFailed { to, reason } => self.announce_failed(to, reason),
             Done::ProbedBack {
                 divider,
