@@ -107,7 +107,7 @@ impl Node {
             role: info.role,
             added_at_ms: info.added_at_ms,
             last_sync_ms: self.last_commit.0,
-            reachable: !self.storage_failed,
+            reachable: !self.commit.failed(),
             blocks: Some(self.chains.total()),
             queue_depth: None,
             backoff_ms: None,
@@ -137,15 +137,14 @@ impl Node {
         let status = ClusterStatus {
             partitioned: self.peers.values().any(|p| !p.is_reachable()),
             nodes,
-            consistency: self.consistency,
+            consistency: self.gate.mode(),
             auth: Some(self.authz.status()),
         };
         self.respond(request, Response::Status(status));
     }
 
     pub(super) fn set_consistency(&mut self, request: RequestId, mode: Consistency) {
-        let previous = self.consistency;
-        self.consistency = mode;
+        let previous = self.gate.set(mode);
         self.persist_then(
             request,
             Response::ConsistencySet {

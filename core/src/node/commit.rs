@@ -1,16 +1,14 @@
-//! Writes, ingest, and the durable watermark: what is appended, and when it is answered.
-//!
-//! Appends complete in token order; `durable` is the highest token below which everything is
-//! durable. A response that depends on an append waits in `waiters` until `durable` reaches it.
-//! A CP write then waits again, in `cp_waiters`, until every peer holds it (DESIGN §4).
+//! Writes and ingest: what is appended, and what each answer released by the commit pipeline
+//! ([`super::pipeline`]) means. A response that depends on an append waits there until it is
+//! durable; a CP write then waits again, in the consistency gate ([`super::gate`]), until
+//! every peer holds it (DESIGN §4).
 
 use super::planted::PlantedBug;
-use super::{CpWaiter, Failure, Node, Output, Pending, Receipt, RequestId, Response, Waiter};
+use super::{Failure, Node, Output, Pending, Receipt, RequestId, Response};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
 use crate::node::{AppendToken, Event};
-use crate::status::Consistency;
 use crate::time::{Instant, UnixMillis};
 
 /// The outcome of classifying a batch against the chains.
@@ -38,17 +36,13 @@ impl Node {
         if self.refuse_if_failed(request) {
             return;
         }
-        if self.consistency == Consistency::Cp {
-            let unreachable: Vec<AgentId> = self
-                .peers
-                .values()
-                .filter(|p| !p.is_reachable())
-                .map(|p| p.info.agent_id.clone())
-                .collect();
-            if !unreachable.is_empty() {
-                self.respond(request, Response::Partitioned { unreachable });
-                return;
-            }
+        let peers = &self.peers;
+        let unreachable = || {
+            let down = peers.values().filter(|p| !p.is_reachable());
+            down.map(|p| p.info.agent_id.clone()).collect()
+        };
+        if let Some(refusal) = self.gate.refuses(unreachable) {
+            return self.respond(request, refusal);
         }
         let (seq, prev) = self
             .chains
@@ -161,7 +155,7 @@ impl Node {
     /// flight from an earlier request, and must not be acknowledged before it is durable.
     pub(super) fn store(&mut self, fresh: Vec<Block>) -> AppendToken {
         if fresh.is_empty() {
-            return self.issued;
+            return self.commit.issued();
         }
         for b in &fresh {
             self.chains.push(b);
@@ -170,46 +164,33 @@ impl Node {
     }
 
     fn refuse_if_failed(&mut self, request: RequestId) -> bool {
-        if self.storage_failed {
+        let failed = self.commit.failed();
+        if failed {
             self.respond(request, Response::StorageFailed);
         }
-        self.storage_failed
+        failed
     }
 
     fn append(&mut self, blocks: Vec<Block>) -> AppendToken {
-        self.issued = AppendToken(self.issued.0 + 1);
-        let token = self.issued;
-        self.in_flight.push_back((token, None));
+        let token = self.commit.issue();
         self.outputs.push_back(Output::Append { token, blocks });
         token
     }
 
     pub(super) fn wait(&mut self, token: AppendToken, answer: Pending) {
-        self.waiters.push_back(Waiter { token, answer });
+        self.commit.wait(token, answer);
         self.release(self.last_now);
     }
 
     pub(super) fn appended(&mut self, now: Instant, token: AppendToken, offsets: Vec<u64>) {
-        if let Some(slot) = self.in_flight.iter_mut().find(|(t, _)| *t == token) {
-            slot.1 = Some(offsets);
-        }
-        while let Some((_, Some(_))) = self.in_flight.front() {
-            let (t, offs) = self.in_flight.pop_front().expect("front exists");
-            let offs = offs.unwrap_or_default();
-            self.durable = t;
-            if let Some(last) = offs.last() {
-                self.local_tip = self.local_tip.max(*last);
-            }
-            self.offsets.insert(t, offs);
-        }
+        self.commit.appended(token, offsets);
         self.release(now);
     }
 
     pub(super) fn append_failed(&mut self, reason: String) {
-        self.storage_failed = true;
         self.log(Event::StorageFailed { reason });
-        for w in std::mem::take(&mut self.waiters) {
-            match w.answer {
+        for answer in self.commit.fail() {
+            match answer {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
                 | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
@@ -225,13 +206,8 @@ impl Node {
     /// durable of this node's own chain.
     fn release(&mut self, now: Instant) {
         let own_before = self.own_durable;
-        while self
-            .waiters
-            .front()
-            .is_some_and(|w| w.token <= self.durable)
-        {
-            let w = self.waiters.pop_front().expect("front exists");
-            match w.answer {
+        while let Some((answer, offset)) = self.commit.next_ready() {
+            match answer {
                 Pending::Write {
                     request,
                     hash,
@@ -240,11 +216,6 @@ impl Node {
                 } => {
                     self.last_commit = self.last_commit.max(wall);
                     self.own_durable = self.own_durable.max(seq);
-                    let offset = self
-                        .offsets
-                        .get(&w.token)
-                        .and_then(|o| o.first().copied())
-                        .unwrap_or(0);
                     let receipt = Receipt {
                         hash,
                         author: self.config.agent_id.clone(),
@@ -279,11 +250,6 @@ impl Node {
                 }
             }
         }
-        // Offsets are only needed until the waiters of their append are answered.
-        match self.waiters.front().map(|w| w.token) {
-            Some(oldest) => self.offsets.retain(|t, _| *t >= oldest),
-            None => self.offsets.clear(),
-        }
         if self.own_durable > own_before {
             self.push_all(now);
         }
@@ -291,49 +257,29 @@ impl Node {
 
     /// A write is durable here: AP (or no peers) answers now; CP waits for every peer.
     fn written(&mut self, request: RequestId, receipt: Receipt) {
-        if self.consistency == Consistency::Ap
-            || self.peers.is_empty()
-            || self.bugs.has(PlantedBug::CpAckBeforePeers)
-        {
-            self.respond(request, Response::Written(receipt));
-            return;
+        let peers = &self.peers;
+        let planted = self.bugs.has(PlantedBug::CpAckBeforePeers);
+        let all = || match planted {
+            true => Vec::new(),
+            false => peers.keys().cloned().collect(),
+        };
+        if let Some(answer) = self.gate.written(request, receipt, all) {
+            self.respond(request, answer);
         }
-        let peers = self.peers.keys().cloned().collect();
-        self.cp_waiters.push(CpWaiter {
-            request,
-            receipt,
-            peers,
-        });
     }
 
     /// Answers CP writes that every peer now holds, and, if `failed` names a peer that just
     /// failed, CP writes it did not hold yet (indeterminate: durable here, will replicate).
     pub(super) fn settle_cp(&mut self, failed: Option<&AgentId>) {
-        let mut i = 0;
-        while i < self.cp_waiters.len() {
-            let w = &self.cp_waiters[i];
-            let seq = w.receipt.seq;
-            let holds = |p: &AgentId| {
-                self.peers
-                    .get(p)
-                    .is_none_or(|peer| peer.acked().is_some_and(|a| a >= seq))
-            };
-            let lost = failed.filter(|f| w.peers.contains(f) && !holds(f)).cloned();
-            if let Some(peer) = lost {
-                let w = self.cp_waiters.remove(i);
-                self.respond(
-                    w.request,
-                    Response::Indeterminate {
-                        receipt: w.receipt,
-                        peer,
-                    },
-                );
-            } else if w.peers.iter().all(holds) {
-                let w = self.cp_waiters.remove(i);
-                self.respond(w.request, Response::Written(w.receipt));
-            } else {
-                i += 1;
-            }
+        let peers = &self.peers;
+        // A peer removed meanwhile no longer counts.
+        let holds = |p: &AgentId, seq: u64| {
+            peers
+                .get(p)
+                .is_none_or(|peer| peer.acked().is_some_and(|a| a >= seq))
+        };
+        for (request, answer) in self.gate.settle(holds, failed) {
+            self.respond(request, answer);
         }
     }
 }

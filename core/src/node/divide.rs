@@ -155,7 +155,7 @@ impl Node {
         if !self.divide_at(&to, |s| matches!(s, Stage::Copying)) {
             return;
         }
-        let tip = self.local_tip;
+        let tip = self.commit.local_tip();
         let d = self.admin.divide.as_mut().expect("copying");
         d.copied += sent;
         if d.copied >= d.logged + DIVIDE_PROGRESS_EVERY {

@@ -20,7 +20,7 @@ pub struct RequestId(pub u64);
 
 /// Identifies one [`Output::Append`](super::Output::Append); echoed in [`Input::Appended`]. Issued
 /// in increasing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AppendToken(pub u64);
 
 /// A fact the node learns.

@@ -212,7 +212,7 @@ impl Node {
         if !self.pulls.get(&id).is_some_and(|p| p.running()) {
             return;
         }
-        if self.storage_failed {
+        if self.commit.failed() {
             self.pull_failed(
                 id,
                 Failure::LocalStorage("the strand refused writes".into()),

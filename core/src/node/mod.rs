@@ -24,10 +24,12 @@ mod commit;
 mod divide;
 mod event;
 mod failure;
+mod gate;
 mod input;
 mod join;
 mod mesh;
 mod output;
+mod pipeline;
 #[cfg(feature = "sim")]
 pub mod planted;
 #[cfg(not(feature = "sim"))]
@@ -63,6 +65,8 @@ use crate::repl::pull::Pull;
 use crate::status::{Consistency, Role};
 use crate::time::{Instant, UnixMillis};
 use call::Done;
+use gate::ConsistencyGate;
+use pipeline::{CommitPipeline, Pending};
 
 /// The drain tick: how often the node wakes to retry, probe and pull (spec: 500 ms).
 pub const TICK: Duration = Duration::from_millis(500);
@@ -100,58 +104,17 @@ pub struct Restored {
     pub cursors: BTreeMap<AgentId, u64>,
 }
 
-/// A response waiting for the durable watermark to reach `token`.
-#[derive(Debug)]
-struct Waiter {
-    token: AppendToken,
-    answer: Pending,
-}
-
-#[derive(Debug)]
-enum Pending {
-    Write {
-        request: RequestId,
-        hash: crate::block::Hash,
-        seq: u64,
-        wall: UnixMillis,
-    },
-    Ingest {
-        request: RequestId,
-        accepted: u64,
-        duplicates: u64,
-    },
-    /// Pulled page `page` (the pull's id for it) from this peer is durable.
-    Page { peer: AgentId, page: u64 },
-    /// A probe answer: the asked author's chain is durable here through `holds`.
-    Probe { request: RequestId, holds: u64 },
-}
-
-/// A CP write durable here, waiting for every peer to hold it.
-#[derive(Debug)]
-struct CpWaiter {
-    request: RequestId,
-    receipt: Receipt,
-    peers: Vec<AgentId>,
-}
-
 /// One node's sans-IO state machine.
 #[derive(Debug)]
 pub struct Node {
     config: NodeConfig,
     key: AgentKey,
-    consistency: Consistency,
+    /// CP or AP, and the CP writes waiting for every peer.
+    gate: ConsistencyGate,
     chains: Chains,
     outputs: VecDeque<Output>,
-    /// Last token issued; tokens start at 1.
-    issued: AppendToken,
-    /// Everything up to this token is durable.
-    durable: AppendToken,
-    /// Appends issued and not yet durable, in token order, with their offsets once known.
-    in_flight: VecDeque<(AppendToken, Option<Vec<u64>>)>,
-    waiters: VecDeque<Waiter>,
-    /// Offsets of durable appends whose waiters have not been answered yet.
-    offsets: BTreeMap<AppendToken, Vec<u64>>,
-    cp_waiters: Vec<CpWaiter>,
+    /// Appends in flight and the answers waiting for them to be durable.
+    commit: CommitPipeline,
     /// Every member's entry, this node's and tombstones included; `peers` holds a [`Peer`]
     /// for each live one but this node.
     membership: Membership,
@@ -165,15 +128,12 @@ pub struct Node {
     bugs: planted::Bugs,
     /// This node's own chain: the last seq that is durable.
     own_durable: u64,
-    /// The strand's last durable offset.
-    local_tip: u64,
     rng: ChaCha8Rng,
     tick_at: Option<Instant>,
     /// What the last wake was for (traces).
     last_wake: Option<Wake>,
     last_now: Instant,
     last_commit: UnixMillis,
-    storage_failed: bool,
 }
 
 impl Node {
@@ -205,15 +165,10 @@ impl Node {
             .map_or(0, |(seq, _)| seq);
         let mut node = Node {
             key,
-            consistency: cluster.consistency,
+            gate: ConsistencyGate::new(cluster.consistency),
             chains: restored.chains,
             outputs: VecDeque::new(),
-            issued: AppendToken(0),
-            durable: AppendToken(0),
-            in_flight: VecDeque::new(),
-            waiters: VecDeque::new(),
-            offsets: BTreeMap::new(),
-            cp_waiters: Vec::new(),
+            commit: CommitPipeline::new(restored.local_tip),
             membership,
             peers: BTreeMap::new(),
             pulls: BTreeMap::new(),
@@ -223,13 +178,11 @@ impl Node {
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
             own_durable,
-            local_tip: restored.local_tip,
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
             last_wake: None,
             last_now: Instant::ZERO,
             last_commit: config.added_at,
-            storage_failed: false,
             config,
         };
         for info in cluster.peers.into_iter().filter(|p| !p.removed) {
@@ -264,7 +217,7 @@ impl Node {
 
     /// The current gating mode.
     pub fn consistency(&self) -> Consistency {
-        self.consistency
+        self.gate.mode()
     }
 
     /// The peers, by id.
@@ -298,7 +251,7 @@ impl Node {
                 // The prober counts the answer as held (it may settle a CP write on it), so
                 // answer only once every block counted here is durable.
                 let holds = self.chains.tip(&author).map_or(0, |(seq, _)| seq);
-                self.wait(self.issued, Pending::Probe { request, holds });
+                self.wait(self.commit.issued(), Pending::Probe { request, holds });
             }
             Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
             Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
@@ -435,7 +388,7 @@ impl Node {
     fn cluster_state(&self) -> ClusterState {
         ClusterState {
             role: self.membership.me().role,
-            consistency: self.consistency,
+            consistency: self.gate.mode(),
             peers: self.membership.others(),
             me: Some(self.membership.me().clone()),
         }
