@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::bootstrap::Bootstrap;
 use super::call::Call;
 use super::cluster_writes::ClusterWrites;
-use super::divide::Divide;
 use super::join::Join;
 use super::{is_wildcard, ClusterState, Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
@@ -19,7 +19,7 @@ use crate::time::{Instant, UnixMillis};
 
 #[derive(Debug, Default)]
 pub(super) struct Admin {
-    pub(super) divide: Option<Divide>,
+    pub(super) divide: Option<Bootstrap>,
     pub(super) join: Option<Join>,
     announcements: BTreeMap<AgentId, Announcement>,
     /// The cluster view's writes and the answers waiting on them.

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::bootstrap::{AfterBatch, Bootstrap};
 use super::call::Call;
 use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
@@ -16,36 +17,6 @@ use crate::repl::peer::{Peer, PeerInfo, Reach};
 use crate::repl::pull::Pull;
 use crate::time::Instant;
 use crate::wire::mesh::PageLimit;
-
-/// Log bootstrap progress every this many blocks copied.
-const DIVIDE_PROGRESS_EVERY: u64 = 10_000;
-
-/// The divide in progress (one at a time).
-#[derive(Debug)]
-pub(super) struct Divide {
-    request: RequestId,
-    info: PeerInfo,
-    stage: Stage,
-    copied: u64,
-    logged: u64,
-}
-
-#[derive(Debug)]
-enum Stage {
-    /// Probing the new node: does it answer as itself?
-    Verifying,
-    /// Copying every block to it.
-    Copying,
-    /// Every block is copied, this node's own chain through `own_copied`; the new node is
-    /// being told the membership.
-    Telling { own_copied: u64 },
-    /// It is a member here; the other members are being told.
-    Informing {
-        waiting: BTreeSet<AgentId>,
-        informed: Vec<AgentId>,
-        pending: Vec<AgentId>,
-    },
-}
 
 impl Node {
     pub(super) fn divide_requested(
@@ -77,7 +48,7 @@ impl Node {
             }
         }
         if let Some(d) = &self.admin.divide {
-            let reason = format!("a divide to {} is in progress", d.info.agent_id);
+            let reason = format!("a divide to {} is in progress", d.new_node().agent_id);
             return self.respond(request, refuse(reason));
         }
         // The spec's Step 1 binds 0.0.0.0 with no SAPIX_ENDPOINT; the operator's own call
@@ -93,94 +64,69 @@ impl Node {
             peer: new.agent_id.clone(),
             endpoint: new.endpoint.clone(),
         });
-        self.admin.divide = Some(Divide {
-            request,
-            info: new,
-            stage: Stage::Verifying,
-            copied: 0,
-            logged: 0,
-        });
+        self.admin.divide = Some(Bootstrap::new(request, new));
     }
 
-    /// The divide to `id`, if it is at a stage `at` accepts.
-    fn divide_at(&self, id: &AgentId, at: fn(&Stage) -> bool) -> bool {
-        self.admin
-            .divide
-            .as_ref()
-            .is_some_and(|d| d.info.agent_id == *id && at(&d.stage))
+    /// The divide, if `at` says it is waiting for what just ended.
+    fn divide_at(&mut self, at: impl Fn(&Bootstrap) -> bool) -> Option<&mut Bootstrap> {
+        self.admin.divide.as_mut().filter(|d| at(d))
+    }
+
+    /// Fails the divide with `reason`.
+    fn divide_fails(&mut self, reason: String) {
+        let d = self.admin.divide.take().expect("a divide");
+        self.respond(d.request(), Response::DivideFailed { reason });
+    }
+
+    /// Sends the divide's next copy batch, after local offset `after`.
+    fn copy_batch(&mut self, after: u64) {
+        let d = self.admin.divide.as_ref().expect("copying");
+        let info = d.new_node();
+        let (to, endpoint) = (info.agent_id.clone(), info.endpoint.clone());
+        let call = self.calls.open(Call::Copy { to: to.clone() });
+        self.outputs.push_back(Output::Copy {
+            call,
+            to,
+            endpoint,
+            after,
+            limit: PageLimit::COPY,
+        });
     }
 
     /// The node being added answered the divide's probe as `answered_as`: copy to it if that
     /// is the id it was added as.
     pub(super) fn divide_verified(&mut self, id: AgentId, answered_as: AgentId) {
-        if !self.divide_at(&id, |s| matches!(s, Stage::Verifying)) {
+        let Some(d) = self.divide_at(|d| d.verifying(&id)) else {
             return;
-        }
-        if answered_as != id {
-            let d = self.admin.divide.take().expect("verifying");
-            let reason = format!(
-                "{} answered as {answered_as}, not {}; nothing was copied",
-                d.info.endpoint, d.info.agent_id
-            );
-            self.respond(d.request, Response::DivideFailed { reason });
-        } else {
-            let d = self.admin.divide.as_mut().expect("verifying");
-            d.stage = Stage::Copying;
-            let (to, endpoint) = (d.info.agent_id.clone(), d.info.endpoint.clone());
-            let call = self.calls.open(Call::Copy { to: to.clone() });
-            self.outputs.push_back(Output::Copy {
-                call,
-                to,
-                endpoint,
-                after: 0,
-                limit: PageLimit::COPY,
-            });
+        };
+        match d.verified(&answered_as) {
+            Ok(()) => self.copy_batch(0),
+            Err(reason) => self.divide_fails(reason),
         }
     }
 
     /// The divide's probe of the node being added failed: the divide fails, nothing copied.
     pub(super) fn divide_verify_failed(&mut self, id: AgentId, reason: Failure) {
-        if !self.divide_at(&id, |s| matches!(s, Stage::Verifying)) {
-            return;
+        if let Some(d) = self.divide_at(|d| d.verifying(&id)) {
+            let reason = d.unverified(&reason);
+            self.divide_fails(reason);
         }
-        let d = self.admin.divide.take().expect("verifying");
-        let reason = format!(
-            "{} did not answer: {reason}; nothing was copied",
-            d.info.endpoint
-        );
-        self.respond(d.request, Response::DivideFailed { reason });
     }
 
     pub(super) fn copied(&mut self, to: AgentId, next: u64, sent: u64) {
-        if !self.divide_at(&to, |s| matches!(s, Stage::Copying)) {
-            return;
-        }
         let tip = self.commit.local_tip();
-        let d = self.admin.divide.as_mut().expect("copying");
-        d.copied += sent;
-        if d.copied >= d.logged + DIVIDE_PROGRESS_EVERY {
-            d.logged = d.copied;
-            let event = Event::DivideProgress {
-                to: to.clone(),
-                copied: d.copied,
-                tip,
-            };
-            self.log(event);
-        }
-        let d = self.admin.divide.as_ref().expect("copying");
-        if next < tip && sent > 0 {
-            let endpoint = d.info.endpoint.clone();
-            let call = self.calls.open(Call::Copy { to: to.clone() });
-            self.outputs.push_back(Output::Copy {
-                call,
-                to,
-                endpoint,
-                after: next,
-                limit: PageLimit::COPY,
-            });
+        let Some(d) = self.divide_at(|d| d.copying(&to)) else {
             return;
+        };
+        let (after, progress) = d.batch_copied(next, sent, tip);
+        if let Some(copied) = progress {
+            let to = to.clone();
+            self.log(Event::DivideProgress { to, copied, tip });
         }
-        self.tell_new_node(next);
+        match after {
+            AfterBatch::Copy { after } => self.copy_batch(after),
+            AfterBatch::Tell { through } => self.tell_new_node(through),
+        }
     }
 
     /// Every block is copied: tell the new node the whole membership with its own entry in
@@ -188,8 +134,8 @@ impl Node {
     fn tell_new_node(&mut self, through: u64) {
         let own_copied = self.own_durable;
         let d = self.admin.divide.as_mut().expect("copying");
-        d.stage = Stage::Telling { own_copied };
-        let info = d.info.clone();
+        d.tell(own_copied);
+        let info = d.new_node().clone();
         let mut would_be = self.membership.clone();
         would_be.add(info.clone());
         let hint = vec![(self.config.agent_id.clone(), through)];
@@ -207,21 +153,16 @@ impl Node {
     }
 
     pub(super) fn copy_failed(&mut self, to: AgentId, reason: Failure) {
-        if !self.divide_at(&to, |s| matches!(s, Stage::Copying)) {
-            return;
+        if let Some(d) = self.divide_at(|d| d.copying(&to)) {
+            let reason = d.copy_failed(&reason);
+            self.divide_fails(reason);
         }
-        let d = self.admin.divide.take().expect("copying");
-        let reason = format!(
-            "copy to {} failed after {} blocks: {reason}; it is not a member",
-            d.info.agent_id, d.copied
-        );
-        self.respond(d.request, Response::DivideFailed { reason });
     }
 
     /// The new node recorded the membership (`members`, every entry it holds): it is
     /// registered here, and what it knew that this node did not is learned.
     pub(super) fn divide_told(&mut self, now: Instant, new: AgentId, members: Vec<PeerInfo>) {
-        if !self.divide_at(&new, |s| matches!(s, Stage::Telling { .. })) {
+        if self.divide_at(|d| d.telling(&new)).is_none() {
             return;
         }
         self.register(now);
@@ -230,16 +171,10 @@ impl Node {
 
     /// The new node did not record the membership: the divide fails with its own words.
     pub(super) fn divide_tell_failed(&mut self, new: AgentId, reason: Failure) {
-        if !self.divide_at(&new, |s| matches!(s, Stage::Telling { .. })) {
-            return;
+        if let Some(d) = self.divide_at(|d| d.telling(&new)) {
+            let reason = d.untold(&reason);
+            self.divide_fails(reason);
         }
-        let d = self.admin.divide.take().expect("telling");
-        let reason = format!(
-            "{} did not record the membership: {reason}; it is not a member; the {} \
-             blocks copied stay there and the divide can be retried",
-            d.info.agent_id, d.copied
-        );
-        self.respond(d.request, Response::DivideFailed { reason });
     }
 
     /// The new node holds every block and has recorded the membership: make it a member
@@ -247,10 +182,8 @@ impl Node {
     /// `own_copied`; what it wrote since is the new peer's retry queue.
     fn register(&mut self, now: Instant) {
         let d = self.admin.divide.as_ref().expect("telling");
-        let Stage::Telling { own_copied } = d.stage else {
-            unreachable!("register only while telling")
-        };
-        let new = d.info.clone();
+        let own_copied = d.own_copied().expect("register only while telling");
+        let new = d.new_node().clone();
         match self.membership.add(new.clone()) {
             // New: it holds what the copy carried, so its queue starts there (not at 0).
             Some(Delta::Added(added)) => {
@@ -284,30 +217,14 @@ impl Node {
         // Sent now, not at the next tick: the answer waits on them.
         self.tick_admin(now);
         let d = self.admin.divide.as_mut().expect("telling");
-        d.stage = Stage::Informing {
-            waiting,
-            informed: vec![info.agent_id],
-            pending,
-        };
+        d.inform(info.agent_id, waiting, pending);
         self.divide_settle();
     }
 
     /// While informing, the first announcement to `to` that carried the new member ended.
     pub(super) fn divide_heard(&mut self, to: &AgentId, ok: bool) {
-        let Some(Divide {
-            stage:
-                Stage::Informing {
-                    waiting,
-                    informed,
-                    pending,
-                },
-            ..
-        }) = self.admin.divide.as_mut()
-        else {
-            return;
-        };
-        if waiting.remove(to) {
-            if ok { informed } else { pending }.push(to.clone());
+        if let Some(d) = self.admin.divide.as_mut() {
+            d.heard(to, ok);
             self.divide_settle();
         }
     }
@@ -316,59 +233,23 @@ impl Node {
     /// them are pending; the divide answers once no member is awaited.
     pub(super) fn divide_tick(&mut self) {
         let peers = &self.peers;
-        if let Some(Divide {
-            stage: Stage::Informing {
-                waiting, pending, ..
-            },
-            ..
-        }) = self.admin.divide.as_mut()
-        {
-            let gone: Vec<AgentId> = waiting
-                .iter()
-                .filter(|id| {
-                    peers
-                        .get(*id)
-                        .is_none_or(|p| p.reach() == Reach::Unreachable)
-                })
-                .cloned()
-                .collect();
-            for id in gone {
-                waiting.remove(&id);
-                if peers.contains_key(&id) {
-                    pending.push(id);
-                }
-            }
+        if let Some(d) = self.admin.divide.as_mut() {
+            d.tick(|id| peers.get(id).map(|p| p.reach() != Reach::Unreachable));
         }
         self.divide_settle();
     }
 
     /// Answers the divide once every member it awaits has answered or is pending.
     fn divide_settle(&mut self) {
-        let done = matches!(
-            &self.admin.divide,
-            Some(Divide { stage: Stage::Informing { waiting, .. }, .. }) if waiting.is_empty()
-        );
-        if !done {
+        let Some(d) = self.admin.divide.take_if(|d| d.settled()) else {
             return;
-        }
-        let d = self.admin.divide.take().expect("informing");
-        let Stage::Informing {
-            informed, pending, ..
-        } = d.stage
-        else {
-            unreachable!("informing")
         };
+        let id = &d.new_node().agent_id;
         let endpoint = self
             .membership
-            .get(&d.info.agent_id)
-            .map_or(d.info.endpoint.clone(), |p| p.endpoint.clone());
-        let response = Response::Divided {
-            replica_agent_id: d.info.agent_id,
-            blocks_pushed: d.copied,
-            endpoint,
-            members_informed: informed,
-            members_pending: pending,
-        };
-        self.persist_then(d.request, response);
+            .get(id)
+            .map_or(d.new_node().endpoint.clone(), |p| p.endpoint.clone());
+        let (request, response) = d.answer(endpoint);
+        self.persist_then(request, response);
     }
 }

@@ -18,6 +18,7 @@
 
 mod admin;
 mod authz;
+mod bootstrap;
 mod call;
 mod cluster_writes;
 mod commit;
