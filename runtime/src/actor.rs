@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::codios::CodiosClient;
 use crate::disk::Disk;
 use crate::mesh::{self, MeshClient};
+use crate::metrics::{CallOutcome, Metrics, WriteOutcome};
 use crate::persist::{self, Job};
 use crate::strand::Strand;
 
@@ -136,6 +137,8 @@ pub struct Shell {
     pub codios: Option<CodiosClient>,
     /// Where strand reads, verification and state-file writes run.
     pub blocking: Blocking,
+    /// What the node did, for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts the actor task for `node`.
@@ -152,6 +155,8 @@ struct Ctx {
     done: mpsc::UnboundedSender<Input>,
     persist: mpsc::UnboundedSender<Job>,
     replies: HashMap<RequestId, Responder>,
+    /// When each client write arrived, for its latency.
+    writes: HashMap<RequestId, std::time::Instant>,
 }
 
 async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request, Responder)>) {
@@ -163,6 +168,7 @@ async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request
         done,
         persist,
         replies: HashMap::new(),
+        writes: HashMap::new(),
     };
     let mut next_id = 0u64;
     // The core may want to act at once (e.g. probe peers after a restart).
@@ -178,6 +184,9 @@ async fn run(mut node: Node, shell: Shell, mut requests: mpsc::Receiver<(Request
                     next_id += 1;
                     let id = RequestId(next_id);
                     ctx.replies.insert(id, reply);
+                    if matches!(request, Request::Write { .. }) {
+                        ctx.writes.insert(id, std::time::Instant::now());
+                    }
                     Some(to_input(id, request, ctx.shell.clock.as_ref()))
                 }
                 None => break,
@@ -247,15 +256,18 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
 fn perform(output: Output, ctx: &mut Ctx) {
     match output {
         Output::AskCodios { call, key } => {
-            let codios = ctx.shell.codios.clone();
+            let (codios, metrics) = (ctx.shell.codios.clone(), ctx.shell.metrics.clone());
             spawn_call(&ctx.done, call, async move {
+                let started = std::time::Instant::now();
                 let decision = match &codios {
                     Some(c) => c.authorize(&key).await,
                     None => Err(Failure::NotSent(
                         "no Codios endpoint is configured".to_string(),
                     )),
                 };
-                decision.map(Reply::Decided)
+                let outcome = decision.map(Reply::Decided);
+                metrics.codios(CallOutcome::of(&outcome), started.elapsed());
+                outcome
             });
         }
         Output::Append { token, blocks } => {
@@ -276,6 +288,10 @@ fn perform(output: Output, ctx: &mut Ctx) {
             );
         }
         Output::Respond { request, response } => {
+            if let Some(arrived) = ctx.writes.remove(&request) {
+                let outcome = WriteOutcome::of(&response);
+                ctx.shell.metrics.write(outcome, arrived.elapsed());
+            }
             if let Some(reply) = ctx.replies.remove(&request) {
                 // The handler may have given up (client disconnected): nothing to do.
                 let _ = reply.send(response);
@@ -284,10 +300,10 @@ fn perform(output: Output, ctx: &mut Ctx) {
         Output::Log(event) => log(event),
         Output::Push {
             call,
+            peer,
             endpoint,
             from,
             to,
-            ..
         } => {
             let (strand, mesh, me) = (
                 ctx.shell.strand.clone(),
@@ -295,9 +311,12 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 ctx.me.clone(),
             );
             let blocking = ctx.shell.blocking;
+            let metrics = ctx.shell.metrics.clone();
             spawn_call(&ctx.done, call, async move {
                 let blocks = read_own(blocking, strand, me, from, to).await?;
-                mesh.ingest(&endpoint, &blocks).await
+                let outcome = mesh.ingest(&endpoint, &blocks).await;
+                metrics.push(peer.as_str(), CallOutcome::of(&outcome));
+                outcome
             });
         }
         Output::Probe { call, endpoint, .. } | Output::ProbeBack { call, endpoint, .. } => {
@@ -305,15 +324,17 @@ fn perform(output: Output, ctx: &mut Ctx) {
         }
         Output::FetchPage {
             call,
+            peer,
             endpoint,
             after,
             limit,
-            ..
         } => {
             let (mesh, keys) = (ctx.shell.mesh.clone(), ctx.shell.keys.clone());
-            let blocking = ctx.shell.blocking;
+            let (blocking, metrics) = (ctx.shell.blocking, ctx.shell.metrics.clone());
             spawn_call(&ctx.done, call, async move {
-                fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await
+                let page = fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await;
+                metrics.pull(peer.as_str(), CallOutcome::of(&page));
+                page
             });
         }
         Output::PersistCursors {

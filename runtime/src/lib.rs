@@ -11,6 +11,7 @@ pub mod codios;
 pub mod disk;
 pub mod http;
 pub mod mesh;
+pub mod metrics;
 pub mod persist;
 pub mod state_file;
 pub mod strand;

@@ -22,6 +22,7 @@ use sapix_runtime::codios::CodiosClient;
 use sapix_runtime::disk::{ensure_dir, Disk, OsDisk};
 use sapix_runtime::http::Connector;
 use sapix_runtime::mesh::MeshClient;
+use sapix_runtime::metrics::Metrics;
 use sapix_runtime::strand::{Strand, StrandOptions};
 use sapix_runtime::tls::Tls;
 use sapix_runtime::{persist, state_file};
@@ -253,6 +254,8 @@ pub async fn start(
     let mesh =
         MeshClient::with_connector(root_key.clone(), config.mesh_timeout, env.connector.clone());
     let codios = codios_client(config, env.connector)?;
+    let metrics = Metrics::new(config.agent_id.as_str());
+    strand.observe(metrics.clone());
     let handle = sapix_runtime::actor::spawn(
         node,
         Shell {
@@ -264,6 +267,7 @@ pub async fn start(
             clock: clock.clone(),
             codios,
             blocking: env.blocking,
+            metrics: metrics.clone(),
         },
     );
     let shutting_down = Arc::new(AtomicBool::new(false));
@@ -279,6 +283,7 @@ pub async fn start(
         shutting_down: shutting_down.clone(),
         scheme: config.scheme(),
         require_client_cert: config.tls.require_client_cert,
+        metrics,
     });
     Ok(Started {
         app,

@@ -397,6 +397,12 @@ impl Strand {
         self.shared.stats.snapshot()
     }
 
+    /// From now on, each group commit's size and fsync latency go to `metrics` (the first
+    /// call wins).
+    pub fn observe(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.shared.stats.metrics.set(metrics);
+    }
+
     /// The options the strand was opened with.
     pub fn options(&self) -> &StrandOptions {
         &self.opts

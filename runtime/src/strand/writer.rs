@@ -73,6 +73,8 @@ pub(crate) struct Counters {
     blob_fsyncs: AtomicU64,
     bytes_written: AtomicU64,
     segments_created: AtomicU64,
+    /// Where group-commit sizes and fsync latencies go, once the node's metrics exist.
+    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl Counters {
@@ -242,7 +244,11 @@ impl Writer {
         }
         if !written.is_empty() {
             self.flush(&mut buf)?;
+            let started = std::time::Instant::now();
             self.sync_active()?;
+            if let Some(m) = stats.metrics.get() {
+                m.commit(written.len(), started.elapsed());
+            }
         }
         if created_segment {
             sync_dir(&*shared.disk, &self.strand_dir)?;

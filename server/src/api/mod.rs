@@ -7,6 +7,7 @@ mod body;
 mod cluster;
 mod health;
 mod mesh;
+mod metrics;
 mod records;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use sapix_core::{AgentId, KeySchedule, RootKey};
 use sapix_runtime::actor::NodeHandle;
 use sapix_runtime::blocking::Blocking;
 use sapix_runtime::clock::Clock;
+use sapix_runtime::metrics::Metrics;
 use sapix_runtime::strand::Strand;
 
 use crate::error::ApiError;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub scheme: &'static str,
     /// `SAPIX_TLS_REQUIRE_CLIENT_CERT`: mesh and admin routes need a client certificate.
     pub require_client_cert: bool,
+    /// The node's metrics, for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -84,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(cluster::healthz))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/records", post(records::write))
         .route("/v1/records/{hash}", get(records::read))
         .route("/v1/cluster/status", get(cluster::status))
