@@ -227,7 +227,24 @@ pub async fn start(
         .run(move || Strand::open_on(strand_disk, opts))
         .await
         .expect("strand open task panicked")?;
-    tracing::info!(recovery = ?report, "strand open");
+    // Fields, not a Debug string: JSON logs keep each one queryable.
+    tracing::info!(
+        tip = report.tip,
+        segments = report.segments,
+        checkpoint = %report.checkpoint,
+        scanned_frames = report.scanned_frames,
+        "strand open"
+    );
+    if let Some(t) = &report.truncated {
+        tracing::warn!(
+            file = %t.file.display(),
+            truncated_to = t.pos,
+            dropped_bytes = t.dropped_bytes,
+            at_offset = t.at_offset,
+            why = %t.why,
+            "strand open: a torn or corrupt tail was cut off the last segment"
+        );
+    }
     let strand = Arc::new(strand);
 
     let (cluster, cursors) = persist::load(&*disk, &config.strand_dir)

@@ -114,3 +114,22 @@ fn sigterm_ends_with_a_logged_complete_shutdown_and_exit_0() {
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("shutdown complete"), "{log}");
 }
+
+#[test]
+fn json_logs_carry_the_recovery_report_as_fields_not_a_debug_string() {
+    let mut agent = Agent::builder().env("SAPIX_LOG_FORMAT", "json").start();
+    agent.api().write("c", &json!({"before": "restart"}));
+    agent.restart();
+    let log = agent.stderr();
+    assert!(!log.contains("RecoveryReport"), "{log}");
+    let opened: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "strand open")
+        .collect();
+    assert_eq!(opened.len(), 2, "one line per start:\n{log}");
+    let after_restart = &opened[1]["fields"];
+    assert_eq!(after_restart["tip"], 1, "{after_restart}");
+    assert!(after_restart["segments"].as_u64().is_some(), "{after_restart}");
+    assert!(after_restart["checkpoint"].is_string(), "{after_restart}");
+}

@@ -50,6 +50,18 @@ pub enum CheckpointStatus {
     },
 }
 
+impl std::fmt::Display for CheckpointStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointStatus::Loaded { covered } => write!(f, "loaded (covered 1..={covered})"),
+            CheckpointStatus::Missing => write!(f, "missing (index rebuilt by a full scan)"),
+            CheckpointStatus::Rejected { why } => {
+                write!(f, "rejected: {why} (index rebuilt by a full scan)")
+            }
+        }
+    }
+}
+
 /// A tail cut off the last segment at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
