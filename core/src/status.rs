@@ -69,6 +69,18 @@ pub struct NodeStatus {
     /// The persisted pull cursor into the peer's export (peers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_cursor: Option<u64>,
+    /// Wall-clock ms stamped in the newest own block durable here (self only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_ms: Option<u64>,
+    /// Push lag in time: how long ago, by this node's clock, the oldest of its blocks the peer
+    /// lacks was committed here; 0 when it lacks none (peers only; absent until the peer's
+    /// holdings are known). Within a second of the truth, never under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+    /// Pull lag: blocks the peer's export showed beyond the pull cursor at the last page
+    /// fetched (peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_lag_blocks: Option<u64>,
 }
 
 /// The whole status answer.
@@ -156,6 +168,9 @@ mod tests {
                 queue_depth: None,
                 backoff_ms: None,
                 pull_cursor: None,
+                last_commit_ms: None,
+                lag_ms: None,
+                pull_lag_blocks: None,
             }],
             partitioned: false,
             consistency: Consistency::Ap,

@@ -282,6 +282,8 @@ fn register_status(r: &mut Registry, s: &ClusterStatus) {
     let backoff = Family::<PeerLabel, FGauge>::default();
     let cursor = Family::<PeerLabel, Gauge>::default();
     let last_sync = Family::<PeerLabel, FGauge>::default();
+    let push_lag = Family::<PeerLabel, FGauge>::default();
+    let pull_lag = Family::<PeerLabel, Gauge>::default();
     // The first entry is this node itself.
     for n in s.nodes.iter().skip(1) {
         let peer = PeerLabel {
@@ -300,6 +302,12 @@ fn register_status(r: &mut Registry, s: &ClusterStatus) {
         last_sync
             .get_or_create(&peer)
             .set(n.last_sync_ms as f64 / 1000.0);
+        if let Some(l) = n.lag_ms {
+            push_lag.get_or_create(&peer).set(l as f64 / 1000.0);
+        }
+        if let Some(l) = n.pull_lag_blocks {
+            pull_lag.get_or_create(&peer).set(l as i64);
+        }
     }
     r.register(
         "peer_reachable",
@@ -327,6 +335,17 @@ fn register_status(r: &mut Registry, s: &ClusterStatus) {
         "Wall-clock time of the last successful exchange with the peer",
         Unit::Seconds,
         last_sync,
+    );
+    r.register_with_unit(
+        "peer_push_lag",
+        "Age, by this node's clock, of the oldest of its blocks the peer lacks (0 if none)",
+        Unit::Seconds,
+        push_lag,
+    );
+    r.register(
+        "peer_pull_lag_blocks",
+        "Blocks the peer's export showed beyond the pull cursor at the last page fetched",
+        pull_lag,
     );
     let partitioned = "1 if any peer is unreachable (CP refuses writes)";
     r.register("partitioned", partitioned, gauge(i64::from(s.partitioned)));

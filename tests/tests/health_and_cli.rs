@@ -130,6 +130,9 @@ fn json_logs_carry_the_recovery_report_as_fields_not_a_debug_string() {
     assert_eq!(opened.len(), 2, "one line per start:\n{log}");
     let after_restart = &opened[1]["fields"];
     assert_eq!(after_restart["tip"], 1, "{after_restart}");
-    assert!(after_restart["segments"].as_u64().is_some(), "{after_restart}");
+    assert!(
+        after_restart["segments"].as_u64().is_some(),
+        "{after_restart}"
+    );
     assert!(after_restart["checkpoint"].is_string(), "{after_restart}");
 }

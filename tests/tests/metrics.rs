@@ -25,6 +25,8 @@ const FAMILIES: &[&str] = &[
     "sapix_peer_backoff_seconds",
     "sapix_peer_pull_cursor",
     "sapix_peer_last_sync_timestamp_seconds",
+    "sapix_peer_push_lag_seconds",
+    "sapix_peer_pull_lag_blocks",
     "sapix_partitioned",
     "sapix_consistency",
     "sapix_auth_breaker",
@@ -152,6 +154,7 @@ fn metrics_follow_writes_pushes_and_a_peer_going_down_and_back() {
             let m = scrape(&api_a);
             value(&m, "sapix_peer_reachable{peer=\"replica-eu\"}") == 0.0
                 && value(&m, "sapix_peer_queue_blocks{peer=\"replica-eu\"}") == 4.0
+                && value(&m, "sapix_peer_push_lag_seconds{peer=\"replica-eu\"}") > 0.0
                 && value(&m, "sapix_partitioned") == 1.0
                 && value(&m, "sapix_consistency{mode=\"ap\"}") == 1.0
         },
@@ -169,6 +172,7 @@ fn metrics_follow_writes_pushes_and_a_peer_going_down_and_back() {
         let m = scrape(&api_a);
         value(&m, "sapix_peer_reachable{peer=\"replica-eu\"}") == 1.0
             && value(&m, "sapix_peer_queue_blocks{peer=\"replica-eu\"}") == 0.0
+            && value(&m, "sapix_peer_push_lag_seconds{peer=\"replica-eu\"}") == 0.0
     });
     // The replica pulled from the primary: its pull counter and cursor moved.
     let mb = scrape(&api_b);

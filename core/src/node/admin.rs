@@ -106,14 +106,18 @@ impl Node {
             endpoint: info.endpoint.clone(),
             role: info.role,
             added_at_ms: info.added_at_ms,
-            last_sync_ms: self.last_commit.0,
+            // A node is in sync with itself: an idle node's own entry is never stale.
+            last_sync_ms: wall.0,
             reachable: !self.commit.failed(),
             blocks: Some(self.chains.total()),
             queue_depth: None,
             backoff_ms: None,
             pull_cursor: None,
+            last_commit_ms: Some(self.own.last_commit.0),
+            lag_ms: None,
+            pull_lag_blocks: None,
         };
-        let own = self.own_durable;
+        let own = self.own.durable;
         let policy = self.config.backoff;
         let mut nodes = vec![me];
         for (id, p) in &self.peers {
@@ -132,6 +136,12 @@ impl Node {
                 queue_depth: Some(p.queue_depth(own)),
                 backoff_ms: Some(p.backoff_base(&policy).as_millis() as u64),
                 pull_cursor: self.pulls.get(id).map(Pull::cursor),
+                last_commit_ms: None,
+                lag_ms: p.acked().map(|held| {
+                    let age = self.own.age(held + 1, now).unwrap_or_default();
+                    age.as_millis() as u64
+                }),
+                pull_lag_blocks: self.pulls.get(id).map(Pull::lag),
             });
         }
         let status = ClusterStatus {

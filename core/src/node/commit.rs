@@ -61,7 +61,7 @@ impl Node {
         self.chains.push(&block);
         let token = self.append(vec![block]);
         if self.bugs.has(PlantedBug::PushBeforeDurable) {
-            self.own_durable = seq;
+            self.own.durable = seq;
             self.push_all(_now);
         }
         self.wait(
@@ -205,7 +205,7 @@ impl Node {
     /// Answers every waiter whose append is durable, in order, then pushes what became
     /// durable of this node's own chain.
     fn release(&mut self, now: Instant) {
-        let own_before = self.own_durable;
+        let own_before = self.own.durable;
         while let Some((answer, offset)) = self.commit.next_ready() {
             match answer {
                 Pending::Write {
@@ -214,8 +214,7 @@ impl Node {
                     seq,
                     wall,
                 } => {
-                    self.last_commit = self.last_commit.max(wall);
-                    self.own_durable = self.own_durable.max(seq);
+                    self.own.committed(seq, wall, now);
                     let receipt = Receipt {
                         hash,
                         author: self.config.agent_id.clone(),
@@ -250,7 +249,8 @@ impl Node {
                 }
             }
         }
-        if self.own_durable > own_before {
+        if self.own.durable > own_before {
+            self.forget_held_marks();
             self.push_all(now);
         }
     }

@@ -132,7 +132,7 @@ impl Node {
     /// Every block is copied: tell the new node the whole membership with its own entry in
     /// it. Nothing is registered here until it answers.
     fn tell_new_node(&mut self, through: u64) {
-        let own_copied = self.own_durable;
+        let own_copied = self.own.durable;
         let d = self.admin.divide.as_mut().expect("copying");
         d.tell(own_copied);
         let info = d.new_node().clone();

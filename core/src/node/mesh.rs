@@ -51,7 +51,7 @@ impl Node {
     }
 
     fn push_one(&mut self, now: Instant, id: &AgentId) {
-        let own = self.own_durable;
+        let own = self.own.durable;
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
@@ -81,9 +81,17 @@ impl Node {
         };
         let change = peer.push_acked(now, through);
         self.reach_changed(&id, change, None);
+        self.forget_held_marks();
         self.settle_cp(None);
         // Any success drains the whole queue at full speed.
         self.push_one(now, &id);
+    }
+
+    /// Commit marks of own blocks every peer holds are no longer needed for a lag.
+    pub(super) fn forget_held_marks(&mut self) {
+        let peers = self.peers.values().map(|p| p.acked().unwrap_or(0));
+        let held = peers.min().unwrap_or(self.own.durable);
+        self.own.forget_through(held);
     }
 
     pub(super) fn push_gap(&mut self, now: Instant, id: AgentId, expected: u64) {
@@ -96,7 +104,7 @@ impl Node {
     }
 
     pub(super) fn push_failed(&mut self, now: Instant, id: AgentId, reason: Failure) {
-        let own = self.own_durable;
+        let own = self.own.durable;
         let policy = self.config.backoff;
         let Some(peer) = self.peers.get_mut(&id) else {
             return;

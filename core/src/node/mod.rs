@@ -30,6 +30,7 @@ mod input;
 mod join;
 mod mesh;
 mod output;
+mod own;
 mod pipeline;
 #[cfg(feature = "sim")]
 pub mod planted;
@@ -127,14 +128,13 @@ pub struct Node {
     admin: admin::Admin,
     authz: authz::Authz,
     bugs: planted::Bugs,
-    /// This node's own chain: the last seq that is durable.
-    own_durable: u64,
+    /// This node's own chain: how far it is durable, and when it got there.
+    own: own::OwnChain,
     rng: ChaCha8Rng,
     tick_at: Option<Instant>,
     /// What the last wake was for (traces).
     last_wake: Option<Wake>,
     last_now: Instant,
-    last_commit: UnixMillis,
 }
 
 impl Node {
@@ -178,12 +178,11 @@ impl Node {
             admin: admin::Admin::default(),
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
-            own_durable,
+            own: own::OwnChain::new(own_durable, config.added_at),
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
             last_wake: None,
             last_now: Instant::ZERO,
-            last_commit: config.added_at,
             config,
         };
         for info in cluster.peers.into_iter().filter(|p| !p.removed) {
@@ -364,6 +363,7 @@ impl Node {
     }
 
     fn clamp(&mut self, now: Instant) -> Instant {
+        self.own.start(now);
         self.last_now = self.last_now.max(now);
         self.last_now
     }

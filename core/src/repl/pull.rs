@@ -120,6 +120,8 @@ pub struct Pull {
     idle_since: Option<Instant>,
     /// The id of the last page handed out to store; never reused, across runs.
     last_page: u64,
+    /// The peer's export tip its last page showed (0 before any).
+    seen_tip: u64,
 }
 
 impl Pull {
@@ -134,6 +136,11 @@ impl Pull {
     /// The durable cursor.
     pub fn cursor(&self) -> u64 {
         self.cursor
+    }
+
+    /// Blocks the peer's export showed beyond the durable cursor, as of its last page.
+    pub fn lag(&self) -> u64 {
+        self.seen_tip.saturating_sub(self.cursor)
     }
 
     /// The current phase.
@@ -198,6 +205,7 @@ impl Pull {
         if self.phase != Some(Phase::Fetching) {
             return Fetched::Skip(Step::Wait);
         }
+        self.seen_tip = tip;
         self.totals.pages += 1;
         self.totals.fetched += count;
         self.totals.ingested += fresh;
@@ -276,10 +284,12 @@ mod tests {
         assert_eq!(p.start(), Step::Fetch { after: 10 });
         assert_eq!(p.fetched(5, 5, 15, 20), Fetched::Store { page: 1 });
         assert_eq!(p.cursor(), 10, "not durable yet");
+        assert_eq!(p.lag(), 10, "the export shows 20; the durable cursor is 10");
         assert_eq!(p.stored(1), Step::Persist { cursor: 15 });
         assert_eq!(p.cursor(), 10, "not persisted yet");
         assert_eq!(p.persisted(15), Step::Fetch { after: 15 });
         assert_eq!(p.cursor(), 15);
+        assert_eq!(p.lag(), 5);
         assert_eq!(p.fetched(5, 2, 20, 20), Fetched::Store { page: 2 });
         p.stored(2);
         assert_eq!(
