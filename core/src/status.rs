@@ -136,6 +136,12 @@ pub struct AuthStatus {
     pub cache_entries: u64,
     /// Codios calls in flight.
     pub codios_in_flight: u64,
+    /// Cache lookups answered by a fresh decision since start.
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// Cache lookups that needed Codios (nothing cached, or past its TTL) since start.
+    #[serde(default)]
+    pub cache_misses: u64,
 }
 
 #[cfg(test)]

@@ -114,6 +114,11 @@ struct ModeLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: String,
 }
@@ -396,6 +401,15 @@ fn register_status(r: &mut Registry, s: &ClusterStatus) {
             "Codios calls in flight",
             gauge(auth.codios_in_flight as i64),
         );
+        let lookups = Family::<ResultLabel, Counter>::default();
+        for (result, n) in [("hit", auth.cache_hits), ("miss", auth.cache_misses)] {
+            let label = ResultLabel {
+                result: result.to_string(),
+            };
+            lookups.get_or_create(&label).inc_by(n);
+        }
+        let help = "Auth cache lookups: hit = a fresh decision, miss = Codios asked";
+        r.register("auth_cache_lookups", help, lookups);
     }
 }
 

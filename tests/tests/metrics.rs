@@ -32,6 +32,7 @@ const FAMILIES: &[&str] = &[
     "sapix_auth_breaker",
     "sapix_auth_degraded_writes_total",
     "sapix_auth_cache_entries",
+    "sapix_auth_cache_lookups_total",
     "sapix_codios_in_flight",
     "sapix_strand_tip",
     "sapix_strand_appended_blocks_total",

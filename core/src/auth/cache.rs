@@ -177,6 +177,9 @@ pub struct AuthCache<W = u64> {
     recency: BTreeMap<u64, AuthKey>,
     use_counter: u64,
     in_flight: BTreeMap<AuthKey, Fetch<W>>,
+    /// Lookups answered fresh, and lookups that had to ask Codios, since start.
+    hits: u64,
+    misses: u64,
 }
 
 impl<W> AuthCache<W> {
@@ -188,7 +191,14 @@ impl<W> AuthCache<W> {
             recency: BTreeMap::new(),
             use_counter: 0,
             in_flight: BTreeMap::new(),
+            hits: 0,
+            misses: 0,
         }
+    }
+
+    /// Lookups since start: (answered fresh from the cache, needing Codios).
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 
     /// The policy in force.
@@ -222,14 +232,17 @@ impl<W> AuthCache<W> {
     /// `t + permit_ttl`, and a miss from that instant on.
     pub fn lookup(&mut self, now: Instant, key: &AuthKey) -> Lookup {
         let Some(cached) = self.entries.get(key) else {
+            self.misses += 1;
             return Lookup::Miss { stale: None };
         };
         let (decision, fetched_at) = (cached.decision, cached.fetched_at);
         self.touch(key);
         let age = now.saturating_since(fetched_at);
         if age < self.ttl(decision) {
+            self.hits += 1;
             Lookup::Fresh(decision)
         } else {
+            self.misses += 1;
             Lookup::Miss {
                 stale: Some(StaleEntry {
                     decision,

@@ -288,3 +288,19 @@ fn zero_capacity_caches_nothing_but_still_answers_waiters() {
     assert!(c.is_empty());
     assert_eq!(c.lookup(at(1), &k), Lookup::Miss { stale: None });
 }
+
+#[test]
+fn lookups_are_counted_as_hits_and_misses() {
+    let mut c = cache();
+    let k = key("alice");
+    assert!(matches!(c.lookup(at(0), &k), Lookup::Miss { stale: None }));
+    fetch(&mut c, 0, &k, Decision::Permit);
+    assert_eq!(c.lookup(at(S), &k), Lookup::Fresh(Decision::Permit));
+    assert_eq!(c.lookup(at(2 * S), &k), Lookup::Fresh(Decision::Permit));
+    // Past its TTL: a miss, though a stale decision is there.
+    assert!(matches!(
+        c.lookup(at(3_600 * S), &k),
+        Lookup::Miss { stale: Some(_) }
+    ));
+    assert_eq!(c.lookups(), (2, 2));
+}
