@@ -9,6 +9,9 @@
 //! replays with `cargo run -p sapix-sim --release -- replay 0x<seed>`, and [`shrink`] finds
 //! the smallest [`overrides`] of its configuration that still fail the same way.
 //!
+//! The [`world`] is the one thing those parts plug into: it holds the cluster and imports the
+//! parts, which never import it (`tests/modules_form_no_circle.rs`).
+//!
 //! Layer 0b, `madsim_driver` (built only with `--cfg madsim`, by `cargo madsim-test`), drives
 //! the same nodes, workload, Codios model and checkers (the same `World`, stepped by the same
 //! code) over madsim's network and node kill/restart instead of this crate's event heap: a
@@ -26,10 +29,8 @@ pub mod clock;
 mod codios;
 pub mod config;
 pub mod coverage;
-mod driver;
 mod faults;
 mod host;
-mod liveness;
 #[cfg(madsim)]
 pub mod madsim_driver;
 mod mesh;

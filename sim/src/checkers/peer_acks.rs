@@ -8,18 +8,7 @@
 
 use sapix_core::{AgentId, Node};
 
-use crate::checkers::Verdict;
-use crate::host::Host;
 use crate::storage::Store;
-
-/// [`check`] for node `i` of `hosts` if it is up: what both drivers run after each step.
-pub(crate) fn check_host(i: usize, hosts: &[Host], stores: &[Store]) -> Verdict {
-    let Some(node) = hosts[i].node.as_ref() else {
-        return Ok(());
-    };
-    let index = |a: &AgentId| hosts.iter().position(|h| &h.agent == a);
-    check(i, &hosts[i].agent, node, stores, index).map_err(|m| ("peer_acks", m))
-}
 
 /// Node `node` (author `me`) against every peer's strand; `index` maps an agent to its node.
 pub fn check(

@@ -10,12 +10,12 @@
 //! Everything that is not transport is Layer 0's, not a copy: the run is a
 //! [`World`]`<Madsim>`, the same cluster Layer 0 builds for the seed's [`Config`](crate::Config)
 //! (nodes, disks kept outside the node's tasks so they outlive a kill and lose what was in
-//! flight as Layer 0's do, clients, checkers), stepped by the same code (`crate::driver`): how
-//! an input is checked and handed over, how outputs are performed, how a client's answer or a
-//! crash is judged, when the cluster has settled, and Layer 0's Codios model (`crate::codios`:
-//! its outages, slowness, flapping and policy flips, drawn from the seed's config, judged by
-//! the same `auth` checker). [`Madsim`] only says how facts travel: as madsim messages, sleeps
-//! and tasks.
+//! flight as Layer 0's do, clients, checkers), stepped by the same code (the world's
+//! `driver`): how an input is checked and handed over, how outputs are performed, how a
+//! client's answer or a crash is judged, when the cluster has settled, and Layer 0's Codios
+//! model (`crate::codios`: its outages, slowness, flapping and policy flips, drawn from the
+//! seed's config, judged by the same `auth` checker). [`Madsim`] only says how facts travel:
+//! as madsim messages, sleeps and tasks.
 //!
 //! madsim runs every node on one thread, so the world shared between the nodes' tasks sits
 //! behind one mutex that is never held across an `.await`: each input is handled, and its
@@ -34,9 +34,8 @@ use sapix_core::auth::AuthKey;
 use sapix_core::node::{CallId, Failure, Input, Reply, RequestId, Response};
 
 use crate::config::{Micros, MILLI};
-use crate::driver::Driver;
 use crate::mesh::{export, Asked, Req};
-use crate::world::World;
+use crate::world::{Driver, World};
 
 /// The agent's mesh port.
 const PORT: u16 = 7475;

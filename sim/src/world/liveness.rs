@@ -4,11 +4,12 @@
 
 use sapix_core::AgentId;
 
+use super::heap::{Ev, Heap};
+use super::{Phase, World};
 use crate::checkers::{self, Verdict};
 use crate::config::{Micros, MILLI, SECOND};
 use crate::host::Host;
 use crate::storage::Store;
-use crate::world::{Ev, Heap, Phase, World};
 
 /// How often convergence is checked in the liveness phase.
 const CHECK_EVERY: Micros = 250 * MILLI;

@@ -9,17 +9,23 @@
 //! [`Driver`] trait is the rest: how an input, a request or an answer travels, when disk work
 //! completes and how a wakeup is armed. Keeping that seam narrow is what makes the madsim
 //! driver a second opinion on the same nodes rather than a second model of them.
+//!
+//! The trait is the world's own interface: a driver implements it for `World<_>` (Layer 0 in
+//! `heap`, the madsim driver in `crate::madsim_driver`), and the parts never see it.
 
 use std::collections::BTreeMap;
 
 use sapix_core::auth::AuthKey;
 use sapix_core::node::{CallId, Input, Node, RequestId, Response, Timer};
+use sapix_core::AgentId;
 
-use crate::checkers;
+use super::World;
+use crate::checkers::{self, Verdict};
 use crate::config::Micros;
+use crate::host::Host;
 use crate::mesh::{Asked, Req};
+use crate::storage::Store;
 use crate::trace::{input_digest, output_digest};
-use crate::world::World;
 
 /// A node woken this many times at one instant is busy-looping.
 const MAX_SPINS: u32 = 1_000;
@@ -120,7 +126,7 @@ where
 
     /// Performs every output node `i` has queued, then arms its next wakeup.
     fn drain(&mut self, i: usize) {
-        let v = checkers::peer_acks::check_host(i, &self.hosts, &self.stores);
+        let v = peer_acks(i, &self.hosts, &self.stores);
         self.verdict(v);
         while let Some(out) = self.hosts[i].node.as_mut().and_then(Node::poll_output) {
             output_digest(&out, self.trace.hasher());
@@ -157,4 +163,15 @@ fn describe(wake: &sapix_core::node::Wake) -> String {
     } else {
         format!("{} ({})", name(&wake.timer), serves.join(", "))
     }
+}
+
+/// [`checkers::peer_acks::check`] for node `i` of `hosts` if it is up: what both drivers run
+/// after each step.
+fn peer_acks(i: usize, hosts: &[Host], stores: &[Store]) -> Verdict {
+    let Some(node) = hosts[i].node.as_ref() else {
+        return Ok(());
+    };
+    let index = |a: &AgentId| hosts.iter().position(|h| &h.agent == a);
+    checkers::peer_acks::check(i, &hosts[i].agent, node, stores, index)
+        .map_err(|m| ("peer_acks", m))
 }
