@@ -190,7 +190,7 @@ impl Run {
                     ended(call, Err(Failure::Unreachable("down".into())))
                 }
                 // The node persists its cluster view after start; nothing to keep here.
-                Output::PersistCluster { version, .. } => Input::ClusterPersisted { version },
+                Output::PersistCluster { call, .. } => ended(call, Ok(Reply::Stored)),
                 other => panic!("unexpected {other:?}"),
             };
             self.node.handle(self.now, input);

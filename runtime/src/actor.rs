@@ -337,16 +337,12 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 page
             });
         }
-        Output::PersistCursors {
-            cursors,
-            peer,
-            cursor,
-        } => {
-            let job = Job::cursors(&ctx.shell.state_dir, &cursors, peer, cursor);
+        Output::PersistCursors { call, cursors, .. } => {
+            let job = Job::cursors(&ctx.shell.state_dir, &cursors, call);
             let _ = ctx.persist.send(job);
         }
-        Output::PersistCluster { version, state } => {
-            let job = Job::cluster(&ctx.shell.state_dir, &state, version);
+        Output::PersistCluster { call, state, .. } => {
+            let job = Job::cluster(&ctx.shell.state_dir, &state, call);
             let _ = ctx.persist.send(job);
         }
         Output::Copy {

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sapix_core::node::{ClusterState, Input};
+use sapix_core::node::{CallId, ClusterState, Failure, Input, Reply};
 use sapix_core::AgentId;
 use tokio::sync::mpsc;
 
@@ -53,61 +53,30 @@ fn read<T>(
         .transpose()
 }
 
-/// One write to perform, and which output of the node it completes.
+/// One write to perform, and the call of the node's it completes.
 #[derive(Debug)]
 pub struct Job {
     path: PathBuf,
     bytes: Vec<u8>,
-    of: Written,
-}
-
-/// The node's output a write completes: how the node hears it is durable, or that it failed.
-#[derive(Debug, Clone)]
-enum Written {
-    Cursors { peer: AgentId, cursor: u64 },
-    Cluster { version: u64 },
-}
-
-impl Written {
-    fn done(self) -> Input {
-        match self {
-            Written::Cursors { peer, cursor } => Input::CursorPersisted { peer, cursor },
-            Written::Cluster { version } => Input::ClusterPersisted { version },
-        }
-    }
-
-    fn failed(self, reason: String) -> Input {
-        match self {
-            Written::Cursors { peer, cursor } => Input::CursorPersistFailed {
-                peer,
-                cursor,
-                reason,
-            },
-            Written::Cluster { version } => Input::ClusterPersistFailed { version, reason },
-        }
-    }
+    call: CallId,
 }
 
 impl Job {
-    /// Persist the cursors; the node hears of `peer`'s `cursor`.
-    pub fn cursors(dir: &Path, cursors: &[(AgentId, u64)], peer: AgentId, cursor: u64) -> Self {
+    /// Persist the cursors, for the node's call `call`.
+    pub fn cursors(dir: &Path, cursors: &[(AgentId, u64)], call: CallId) -> Self {
         let map: BTreeMap<&AgentId, u64> = cursors.iter().map(|(p, c)| (p, *c)).collect();
-        Job::json(
-            dir.join(CURSORS_FILE),
-            &map,
-            Written::Cursors { peer, cursor },
-        )
+        Job::json(dir.join(CURSORS_FILE), &map, call)
     }
 
-    /// Persist the cluster view `version`.
-    pub fn cluster(dir: &Path, state: &ClusterState, version: u64) -> Self {
-        Job::json(dir.join(CLUSTER_FILE), state, Written::Cluster { version })
+    /// Persist the cluster view, for the node's call `call`.
+    pub fn cluster(dir: &Path, state: &ClusterState, call: CallId) -> Self {
+        Job::json(dir.join(CLUSTER_FILE), state, call)
     }
 
-    fn json<T: serde::Serialize>(path: PathBuf, value: &T, of: Written) -> Self {
+    fn json<T: serde::Serialize>(path: PathBuf, value: &T, call: CallId) -> Self {
         let mut bytes = serde_json::to_vec_pretty(value).expect("state serializes");
         bytes.push(b'\n');
-        Job { path, bytes, of }
+        Job { path, bytes, call }
     }
 }
 
@@ -120,18 +89,19 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
-            let Job { path, bytes, of } = job;
+            let Job { path, bytes, call } = job;
             let (p, disk) = (path.clone(), disk.clone());
             let result = blocking
                 .run(move || state_file::write_atomic(&*disk, &p, &bytes, 0o644))
                 .await;
             // Never report a write done that is not; a failure is the node's to handle.
-            let input = match result {
-                Ok(Ok(())) => of.done(),
-                Ok(Err(e)) => of.failed(format!("{}: {e}", path.display())),
-                Err(e) => of.failed(format!("{}: the writer task failed: {e}", path.display())),
+            let outcome = match result {
+                Ok(Ok(())) => Ok(Reply::Stored),
+                Ok(Err(e)) => Err(format!("{}: {e}", path.display())),
+                Err(e) => Err(format!("{}: the writer task failed: {e}", path.display())),
             };
-            let _ = done.send(input);
+            let outcome = outcome.map_err(Failure::LocalStorage);
+            let _ = done.send(Input::CallEnded { call, outcome });
         }
     });
     tx
@@ -159,8 +129,8 @@ mod tests {
         let state = alone(Role::Replica, Consistency::Ap);
         let alpha = AgentId::new("alpha").unwrap();
         for job in [
-            Job::cluster(dir.path(), &state, 1),
-            Job::cursors(dir.path(), &[(alpha.clone(), 9)], alpha.clone(), 9),
+            Job::cluster(dir.path(), &state, CallId(1)),
+            Job::cursors(dir.path(), &[(alpha.clone(), 9)], CallId(2)),
         ] {
             state_file::write_atomic(&OsDisk, &job.path, &job.bytes, 0o644).unwrap();
         }
@@ -184,36 +154,33 @@ mod tests {
         let jobs = spawn(tx, Blocking::Inline, OsDisk::shared());
         let state = alone(Role::Primary, Consistency::Cp);
         let alpha = AgentId::new("alpha").unwrap();
-        jobs.send(Job::cluster(&missing, &state, 4)).unwrap();
-        jobs.send(Job::cursors(
-            &missing,
-            &[(alpha.clone(), 3)],
-            alpha.clone(),
-            3,
-        ))
-        .unwrap();
-        match rx.recv().await.unwrap() {
-            Input::ClusterPersistFailed { version: 4, reason } => {
-                assert!(
-                    reason.contains("not-yet") && reason.contains(CLUSTER_FILE),
-                    "{reason}"
-                )
-            }
-            other => panic!("want ClusterPersistFailed, got {other:?}"),
-        }
-        match rx.recv().await.unwrap() {
-            Input::CursorPersistFailed {
-                cursor: 3, reason, ..
-            } => {
-                assert!(reason.contains(CURSORS_FILE), "{reason}")
-            }
-            other => panic!("want CursorPersistFailed, got {other:?}"),
-        }
+        jobs.send(Job::cluster(&missing, &state, CallId(4)))
+            .unwrap();
+        jobs.send(Job::cursors(&missing, &[(alpha.clone(), 3)], CallId(5)))
+            .unwrap();
+        let failed = |input: Input, want: u64| match input {
+            Input::CallEnded {
+                call,
+                outcome: Err(Failure::LocalStorage(reason)),
+            } if call == CallId(want) => reason,
+            other => panic!("want call {want} failed, got {other:?}"),
+        };
+        let reason = failed(rx.recv().await.unwrap(), 4);
+        assert!(
+            reason.contains("not-yet") && reason.contains(CLUSTER_FILE),
+            "{reason}"
+        );
+        let reason = failed(rx.recv().await.unwrap(), 5);
+        assert!(reason.contains(CURSORS_FILE), "{reason}");
         std::fs::create_dir(&missing).unwrap();
-        jobs.send(Job::cluster(&missing, &state, 5)).unwrap();
+        jobs.send(Job::cluster(&missing, &state, CallId(6)))
+            .unwrap();
         assert!(matches!(
             rx.recv().await.unwrap(),
-            Input::ClusterPersisted { version: 5 }
+            Input::CallEnded {
+                call: CallId(6),
+                outcome: Ok(Reply::Stored)
+            }
         ));
         let (cluster, _) = load(&OsDisk, &missing).unwrap();
         assert_eq!(cluster, Some(state));

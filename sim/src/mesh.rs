@@ -16,7 +16,7 @@
 //!   request.
 //! - `Announce` → the member's `MembersAnnounced` → `Reply::MembersUpdated`.
 //! - `PersistCursors` / `PersistCluster` → that node's state files, in order →
-//!   `CursorPersisted` / `ClusterPersisted`.
+//!   `Reply::Stored`, or a `Failure::LocalStorage` on a broken disk.
 //! - `Append` → the strand, completing in token order → `Appended` / `AppendFailed`.
 //!
 //! Every call carries the mesh client's timeout: whichever of the answer and the timeout
@@ -222,17 +222,12 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             kind: Asked::call(call),
             req: Req::Export(after, limit),
         },
-        Output::PersistCursors {
-            cursors,
-            peer,
-            cursor,
-        } => Effect::Persist(StateWrite::Cursors {
+        Output::PersistCursors { call, cursors, .. } => Effect::Persist(StateWrite::Cursors {
             cursors: cursors.into_iter().collect(),
-            peer,
-            cursor,
+            call,
         }),
-        Output::PersistCluster { version, state } => {
-            Effect::Persist(StateWrite::Cluster { state, version })
+        Output::PersistCluster { call, state, .. } => {
+            Effect::Persist(StateWrite::Cluster { state, call })
         }
         Output::Copy {
             call,

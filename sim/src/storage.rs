@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
-use sapix_core::node::{AppendToken, ClusterState, Restored};
+use sapix_core::node::{AppendToken, CallId, ClusterState, Restored};
 use sapix_core::AgentId;
 
 use crate::config::Micros;
@@ -26,21 +26,19 @@ struct InFlight {
 /// A state-file write handed to the persister, not yet done.
 #[derive(Debug)]
 pub enum StateWrite {
-    /// `sync_cursors.json`, then `CursorPersisted { peer, cursor }`.
+    /// `sync_cursors.json`, then the end of call `call`.
     Cursors {
         /// The whole file.
         cursors: BTreeMap<AgentId, u64>,
-        /// Reported back.
-        peer: AgentId,
-        /// Reported back.
-        cursor: u64,
+        /// The node's call.
+        call: CallId,
     },
-    /// `cluster.json`, then `ClusterPersisted { version }`.
+    /// `cluster.json`, then the end of call `call`.
     Cluster {
         /// The whole file.
         state: ClusterState,
-        /// Reported back.
-        version: u64,
+        /// The node's call.
+        call: CallId,
     },
 }
 

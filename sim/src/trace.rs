@@ -62,8 +62,6 @@ pub fn input_digest(input: &Input, h: &mut Fx) {
                 reply_digest(reply, h);
             }
         }
-        Input::CursorPersisted { peer, cursor } => (peer, cursor).hash(h),
-        Input::ClusterPersisted { version } => version.hash(h),
         _ => {}
     }
 }
@@ -81,7 +79,7 @@ fn reply_digest(reply: &Reply, h: &mut Fx) {
             (next, tip).hash(h);
             blocks.iter().for_each(|b| b.block().hash.hash(h));
         }
-        Reply::Ingested | Reply::MembersUpdated { .. } | Reply::Decided(_) => {}
+        Reply::Ingested | Reply::MembersUpdated { .. } | Reply::Decided(_) | Reply::Stored => {}
     }
 }
 

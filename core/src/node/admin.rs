@@ -228,7 +228,12 @@ impl Node {
                 .iter()
                 .map(|(p, pull)| (p.clone(), pull.cursor()))
                 .collect();
+            let call = self.calls.open(Call::Cursors {
+                peer: peer.clone(),
+                cursor,
+            });
             self.outputs.push_back(Output::PersistCursors {
+                call,
                 cursors: all,
                 peer,
                 cursor,
@@ -348,8 +353,12 @@ impl Node {
     pub(super) fn persist(&mut self) -> u64 {
         let version = self.admin.writes.next();
         let state: ClusterState = self.cluster_state();
-        self.outputs
-            .push_back(Output::PersistCluster { version, state });
+        let call = self.calls.open(Call::Cluster { version });
+        self.outputs.push_back(Output::PersistCluster {
+            call,
+            version,
+            state,
+        });
         version
     }
 

@@ -50,6 +50,10 @@ pub(super) enum Call {
     Announce { to: AgentId },
     /// An [`Output::AskCodios`](super::Output::AskCodios).
     Codios { key: AuthKey },
+    /// An [`Output::PersistCursors`](super::Output::PersistCursors) that moves `peer`'s cursor.
+    Cursors { peer: AgentId, cursor: u64 },
+    /// An [`Output::PersistCluster`](super::Output::PersistCluster) of this version.
+    Cluster { version: u64 },
 }
 
 /// The calls in flight, by id.
@@ -80,9 +84,29 @@ impl Calls {
     }
 }
 
+/// What the disk said about a state-file write that failed.
+fn disk_words(reason: Failure) -> String {
+    match reason {
+        Failure::LocalStorage(words) => words,
+        other => other.to_string(),
+    }
+}
+
 /// How a call ended, as the node acts on it.
 #[derive(Debug)]
 pub(super) enum Done {
+    /// `sync_cursors.json` is durable with `peer`'s `cursor`.
+    CursorPersisted { peer: AgentId, cursor: u64 },
+    /// Writing `sync_cursors.json` failed: the cursor is not durable.
+    CursorPersistFailed {
+        peer: AgentId,
+        cursor: u64,
+        reason: String,
+    },
+    /// The cluster view `version` is durable.
+    ClusterPersisted { version: u64 },
+    /// Writing the cluster view `version` failed.
+    ClusterPersistFailed { version: u64, reason: String },
     /// The node a divide adds answered its probe as `answered_as`.
     Verified { new: AgentId, answered_as: AgentId },
     /// The divide's probe of the node it adds failed.
@@ -234,6 +258,15 @@ impl Call {
             Call::Verify { new } => Done::VerifyFailed { new, reason },
             Call::Tell { new } => Done::TellFailed { new, reason },
             Call::Codios { key } => Done::CodiosFailed { key, reason },
+            Call::Cursors { peer, cursor } => Done::CursorPersistFailed {
+                peer,
+                cursor,
+                reason: disk_words(reason),
+            },
+            Call::Cluster { version } => Done::ClusterPersistFailed {
+                version,
+                reason: disk_words(reason),
+            },
         }
     }
 
@@ -284,6 +317,10 @@ impl Call {
             (Call::Codios { key }, Reply::Decided(decision)) => {
                 Done::CodiosAnswered { key, decision }
             }
+            (Call::Cursors { peer, cursor }, Reply::Stored) => {
+                Done::CursorPersisted { peer, cursor }
+            }
+            (Call::Cluster { version }, Reply::Stored) => Done::ClusterPersisted { version },
             (call, reply) => call.failed(Failure::Unfit(format!("answered with {}", reply.what()))),
         }
     }

@@ -1,7 +1,7 @@
 //! What goes into a [`Node`](super::Node): facts, named in the past tense, and the ids that
 //! tie a completion to what asked for it. Every output the shell completes comes back as an
-//! input naming the same thing: a mesh or Codios call its [`CallId`], an append its
-//! [`AppendToken`], a state-file write its peer and cursor or cluster-state version. A [`RequestId`] is answered by exactly one
+//! input naming the same thing: a call (mesh, Codios, state file) its [`CallId`], an append
+//! its [`AppendToken`]. A [`RequestId`] is answered by exactly one
 //! [`Output::Respond`](super::Output::Respond).
 
 use crate::auth::Credential;
@@ -126,42 +126,12 @@ pub enum Input {
         agent_id: AgentId,
     },
     /// A call the node asked for ended: a push, probe, probe-back, page fetch, copy batch,
-    /// announcement or Codios question. `call` is the [`CallId`] its output carried; `outcome`
+    /// announcement, Codios question or state-file write. `call` is the [`CallId`] its output carried; `outcome`
     /// is what the far side answered as the shell read it, or why there is no answer.
     CallEnded {
         /// The output's id.
         call: CallId,
         /// The answer, or why there is none.
         outcome: Result<Reply, Failure>,
-    },
-    /// An [`Output::PersistCursors`](super::Output::PersistCursors) is durable.
-    CursorPersisted {
-        /// The peer whose cursor moved.
-        peer: AgentId,
-        /// Its new cursor.
-        cursor: u64,
-    },
-    /// Writing an [`Output::PersistCursors`](super::Output::PersistCursors) failed: the cursor is
-    /// not durable. The pull run waiting on it fails and is retried from the cursor that is.
-    CursorPersistFailed {
-        /// The peer whose cursor was to move.
-        peer: AgentId,
-        /// The cursor that was to be written.
-        cursor: u64,
-        /// What the disk said.
-        reason: String,
-    },
-    /// An [`Output::PersistCluster`](super::Output::PersistCluster) is durable.
-    ClusterPersisted {
-        /// The version persisted.
-        version: u64,
-    },
-    /// Writing an [`Output::PersistCluster`](super::Output::PersistCluster) failed: that version is
-    /// not durable.
-    ClusterPersistFailed {
-        /// The version that was to be written.
-        version: u64,
-        /// What the disk said.
-        reason: String,
     },
 }

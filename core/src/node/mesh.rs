@@ -335,7 +335,12 @@ impl Node {
                 if let Some(c) = cursors.iter_mut().find(|(p, _)| p == id) {
                     c.1 = cursor;
                 }
+                let call = self.calls.open(Call::Cursors {
+                    peer: id.clone(),
+                    cursor,
+                });
                 self.outputs.push_back(Output::PersistCursors {
+                    call,
                     cursors,
                     peer: id.clone(),
                     cursor,

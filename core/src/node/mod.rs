@@ -274,16 +274,6 @@ impl Node {
                     self.call_ended(now, asked.ended(outcome));
                 }
             }
-            Input::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
-            Input::CursorPersistFailed {
-                peer,
-                cursor,
-                reason,
-            } => self.cursor_persist_failed(peer, cursor, reason),
-            Input::ClusterPersisted { version } => self.cluster_persisted(version),
-            Input::ClusterPersistFailed { version, reason } => {
-                self.cluster_persist_failed(now, version, reason)
-            }
         }
         self.arm_tick(now);
     }
@@ -291,6 +281,16 @@ impl Node {
     /// Acts on how a call this node asked for ended.
     fn call_ended(&mut self, now: Instant, done: Done) {
         match done {
+            Done::CursorPersisted { peer, cursor } => self.cursor_persisted(now, peer, cursor),
+            Done::CursorPersistFailed {
+                peer,
+                cursor,
+                reason,
+            } => self.cursor_persist_failed(peer, cursor, reason),
+            Done::ClusterPersisted { version } => self.cluster_persisted(version),
+            Done::ClusterPersistFailed { version, reason } => {
+                self.cluster_persist_failed(now, version, reason)
+            }
             Done::Verified { new, answered_as } => self.divide_verified(new, answered_as),
             Done::VerifyFailed { new, reason } => self.divide_verify_failed(new, reason),
             Done::Told { new, members } => self.divide_told(now, new, members),

@@ -71,9 +71,12 @@ pub enum Output {
         /// Blocks to ask for ([`crate::wire::mesh::PULL_PAGE`]).
         limit: usize,
     },
-    /// Write `sync_cursors.json` atomically with these cursors, then report
-    /// [`Input::CursorPersisted`](super::Input::CursorPersisted) for `peer`.
+    /// Write `sync_cursors.json` atomically with these cursors, then report how it ended:
+    /// [`Reply::Stored`](super::Reply::Stored) or
+    /// [`Failure::LocalStorage`](super::Failure::LocalStorage).
     PersistCursors {
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
         /// Every peer's cursor.
         cursors: Vec<(AgentId, u64)>,
         /// The peer whose cursor moved.
@@ -81,10 +84,13 @@ pub enum Output {
         /// Its new cursor.
         cursor: u64,
     },
-    /// Write the cluster state atomically, then report
-    /// [`Input::ClusterPersisted`](super::Input::ClusterPersisted).
+    /// Write the cluster state atomically, then report how it ended:
+    /// [`Reply::Stored`](super::Reply::Stored) or
+    /// [`Failure::LocalStorage`](super::Failure::LocalStorage).
     PersistCluster {
-        /// Echo in the completion.
+        /// Echo in [`Input::CallEnded`](super::Input::CallEnded).
+        call: CallId,
+        /// The cluster view's version (for traces).
         version: u64,
         /// What to write.
         state: ClusterState,

@@ -52,6 +52,8 @@ pub enum Reply {
     },
     /// Codios decided.
     Decided(Decision),
+    /// A state file is durable.
+    Stored,
 }
 
 impl Reply {
@@ -99,6 +101,7 @@ impl Reply {
             Reply::Page { .. } => "a page",
             Reply::MembersUpdated { .. } => "a membership update",
             Reply::Decided(_) => "a Codios decision",
+            Reply::Stored => "a state-file write",
         }
     }
 }

@@ -720,35 +720,27 @@ impl World {
                 self.queue
                     .push_back((me, Input::CallEnded { call, outcome }));
             }
-            Output::PersistCursors {
-                cursors,
-                peer,
-                cursor,
-            } => {
+            Output::PersistCursors { call, cursors, .. } => {
                 let host = self.hosts.get_mut(&me).unwrap();
-                let input = if take_one(&mut host.fail_cursor_writes) {
-                    let reason = DISK_FULL.into();
-                    Input::CursorPersistFailed {
-                        peer,
-                        cursor,
-                        reason,
-                    }
+                let outcome = if take_one(&mut host.fail_cursor_writes) {
+                    Err(Failure::LocalStorage(DISK_FULL.into()))
                 } else {
                     host.persisted_cursors = cursors;
-                    Input::CursorPersisted { peer, cursor }
+                    Ok(Reply::Stored)
                 };
-                self.queue.push_back((me, input));
+                self.queue
+                    .push_back((me, Input::CallEnded { call, outcome }));
             }
-            Output::PersistCluster { version, state } => {
+            Output::PersistCluster { call, state, .. } => {
                 let host = self.hosts.get_mut(&me).unwrap();
-                let input = if take_one(&mut host.fail_cluster_writes) {
-                    let reason = DISK_FULL.into();
-                    Input::ClusterPersistFailed { version, reason }
+                let outcome = if take_one(&mut host.fail_cluster_writes) {
+                    Err(Failure::LocalStorage(DISK_FULL.into()))
                 } else {
                     host.persisted_cluster = Some(state);
-                    Input::ClusterPersisted { version }
+                    Ok(Reply::Stored)
                 };
-                self.queue.push_back((me, input));
+                self.queue
+                    .push_back((me, Input::CallEnded { call, outcome }));
             }
             Output::Copy {
                 call,
@@ -953,8 +945,9 @@ pub fn fmt_output(out: &Output) -> String {
             cursors,
             peer,
             cursor,
+            ..
         } => format!("PersistCursors {peer}={cursor} all={cursors:?}"),
-        Output::PersistCluster { version, state } => format!(
+        Output::PersistCluster { version, state, .. } => format!(
             "PersistCluster v{version} {:?} {:?} peers={}",
             state.role,
             state.consistency,

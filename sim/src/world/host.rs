@@ -10,7 +10,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use sapix_core::node::{AuthSettings, Input, NodeConfig};
+use sapix_core::node::{AuthSettings, Failure, Input, NodeConfig, Reply};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, Node};
 
@@ -143,30 +143,20 @@ fn write_landed(
     checks: &mut Checkers,
     names: &[AgentId],
 ) -> (Option<Input>, Verdict) {
-    let reason = || "the disk failed (simulated)".to_string();
+    let ended = |call, ok: bool| {
+        let outcome = match ok {
+            true => Ok(Reply::Stored),
+            false => Err(Failure::LocalStorage("the disk failed (simulated)".into())),
+        };
+        Some(Input::CallEnded { call, outcome })
+    };
     match stores[i].complete_write() {
-        Some((StateWrite::Cursors { peer, cursor, .. }, true)) => {
+        Some((StateWrite::Cursors { call, .. }, true)) => {
             let verdict = cursors_landed(i, stores, checks, names);
-            (Some(Input::CursorPersisted { peer, cursor }), verdict)
+            (ended(call, true), verdict)
         }
-        Some((StateWrite::Cursors { peer, cursor, .. }, false)) => {
-            let reason = reason();
-            let input = Input::CursorPersistFailed {
-                peer,
-                cursor,
-                reason,
-            };
-            (Some(input), Ok(()))
-        }
-        Some((StateWrite::Cluster { version, .. }, true)) => {
-            (Some(Input::ClusterPersisted { version }), Ok(()))
-        }
-        Some((StateWrite::Cluster { version, .. }, false)) => {
-            let reason = reason();
-            (
-                Some(Input::ClusterPersistFailed { version, reason }),
-                Ok(()),
-            )
+        Some((StateWrite::Cursors { call, .. } | StateWrite::Cluster { call, .. }, ok)) => {
+            (ended(call, ok), Ok(()))
         }
         None => (None, Ok(())),
     }
