@@ -15,11 +15,12 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build the binaries the black-box tests start (once, not once per test process)"
-cargo build --locked -p sapix-server --bins
+cargo build --locked -p sapix-server -p sapix-ctl --bins
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export SAPIX_AGENT_BIN="${SAPIX_AGENT_BIN:-$target_dir/debug/sapix-agent}"
 export CODIOS_DEV_BIN="${CODIOS_DEV_BIN:-$target_dir/debug/codios-dev}"
+export SAPIXCTL_BIN="${SAPIXCTL_BIN:-$target_dir/debug/sapixctl}"
 # The compose test packages this same binary into the image instead of a second, release build.
 export SAPIX_IMAGE_BIN="${SAPIX_IMAGE_BIN:-$SAPIX_AGENT_BIN}"
 

@@ -1,0 +1,273 @@
+//! sapixctl: the operator's command line for a running `sapix-agent` — status as a table or
+//! JSON, health, the consistency switch, a manual sync, members, and a divide with progress.
+//! It only calls the agent's HTTP API (the spec's endpoints), so what it does an operator can
+//! also do with curl.
+
+mod client;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use reqwest::Method;
+use sapix_core::status::ClusterStatus;
+use serde_json::{json, Value};
+
+use client::{Client, Failed};
+
+#[derive(Parser)]
+#[command(
+    name = "sapixctl",
+    version,
+    about = "Operate a SapixDB agent over its HTTP API"
+)]
+struct Cli {
+    /// The agent's base URL.
+    #[arg(
+        long,
+        env = "SAPIX_URL",
+        default_value = "http://127.0.0.1:7475",
+        global = true
+    )]
+    url: String,
+    /// The root key (prefer --root-key-file or SAPIX_ROOT_KEY: a flag shows in `ps`).
+    #[arg(long, env = "SAPIX_ROOT_KEY", hide_env_values = true, global = true)]
+    root_key: Option<String>,
+    /// A file holding the root key, e.g. the agent's `<data dir>/root_key`.
+    #[arg(long, global = true, conflicts_with = "root_key")]
+    root_key_file: Option<PathBuf>,
+    /// Output: a table for people, or JSON for scripts.
+    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
+    /// Give up on a call after this many seconds (a divide waits for the copy: see `divide`).
+    #[arg(long, default_value_t = 10, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every node: reachable, how far behind, retry queue, backoff, last sync.
+    Status,
+    /// Whether the agent is ready (exit 1 if not), with each check.
+    Health,
+    /// Show the write gating mode, or switch it.
+    Consistency {
+        /// The new mode.
+        #[arg(value_enum)]
+        mode: Option<Mode>,
+    },
+    /// Pull from a peer now (the runbook's manual catch-up).
+    Sync {
+        /// The peer's agent id.
+        peer: String,
+    },
+    /// List the members, or remove one for good.
+    Members {
+        #[command(subcommand)]
+        action: Option<MembersAction>,
+    },
+    /// Add a new node: copy every block to it and make it a member (the spec's Step 3).
+    Divide {
+        /// The new node's agent id.
+        new_agent_id: String,
+        /// Its base URL, as the other members reach it.
+        endpoint: String,
+        /// Its role.
+        #[arg(long, default_value = "Replica")]
+        role: String,
+        /// Give up after this many seconds (the copy of a large strand takes a while).
+        #[arg(long, default_value_t = 3600)]
+        wait: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Cp,
+    Ap,
+}
+
+#[derive(Subcommand)]
+enum MembersAction {
+    /// Remove a member for good (its id can never join again).
+    Remove {
+        /// The member's agent id.
+        agent_id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sapixctl: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sapixctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root_key(cli: &Cli) -> Result<Option<String>, Failed> {
+    match &cli.root_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|k| Some(k.trim().to_string()))
+            .map_err(|e| {
+                Failed(format!(
+                    "cannot read the root key from {}: {e}",
+                    path.display()
+                ))
+            }),
+        None => Ok(cli.root_key.clone()),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn print(format: Format, json: &Value, table: impl FnOnce() -> String) {
+    match format {
+        Format::Json => println!("{json:#}"),
+        Format::Table => print!("{}", table()),
+    }
+}
+
+async fn status(client: &Client) -> Result<(Value, ClusterStatus), Failed> {
+    let (code, json) = client.get("/v1/cluster/status").await?;
+    if !code.is_success() {
+        return Err(Failed(format!("status answered {code}: {json}")));
+    }
+    let parsed = serde_json::from_value(json.clone())
+        .map_err(|e| Failed(format!("the status answer is not the expected shape: {e}")))?;
+    Ok((json, parsed))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failed> {
+    let key = root_key(&cli)?;
+    let timeout = match cli.command {
+        Command::Divide { wait, .. } => Duration::from_secs(wait),
+        _ => Duration::from_secs(cli.timeout),
+    };
+    let client = Client::new(&cli.url, key, timeout)?;
+    let out = cli.output;
+    match cli.command {
+        Command::Status => {
+            let (json, s) = status(&client).await?;
+            print(out, &json, || table::render(&s, now_ms()));
+        }
+        Command::Health => {
+            let (code, json) = client.get("/readyz?verbose").await?;
+            print(out, &json, || {
+                let mut text = format!("{}\n", json["status"].as_str().unwrap_or("unknown"));
+                if let Some(checks) = json["checks"].as_object() {
+                    for (name, verdict) in checks {
+                        text += &format!("  {name:<8} {}\n", verdict.as_str().unwrap_or(""));
+                    }
+                }
+                text
+            });
+            if !code.is_success() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Consistency { mode: None } => {
+            let (json, s) = status(&client).await?;
+            let mode = json!({ "consistency": json["consistency"] });
+            print(out, &mode, || {
+                format!("{:?}\n", s.consistency).to_uppercase()
+            });
+        }
+        Command::Consistency { mode: Some(mode) } => {
+            let mode = match mode {
+                Mode::Cp => "CP",
+                Mode::Ap => "AP",
+            };
+            let path = "/v1/cluster/consistency";
+            let json = client
+                .admin(Method::POST, path, Some(json!({ "mode": mode })))
+                .await?;
+            print(out, &json, || {
+                format!(
+                    "consistency {} (was {})\n",
+                    json["consistency"].as_str().unwrap_or("?").to_uppercase(),
+                    json["previous"].as_str().unwrap_or("?").to_uppercase()
+                )
+            });
+        }
+        Command::Sync { peer } => {
+            let path = format!("/v1/mesh/sync/{peer}");
+            let json = client.admin(Method::POST, &path, None).await?;
+            print(out, &json, || format!("{json}\n"));
+        }
+        Command::Members { action: None } => {
+            let (json, s) = status(&client).await?;
+            let members = json!(json["nodes"]);
+            print(out, &members, || {
+                s.nodes
+                    .iter()
+                    .map(|n| format!("{}  {:?}  {}\n", n.agent_id, n.role, n.endpoint))
+                    .collect()
+            });
+        }
+        Command::Members {
+            action: Some(MembersAction::Remove { agent_id }),
+        } => {
+            let path = format!("/v1/cluster/members/{agent_id}");
+            let json = client.admin(Method::DELETE, &path, None).await?;
+            print(out, &json, || format!("removed {agent_id}: {json}\n"));
+        }
+        Command::Divide {
+            new_agent_id,
+            endpoint,
+            role,
+            ..
+        } => {
+            let body = json!({ "new_agent_id": new_agent_id, "endpoint": endpoint, "role": role });
+            let spinner = (out == Format::Table).then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.set_message(format!("dividing {new_agent_id}: copying every block"));
+                s.enable_steady_tick(Duration::from_millis(200));
+                s
+            });
+            let answer = client
+                .admin(Method::POST, "/v1/cluster/divide", Some(body))
+                .await;
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            let json = answer?;
+            print(out, &json, || {
+                format!(
+                    "{} is a member: {} blocks copied; informed {}, pending {}\n",
+                    json["replica_agent_id"].as_str().unwrap_or("?"),
+                    json["blocks_pushed"],
+                    json["members_informed"],
+                    json["members_pending"]
+                )
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

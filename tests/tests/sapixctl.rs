@@ -1,0 +1,147 @@
+//! `sapixctl` against real agents (issue 14): a divide, the status table and its JSON, a peer
+//! going down as the table shows it, the consistency switch, a manual sync, health, and the
+//! human errors for a wrong key and an agent that is not there.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sapix_tests::locate::cargo_bin;
+use sapix_tests::{wait_until, Agent};
+use serde_json::Value;
+
+const SEED: &str = "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d";
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn node(id: &str) -> Agent {
+    Agent::builder()
+        .env("SAPIX_AGENT_ID", id)
+        .env("SAPIX_MASTER_SEED", SEED)
+        .start()
+}
+
+/// Runs `sapixctl args` against `agent`, with its root key file unless `key` says otherwise.
+fn ctl(agent: &Agent, args: &[&str]) -> Output {
+    let key = agent.data_dir().join("root_key");
+    Command::new(cargo_bin("sapix-ctl", "sapixctl"))
+        .arg("--url")
+        .arg(agent.base_url())
+        .arg("--root-key-file")
+        .arg(key)
+        .args(args)
+        .env_remove("SAPIX_ROOT_KEY")
+        .env_remove("SAPIX_URL")
+        .output()
+        .expect("run sapixctl")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "sapixctl failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+fn row<'a>(table: &'a str, node: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(node))
+        .unwrap_or_else(|| panic!("no row for {node}:\n{table}"))
+}
+
+#[test]
+fn an_operator_divides_watches_switches_and_syncs_with_sapixctl() {
+    let a = node("primary");
+    let mut b = node("replica-eu");
+    for i in 0..3 {
+        a.api().write("orders", &serde_json::json!({ "n": i }));
+    }
+    let divided: Value = serde_json::from_str(&ok(&ctl(
+        &a,
+        &["-o", "json", "divide", "replica-eu", &b.base_url()],
+    )))
+    .expect("json");
+    assert_eq!(divided["replica_agent_id"], "replica-eu");
+    assert_eq!(divided["blocks_pushed"], 3);
+
+    wait_until(WITHIN, "the table shows the replica reachable", || {
+        let table = ok(&ctl(&a, &["status"]));
+        row(&table, "replica-eu").contains("yes")
+    });
+    let table = ok(&ctl(&a, &["status"]));
+    assert!(table.starts_with("NODE"), "{table}");
+    assert!(
+        row(&table, "primary (this node)").contains("Primary"),
+        "{table}"
+    );
+    let status: Value = serde_json::from_str(&ok(&ctl(&a, &["status", "-o", "json"]))).unwrap();
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(2));
+
+    b.stop();
+    ok(&ctl(&a, &["consistency", "ap"]));
+    a.api().write("orders", &serde_json::json!("while down"));
+    wait_until(
+        WITHIN,
+        "the table shows the replica down and 1 block behind",
+        || {
+            let table = ok(&ctl(&a, &["status"]));
+            let eu = row(&table, "replica-eu");
+            eu.contains("NO")
+                && eu.split_whitespace().nth(3) == Some("1")
+                && table.contains("PARTITIONED")
+        },
+    );
+    assert_eq!(ok(&ctl(&a, &["consistency"])).trim(), "AP");
+    let members = ok(&ctl(&a, &["members"]));
+    assert_eq!(members.lines().count(), 2, "{members}");
+
+    b.restart();
+    wait_until(WITHIN, "the replica is back", || {
+        row(&ok(&ctl(&a, &["status"])), "replica-eu").contains("yes")
+    });
+    let synced = ok(&ctl(&b, &["-o", "json", "sync", "primary"]));
+    assert!(synced.contains("primary"), "{synced}");
+    assert!(ok(&ctl(&a, &["health"])).starts_with("ready"));
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let a = node("alone");
+    let wrong = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
+        .args([
+            "--url",
+            &a.base_url(),
+            "--root-key",
+            "not-the-root-key-0123",
+        ])
+        .args(["consistency", "ap"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("403") && err.contains("--root-key-file"),
+        "{err}"
+    );
+
+    let gone = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
+        .args(["--url", "http://127.0.0.1:9", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        err.contains("cannot reach") && err.contains("SAPIX_URL"),
+        "{err}"
+    );
+
+    let keyless = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
+        .args(["--url", &a.base_url(), "sync", "x"])
+        .env_remove("SAPIX_ROOT_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&keyless.stderr);
+    assert!(err.contains("needs the root key"), "{err}");
+}
