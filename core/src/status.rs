@@ -83,6 +83,39 @@ pub struct NodeStatus {
     pub pull_lag_blocks: Option<u64>,
 }
 
+/// Where a divide stands, for `GET /v1/cluster/divide/progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivideProgress {
+    /// Whether a divide is running on this node; the other fields are absent when not.
+    pub in_progress: bool,
+    /// The node being added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_agent_id: Option<AgentId>,
+    /// `verifying`, `copying`, `telling` (the new node records the membership) or
+    /// `informing` (the other members are told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Blocks copied so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_copied: Option<u64>,
+    /// Blocks this node holds: what the copy sends in all (it grows with writes meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_total: Option<u64>,
+}
+
+impl DivideProgress {
+    /// No divide is running.
+    pub fn idle() -> Self {
+        DivideProgress {
+            in_progress: false,
+            new_agent_id: None,
+            stage: None,
+            blocks_copied: None,
+            blocks_total: None,
+        }
+    }
+}
+
 /// The whole status answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterStatus {

@@ -76,7 +76,8 @@ enum Command {
         #[command(subcommand)]
         action: Option<MembersAction>,
     },
-    /// Add a new node: copy every block to it and make it a member (the spec's Step 3).
+    /// Add a new node: copy every block to it and make it a member (the spec's Step 3), with
+    /// a progress bar (blocks copied of the strand's) while it runs.
     Divide {
         /// The new node's agent id.
         new_agent_id: String,
@@ -125,6 +126,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `divide` while a progress bar follows `GET /v1/cluster/divide/progress`.
+async fn with_progress(
+    poller: &Client,
+    new: &str,
+    divide: impl std::future::Future<Output = Result<Value, Failed>>,
+) -> Result<Value, Failed> {
+    let bar = indicatif::ProgressBar::new(0);
+    let style = "{spinner} {msg} [{bar:30}] {pos}/{len} blocks ({elapsed})";
+    if let Ok(style) = indicatif::ProgressStyle::with_template(style) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("dividing {new}: starting"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    tokio::pin!(divide);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut divide => break answer,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                // A poll that fails only leaves the bar where it was.
+                if let Ok((_, p)) = poller.get("/v1/cluster/divide/progress").await {
+                    if p["in_progress"] == true {
+                        bar.set_length(p["blocks_total"].as_u64().unwrap_or(0));
+                        bar.set_position(p["blocks_copied"].as_u64().unwrap_or(0));
+                        let stage = p["stage"].as_str().unwrap_or("");
+                        bar.set_message(format!("dividing {new}: {stage}"));
+                    }
+                }
+            }
+        }
+    };
+    bar.finish_and_clear();
+    answer
 }
 
 fn root_key(cli: &Cli) -> Result<Option<String>, Failed> {
@@ -245,19 +280,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             ..
         } => {
             let body = json!({ "new_agent_id": new_agent_id, "endpoint": endpoint, "role": role });
-            let spinner = (out == Format::Table).then(|| {
-                let s = indicatif::ProgressBar::new_spinner();
-                s.set_message(format!("dividing {new_agent_id}: copying every block"));
-                s.enable_steady_tick(Duration::from_millis(200));
-                s
-            });
-            let answer = client
-                .admin(Method::POST, "/v1/cluster/divide", Some(body))
-                .await;
-            if let Some(s) = spinner {
-                s.finish_and_clear();
-            }
-            let json = answer?;
+            let divide = client.admin(Method::POST, "/v1/cluster/divide", Some(body));
+            let json = match out {
+                Format::Json => divide.await?,
+                Format::Table => {
+                    let poller = Client::new(&cli.url, None, Duration::from_secs(2))?;
+                    with_progress(&poller, &new_agent_id, divide).await?
+                }
+            };
             print(out, &json, || {
                 format!(
                     "{} is a member: {} blocks copied; informed {}, pending {}\n",

@@ -69,6 +69,8 @@ pub enum Request {
         /// The URL the call was addressed to (scheme and `Host`).
         via: Option<String>,
     },
+    /// How the divide running here is going.
+    DivideProgress,
     /// Apply a membership announcement.
     Members {
         /// The announcer, if it said.
@@ -237,6 +239,7 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
         Request::Consistency { mode } => Input::ConsistencyRequested { request, mode },
         Request::Sync { peer } => Input::SyncRequested { request, peer },
         Request::Divide { new, via } => Input::DivideRequested { request, new, via },
+        Request::DivideProgress => Input::DivideProgressRequested { request },
         Request::Members {
             from,
             members,

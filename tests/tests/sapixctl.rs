@@ -58,13 +58,12 @@ fn an_operator_divides_watches_switches_and_syncs_with_sapixctl() {
     for i in 0..3 {
         a.api().write("orders", &serde_json::json!({ "n": i }));
     }
-    let divided: Value = serde_json::from_str(&ok(&ctl(
-        &a,
-        &["-o", "json", "divide", "replica-eu", &b.base_url()],
-    )))
-    .expect("json");
-    assert_eq!(divided["replica_agent_id"], "replica-eu");
-    assert_eq!(divided["blocks_pushed"], 3);
+    // Table mode: a progress bar while it runs (drawn only on a terminal), then the answer.
+    let divided = ok(&ctl(&a, &["divide", "replica-eu", &b.base_url()]));
+    assert!(
+        divided.starts_with("replica-eu is a member: 3 blocks copied"),
+        "{divided}"
+    );
 
     wait_until(WITHIN, "the table shows the replica reachable", || {
         let table = ok(&ctl(&a, &["status"]));
@@ -144,4 +143,44 @@ fn errors_say_what_to_do() {
         .unwrap();
     let err = String::from_utf8_lossy(&keyless.stderr);
     assert!(err.contains("needs the root key"), "{err}");
+}
+
+#[test]
+fn divide_progress_names_the_stage_while_a_divide_runs() {
+    let a = Agent::builder()
+        .env("SAPIX_AGENT_ID", "primary")
+        .env("SAPIX_MASTER_SEED", SEED)
+        .env("SAPIX_MESH_TIMEOUT_MS", "3000")
+        .start();
+    let api = a.api();
+    let idle = api.get("/v1/cluster/divide/progress");
+    idle.assert_status(200);
+    assert_eq!(idle.json(), serde_json::json!({ "in_progress": false }));
+
+    // A "new node" that accepts connections and never answers: the divide stays verifying
+    // until the mesh timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let divide = std::thread::spawn({
+        let api = a.api();
+        move || {
+            let body = serde_json::json!({ "new_agent_id": "mute", "endpoint": endpoint });
+            api.post_with(
+                "/v1/cluster/divide",
+                sapix_tests::Auth::Root,
+                body.to_string(),
+            )
+        }
+    });
+    wait_until(WITHIN, "the progress shows the divide verifying", || {
+        let p = api.get("/v1/cluster/divide/progress").json();
+        p["in_progress"] == true && p["new_agent_id"] == "mute" && p["stage"] == "verifying"
+    });
+    let failed = divide.join().unwrap();
+    failed.assert_status(502);
+    assert_eq!(
+        api.get("/v1/cluster/divide/progress").json()["in_progress"],
+        false
+    );
+    drop(silent);
 }

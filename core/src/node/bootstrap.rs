@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::id::AgentId;
 use crate::repl::peer::PeerInfo;
+use crate::status::DivideProgress;
 
 use super::{Failure, RequestId, Response};
 
@@ -238,6 +239,23 @@ impl Bootstrap {
     pub(super) fn request(&self) -> RequestId {
         self.request
     }
+
+    /// Where it stands, with `total` the blocks this node holds.
+    pub(super) fn progress(&self, total: u64) -> DivideProgress {
+        let stage = match self.stage {
+            Stage::Verifying => "verifying",
+            Stage::Copying => "copying",
+            Stage::Telling { .. } => "telling",
+            Stage::Informing { .. } => "informing",
+        };
+        DivideProgress {
+            in_progress: true,
+            new_agent_id: Some(self.info.agent_id.clone()),
+            stage: Some(stage.to_string()),
+            blocks_copied: Some(self.copied),
+            blocks_total: Some(total),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +303,12 @@ mod tests {
         }
         assert_eq!(d.copied(), 25_000);
         assert_eq!(logged, vec![10_000, 20_000]);
+        let p = d.progress(25_000);
+        assert_eq!(p.stage.as_deref(), Some("copying"));
+        assert_eq!(
+            (p.blocks_copied, p.blocks_total),
+            (Some(25_000), Some(25_000))
+        );
     }
 
     #[test]

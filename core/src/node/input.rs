@@ -118,6 +118,11 @@ pub enum Input {
         /// delivered those blocks).
         cursors: Vec<(AgentId, u64)>,
     },
+    /// An operator asked how a divide is going (`GET /v1/cluster/divide/progress`).
+    DivideProgressRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+    },
     /// An operator asked to remove a member for good (`DELETE /v1/cluster/members/{id}`).
     RemoveRequested {
         /// Echoed in the answer.

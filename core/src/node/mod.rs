@@ -64,7 +64,7 @@ use crate::repl::backoff::BackoffPolicy;
 use crate::repl::membership::Membership;
 use crate::repl::peer::{Peer, PeerInfo};
 use crate::repl::pull::Pull;
-use crate::status::{Consistency, Role};
+use crate::status::{Consistency, DivideProgress, Role};
 use crate::time::{Instant, UnixMillis};
 use call::Done;
 use gate::ConsistencyGate;
@@ -265,6 +265,12 @@ impl Node {
                 your_role,
                 cursors,
             } => self.members_announced(now, request, from, members, your_role, cursors),
+            Input::DivideProgressRequested { request } => {
+                let total = self.commit.local_tip();
+                let divide = self.admin.divide.as_ref();
+                let progress = divide.map_or_else(DivideProgress::idle, |d| d.progress(total));
+                self.respond(request, Response::DivideProgress(progress));
+            }
             Input::RemoveRequested { request, agent_id } => {
                 self.remove_requested(request, agent_id)
             }

@@ -106,6 +106,8 @@ pub enum Response {
         /// announcement's retries or from any member's digest exchange.
         members_pending: Vec<AgentId>,
     },
+    /// Where the divide running here stands, if one is.
+    DivideProgress(crate::status::DivideProgress),
     /// The divide was refused before anything happened (a conflict or a bad request).
     DivideRefused {
         /// Why.

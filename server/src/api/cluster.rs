@@ -80,6 +80,22 @@ fn replica() -> Role {
 }
 
 /// `POST /v1/cluster/divide`: copy every block to a new node, then make it a member.
+/// `GET /v1/cluster/divide/progress`: where the divide running on this node stands (open, like
+/// status: it names ids and counts, nothing secret).
+pub(crate) async fn divide_progress(
+    State(s): State<AppState>,
+) -> Result<Json<sapix_core::status::DivideProgress>, ApiError> {
+    match s
+        .node
+        .ask(Request::DivideProgress)
+        .await
+        .map_err(|_| node_gone())?
+    {
+        Response::DivideProgress(p) => Ok(Json(p)),
+        other => Err(unexpected(other)),
+    }
+}
+
 pub(crate) async fn divide(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/records", post(records::write))
         .route("/v1/records/{hash}", get(records::read))
         .route("/v1/cluster/status", get(cluster::status))
+        .route("/v1/cluster/divide/progress", get(cluster::divide_progress))
         .merge(mesh)
         .merge(admin)
         .fallback(not_found)
