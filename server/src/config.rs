@@ -25,6 +25,10 @@ pub struct Config {
     pub master_seed: Option<MasterSeed>,
     /// `SAPIX_ROOT_KEY`; when unset, derived from the master seed.
     pub root_key: Option<RootKey>,
+    /// `SAPIX_ROOT_KEY_NEXT`: during a root-key rotation, a second key accepted beside the
+    /// current one on the mesh and admin routes (the new key, then the old one); this node
+    /// always presents `SAPIX_ROOT_KEY`.
+    pub root_key_next: Option<RootKey>,
     /// `SAPIX_DATA_DIR` (default `./sapix-data`): generated seed and root key files, and the
     /// default parent of the three storage dirs.
     pub data_dir: PathBuf,
@@ -95,6 +99,16 @@ impl Config {
             Some(v) => Some(RootKey::new(v.trim())),
             None => None,
         };
+        let root_key_next = match var("SAPIX_ROOT_KEY_NEXT") {
+            Some(v) if v.trim().len() < 16 => {
+                return Err(bad(
+                    "SAPIX_ROOT_KEY_NEXT",
+                    "must be at least 16 characters".into(),
+                ))
+            }
+            Some(v) => Some(RootKey::new(v.trim())),
+            None => None,
+        };
         let data_dir =
             PathBuf::from(var("SAPIX_DATA_DIR").unwrap_or_else(|| "./sapix-data".into()));
         let dir = |name: &'static str, default: &str| {
@@ -149,6 +163,7 @@ impl Config {
             agent_id,
             master_seed,
             root_key,
+            root_key_next,
             data_dir,
             strand_dir,
             graph_dir,
@@ -396,6 +411,7 @@ mod tests {
             ("SAPIX_MASTER_SEED", "xyz-secret"),
             ("SAPIX_BIND_ADDR", "nope"),
             ("SAPIX_ROOT_KEY", "short"),
+            ("SAPIX_ROOT_KEY_NEXT", "short"),
             ("SAPIX_ENDPOINT", "ftp://x"),
             ("SAPIX_MESH_TIMEOUT_MS", "0"),
             ("SAPIX_CODIOS_URL", "codios.internal"),

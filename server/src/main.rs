@@ -21,7 +21,8 @@ Usage:
   sapix-agent --version  print the version
   sapix-agent --help     print this
 
-Main settings (README.md has them all): SAPIX_AGENT_ID, SAPIX_MASTER_SEED, SAPIX_ROOT_KEY,
+Main settings (README.md has them all): SAPIX_AGENT_ID, SAPIX_MASTER_SEED, SAPIX_ROOT_KEY
+(SAPIX_ROOT_KEY_NEXT during a rotation),
 SAPIX_BIND_ADDR, SAPIX_ENDPOINT, SAPIX_DATA_DIR, SAPIX_STRAND_DIR, SAPIX_CODIOS_URL,
 SAPIX_LOG (filter, default info), SAPIX_LOG_FORMAT (text or json).
 ";

@@ -293,6 +293,7 @@ pub async fn start(
         strand: strand.clone(),
         keys,
         root_key,
+        root_key_next: config.root_key_next.clone(),
         agent_id: config.agent_id.clone(),
         clock,
         blocking: env.blocking,

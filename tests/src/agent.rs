@@ -264,6 +264,14 @@ impl Agent {
         status
     }
 
+    /// Sets (`Some`) or removes (`None`) an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.env.insert(key.to_owned(), v.to_owned()),
+            None => self.env.remove(key),
+        };
+    }
+
     /// Starts the agent again on the same data directory and environment, stopping it first
     /// if it is running. It asks for the port it had before; if that fails (the port was
     /// taken meanwhile), it starts on the configured address instead.

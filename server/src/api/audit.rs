@@ -7,14 +7,13 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use sapix_core::RootKey;
 
 use super::auth::bearer;
 use super::AppState;
 
 /// Logs the call after it is answered.
 pub(crate) async fn audit(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let mut who = caller(req.headers(), &s.root_key).to_string();
+    let mut who = caller(req.headers(), &s).to_string();
     if let Some(cert) = req.extensions().get::<crate::serve::ClientCert>() {
         who = format!(
             "{who}, client certificate {} ({})",
@@ -36,10 +35,11 @@ pub(crate) async fn audit(State(s): State<AppState>, req: Request, next: Next) -
 }
 
 /// Who called, as far as the credential says; never any part of the token.
-fn caller(headers: &axum::http::HeaderMap, root: &RootKey) -> &'static str {
+fn caller(headers: &axum::http::HeaderMap, s: &AppState) -> &'static str {
     match bearer(headers) {
         Err(_) => "no bearer token",
-        Ok(token) if root.matches(token) => "root key",
+        Ok(token) if s.root_key.matches(token) => "root key",
+        Ok(token) if s.is_root(token) => "the next root key",
         Ok(_) => "a token that is not the root key",
     }
 }

@@ -2,7 +2,6 @@
 //! mesh endpoints need the root key; record writes ask the node (see `records`).
 
 use axum::http::{header, HeaderMap, StatusCode};
-use sapix_core::RootKey;
 
 use crate::error::ApiError;
 
@@ -33,9 +32,9 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// Ok if `headers` carry the root key.
-pub(crate) fn require_root(headers: &HeaderMap, root: &RootKey) -> Result<(), ApiError> {
-    if root.matches(bearer(headers)?) {
+/// Ok if `headers` carry the root key (or, during a rotation, the next one).
+pub(crate) fn require_root(headers: &HeaderMap, s: &super::AppState) -> Result<(), ApiError> {
+    if s.is_root(bearer(headers)?) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -46,7 +46,7 @@ pub(crate) async fn consistency(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: ConsistencyIn = parse(&bytes, r#"{"mode": "Cp" | "Ap"}"#)?;
     match s
@@ -101,7 +101,7 @@ pub(crate) async fn divide(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: DivideIn = parse(
         &bytes,
@@ -168,7 +168,7 @@ pub(crate) async fn members(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let bytes = body::read(body, ADMIN_BODY_LIMIT, s.body_timeout).await?;
     let input: MembersBody = parse(&bytes, r#"{"members": [...]}"#)?;
     if input.members.len() > 1000 {
@@ -205,7 +205,7 @@ pub(crate) async fn remove_member(
     headers: HeaderMap,
     axum::extract::Path(agent_id): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let agent_id =
         AgentId::new(agent_id).map_err(|e| ApiError::bad_request(format!("agent_id: {e}")))?;
     match s

@@ -28,7 +28,7 @@ pub(crate) async fn export(
     headers: HeaderMap,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ExportPage>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_EXPORT_LIMIT);
     if limit == 0 || limit > wire::MAX_BATCH {
@@ -71,7 +71,7 @@ pub(crate) async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let bytes = body::read(body, body::INGEST_BODY_LIMIT, s.body_timeout).await?;
     let blocks = wire::parse_ingest(&bytes).map_err(|e| match e {
         WireError::BatchTooLarge { .. } => ApiError::new(
@@ -151,7 +151,7 @@ pub(crate) async fn probe(
     headers: HeaderMap,
     query: Result<Query<ProbeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ProbeAnswer>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let author = sapix_core::AgentId::new(q.author)
         .map_err(|e| ApiError::bad_request(format!("author: {e}")))?;
@@ -177,7 +177,7 @@ pub(crate) async fn sync(
     headers: HeaderMap,
     axum::extract::Path(peer): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    auth::require_root(&headers, &s.root_key)?;
+    auth::require_root(&headers, &s)?;
     let peer = sapix_core::AgentId::new(peer)
         .map_err(|e| ApiError::bad_request(format!("peer_agent_id: {e}")))?;
     match s

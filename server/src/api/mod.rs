@@ -35,6 +35,8 @@ pub struct AppState {
     pub keys: Arc<KeySchedule>,
     /// The bearer token for admin, mesh and (in local mode) write endpoints.
     pub root_key: RootKey,
+    /// `SAPIX_ROOT_KEY_NEXT`: also accepted on admin and mesh endpoints during a rotation.
+    pub root_key_next: Option<RootKey>,
     /// This node's id.
     pub agent_id: AgentId,
     /// The clocks.
@@ -54,6 +56,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Whether `token` is the root key, or the next one during a rotation.
+    fn is_root(&self, token: &str) -> bool {
+        // Both are compared, whichever matches, so the time says nothing about which.
+        let current = self.root_key.matches(token);
+        let next = self
+            .root_key_next
+            .as_ref()
+            .is_some_and(|k| k.matches(token));
+        current | next
+    }
+
     fn clock_wall_ms(&self) -> u64 {
         self.clock.wall().0
     }
