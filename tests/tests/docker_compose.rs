@@ -11,7 +11,11 @@
 //!    in-network endpoint `http://replica-eu:7475`; records written to node 1 before the call are
 //!    readable on node 2 as soon as it returns, records written after it arrive by push, and
 //!    node 2's `/v1/cluster/status` lists both nodes reachable;
-//! 5. `down -v` always (a drop guard), and no volume of the project is left behind.
+//! 5. the failure story: node 2's container disconnected from the network for real — node 1
+//!    reports `partitioned` and CP refuses within 10 s; switched to AP it writes; reconnected,
+//!    node 2 gets those writes; `docker kill` node 1 under writes and `docker start` it with its
+//!    volumes — no acknowledged write lost; `docker stop` exits 0 well inside the grace period;
+//! 6. `down -v` always (a drop guard), and no volume of the project is left behind.
 //!
 //! It is skipped, with a message, only when no Docker engine answers `docker info`.
 //! `SAPIX_DOCKER_REUSE_IMAGE=1` skips step 1 and uses the existing `sapixdb/agent:latest`.
@@ -495,9 +499,180 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
     assert_eq!(status["partitioned"], false, "{status}");
     lap("cluster status on node 2");
 
+    cut_off_and_healed(&stack, &client, (&node1, &node2), &token);
+    lap("node 2 cut off, AP writes, reconnected, converged");
+    killed_under_writes(&stack, &client, (&node1, &node2), &token);
+    lap("node 1 killed under writes, started, nothing lost");
+    stopped_cleanly(&stack, "replica-eu");
+    lap("docker stop is clean and prompt");
+
     stack.down().unwrap_or_else(|e| panic!("{e}"));
     lap("compose down -v");
     println!("total {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// The compose network a service's container is on.
+fn network_of(stack: &Stack, service: &str) -> String {
+    let cid = stack.container(service);
+    let out = run_ok(
+        Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            &cid,
+        ]),
+        "docker inspect networks",
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+fn post_json(client: &Client, url: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+/// The failure story's first half: node 2's container is cut off the network for real; node 1
+/// sees the partition and CP refuses within 10 s; switched to AP it writes; reconnected, node 2
+/// gets every write and node 1 sees it reachable again.
+fn cut_off_and_healed(stack: &Stack, client: &Client, (node1, node2): (&str, &str), token: &str) {
+    let net = network_of(stack, "replica-eu");
+    let cid = stack.container("replica-eu");
+    run_ok(
+        Command::new("docker").args(["network", "disconnect", &net, &cid]),
+        "docker network disconnect",
+    );
+    let cut = Instant::now();
+    poll(
+        "node 1 refuses CP writes, partitioned",
+        Duration::from_secs(10),
+        || {
+            let (code, body) = post_json(
+                client,
+                &format!("{node1}/v1/records"),
+                token,
+                &json!({"collection": "c", "data": {"during": "cut"}}),
+            );
+            let status = ok_json(client, &format!("{node1}/v1/cluster/status"))?;
+            (code == StatusCode::SERVICE_UNAVAILABLE && status["partitioned"] == true)
+                .then_some(())
+                .ok_or(format!(
+                    "{code} {body} partitioned={}",
+                    status["partitioned"]
+                ))
+        },
+    );
+    println!(
+        "  partition seen and CP refusing {:.1}s after the cut",
+        cut.elapsed().as_secs_f64()
+    );
+    let (code, body) = post_json(
+        client,
+        &format!("{node1}/v1/cluster/consistency"),
+        token,
+        &json!({"mode": "AP"}),
+    );
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let during: Vec<(String, Value)> = (0..3)
+        .map(|i| {
+            let data = json!({"cut": i});
+            (write_record(client, node1, token, &data), data)
+        })
+        .collect();
+    // Back on the network under its service name, as compose attached it.
+    run_ok(
+        Command::new("docker").args(["network", "connect", "--alias", "replica-eu", &net, &cid]),
+        "docker network connect",
+    );
+    for (hash, data) in &during {
+        let body = poll(
+            &format!("AP record {hash} on node 2"),
+            REPLICATION_DEADLINE,
+            || ok_json(client, &format!("{node2}/v1/records/{hash}")),
+        );
+        assert_record(&body, hash, data);
+    }
+    poll("node 1 sees node 2 again", REPLICATION_DEADLINE, || {
+        let status = ok_json(client, &format!("{node1}/v1/cluster/status"))?;
+        (status["partitioned"] == false)
+            .then_some(())
+            .ok_or(status.to_string())
+    });
+}
+
+/// `docker kill` node 1 while a client writes to it, `docker start` it with its volumes: every
+/// write it acknowledged is there, and reaches node 2.
+fn killed_under_writes(stack: &Stack, client: &Client, (node1, node2): (&str, &str), token: &str) {
+    let cid = stack.container("primary");
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let (acked, url, token) = (
+            acked.clone(),
+            format!("{node1}/v1/records"),
+            token.to_string(),
+        );
+        std::thread::spawn(move || {
+            let client = http();
+            for i in 0..10_000 {
+                let body = json!({"collection": "c", "data": {"kill": i}});
+                match client.post(&url).bearer_auth(&token).json(&body).send() {
+                    Ok(r) if r.status() == StatusCode::CREATED => {
+                        let v: Value = r.json().unwrap_or(Value::Null);
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(v["hash"].as_str().unwrap_or("").to_string());
+                    }
+                    Ok(_) => {}
+                    // The container is gone: the load is over.
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    poll("20 writes acknowledged", REPLICATION_DEADLINE, || {
+        let n = acked.lock().unwrap().len();
+        (n >= 20).then_some(()).ok_or(format!("{n}"))
+    });
+    run_ok(Command::new("docker").args(["kill", &cid]), "docker kill");
+    writer.join().expect("writer");
+    run_ok(Command::new("docker").args(["start", &cid]), "docker start");
+    poll("node 1 healthy again", START_DEADLINE, || {
+        ok_json(client, &format!("{node1}/healthz")).map(|_| ())
+    });
+    let acked = acked.lock().unwrap().clone();
+    println!("  {} writes acknowledged before the kill", acked.len());
+    for hash in &acked {
+        let (code, body) =
+            get_json(client, &format!("{node1}/v1/records/{hash}")).expect("GET on node 1");
+        assert_eq!(code, StatusCode::OK, "acknowledged {hash} lost: {body}");
+    }
+    let last = acked.last().expect("writes were acknowledged");
+    poll(
+        "the last acknowledged write reaches node 2",
+        REPLICATION_DEADLINE,
+        || ok_json(client, &format!("{node2}/v1/records/{last}")).map(|_| ()),
+    );
+}
+
+/// `docker stop` sends SIGTERM: the agent exits 0 by itself, well inside the grace period.
+fn stopped_cleanly(stack: &Stack, service: &str) {
+    let cid = stack.container(service);
+    let asked = Instant::now();
+    run_ok(Command::new("docker").args(["stop", &cid]), "docker stop");
+    let took = asked.elapsed();
+    let out = run_ok(
+        Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &cid]),
+        "docker inspect exit code",
+    );
+    assert_eq!(text(&out.stdout).trim(), "0", "exit code after docker stop");
+    assert!(took < Duration::from_secs(10), "docker stop took {took:?}");
+    println!("  docker stop took {:.1}s, exit 0", took.as_secs_f64());
 }
 
 /// Builds the image once per test process (both tests here need it).
