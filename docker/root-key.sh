@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Prints the root key (the Bearer token for admin, mesh and write endpoints) of a node started
-# from docker-compose.replication.yml, when SAPIX_ROOT_KEY was left unset and the node derived
-# it from the master seed into /data/root_key. Both nodes of one seed have the same key.
+# Prints the root key (the Bearer token for admin, mesh and write endpoints) of a node that
+# was left without SAPIX_ROOT_KEY and derived it from the master seed into /data/root_key. Both
+# nodes of one seed have the same key.
 #
-#   docker/root-key.sh [service]            # service: primary (default) or replica-eu
+#   docker/root-key.sh [service]            # compose: primary (default) or replica-eu
+#   docker/root-key.sh --container NAME     # a container started with `docker run --name NAME`
 #   TOKEN=$(docker/root-key.sh primary)
 #
 # Run it where you ran `docker compose up` (it uses that directory's compose file and project;
 # COMPOSE_FILE and COMPOSE_PROJECT_NAME are honoured as compose honours them). The image has no
 # shell, so the file is copied out with `docker cp` (as a tar stream) rather than exec'd.
 set -euo pipefail
+
+if [ "${1:-}" = "--container" ]; then
+    name=${2:?usage: docker/root-key.sh --container NAME}
+    docker cp "$name:/data/root_key" - | tar -xO
+    exit
+fi
 service=${1:-primary}
 
 if docker compose version >/dev/null 2>&1; then

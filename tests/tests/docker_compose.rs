@@ -799,6 +799,24 @@ fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
     let mut page = Page::new();
     let ip_a = page.docker_run("primary", &seed, "primary-region-a");
     let ip_b = page.docker_run("replica-eu", &seed, "replica-region-b");
+    // A `docker run` user reads the key with the script, naming the container.
+    let name = page.containers[0].clone();
+    let script = repo_root().join("docker/root-key.sh");
+    let read = poll(
+        "root-key.sh --container reads the key",
+        START_DEADLINE,
+        || {
+            let out = Command::new(&script)
+                .args(["--container", &name])
+                .output()
+                .map_err(|e| e.to_string())?;
+            out.status
+                .success()
+                .then(|| text(&out.stdout))
+                .ok_or_else(|| text(&out.stderr))
+        },
+    );
+    assert_eq!(read.trim(), token, "root-key.sh --container {name}");
     let primary = client_for("primary-region-a", &ip_a);
     let replica = client_for("replica-region-b", &ip_b);
     let (base_a, base_b) = (
