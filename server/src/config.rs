@@ -89,26 +89,14 @@ impl Config {
         let master_seed = var("SAPIX_MASTER_SEED")
             .map(|v| MasterSeed::from_hex(&v).map_err(|e| bad("SAPIX_MASTER_SEED", e.to_string())))
             .transpose()?;
-        let root_key = match var("SAPIX_ROOT_KEY") {
+        let key = |name: &'static str| match var(name) {
             Some(v) if v.trim().len() < 16 => {
-                return Err(bad(
-                    "SAPIX_ROOT_KEY",
-                    "must be at least 16 characters".into(),
-                ))
+                Err(bad(name, "must be at least 16 characters".into()))
             }
-            Some(v) => Some(RootKey::new(v.trim())),
-            None => None,
+            v => Ok(v.map(|v| RootKey::new(v.trim()))),
         };
-        let root_key_next = match var("SAPIX_ROOT_KEY_NEXT") {
-            Some(v) if v.trim().len() < 16 => {
-                return Err(bad(
-                    "SAPIX_ROOT_KEY_NEXT",
-                    "must be at least 16 characters".into(),
-                ))
-            }
-            Some(v) => Some(RootKey::new(v.trim())),
-            None => None,
-        };
+        let root_key = key("SAPIX_ROOT_KEY")?;
+        let root_key_next = key("SAPIX_ROOT_KEY_NEXT")?;
         let data_dir =
             PathBuf::from(var("SAPIX_DATA_DIR").unwrap_or_else(|| "./sapix-data".into()));
         let dir = |name: &'static str, default: &str| {

@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sapix_tests::{wait_until, Agent, Api, Auth};
+use sapix_tests::{cluster_agent, wait_until, Api, Auth};
 use serde_json::json;
 
-const SEED: &str = "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c";
 const WITHIN: Duration = Duration::from_secs(30);
 
 /// Every family `docs/metrics.md` documents, as a scrape names its samples.
@@ -43,13 +42,6 @@ const FAMILIES: &[&str] = &[
     "sapix_build_info",
 ];
 
-fn node(id: &str) -> Agent {
-    Agent::builder()
-        .env("SAPIX_AGENT_ID", id)
-        .env("SAPIX_MASTER_SEED", SEED)
-        .start()
-}
-
 /// One scrape, parsed: sample name with its labels → value. Fails on anything a Prometheus
 /// text parser would refuse (a sample line that is not `name{labels} value`).
 fn scrape(api: &Api) -> BTreeMap<String, f64> {
@@ -80,8 +72,8 @@ fn value(m: &BTreeMap<String, f64>, sample: &str) -> f64 {
 
 #[test]
 fn metrics_follow_writes_pushes_and_a_peer_going_down_and_back() {
-    let a = node("primary");
-    let mut b = node("replica-eu");
+    let a = cluster_agent("primary");
+    let mut b = cluster_agent("replica-eu");
     let (api_a, api_b) = (a.api(), b.api());
     let first = scrape(&api_a);
     assert_eq!(

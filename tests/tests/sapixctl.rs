@@ -6,18 +6,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use sapix_tests::locate::cargo_bin;
-use sapix_tests::{wait_until, Agent};
+use sapix_tests::{cluster_agent, wait_until, Agent, TEST_SEED};
 use serde_json::Value;
 
-const SEED: &str = "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d";
 const WITHIN: Duration = Duration::from_secs(30);
-
-fn node(id: &str) -> Agent {
-    Agent::builder()
-        .env("SAPIX_AGENT_ID", id)
-        .env("SAPIX_MASTER_SEED", SEED)
-        .start()
-}
 
 /// Runs `sapixctl args` against `agent`, with its root key file unless `key` says otherwise.
 fn ctl(agent: &Agent, args: &[&str]) -> Output {
@@ -32,6 +24,21 @@ fn ctl(agent: &Agent, args: &[&str]) -> Output {
         .env_remove("SAPIX_URL")
         .output()
         .expect("run sapixctl")
+}
+
+/// Runs `sapixctl flags args` with no key file and no SAPIX_* env; its exit code and stderr.
+fn bare(flags: &[&str], args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
+        .args(flags)
+        .args(args)
+        .env_remove("SAPIX_ROOT_KEY")
+        .env_remove("SAPIX_URL")
+        .output()
+        .expect("run sapixctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn ok(out: &Output) -> String {
@@ -53,8 +60,8 @@ fn row<'a>(table: &'a str, node: &str) -> &'a str {
 
 #[test]
 fn an_operator_divides_watches_switches_and_syncs_with_sapixctl() {
-    let a = node("primary");
-    let mut b = node("replica-eu");
+    let a = cluster_agent("primary");
+    let mut b = cluster_agent("replica-eu");
     for i in 0..3 {
         a.api().write("orders", &serde_json::json!({ "n": i }));
     }
@@ -107,41 +114,28 @@ fn an_operator_divides_watches_switches_and_syncs_with_sapixctl() {
 
 #[test]
 fn errors_say_what_to_do() {
-    let a = node("alone");
-    let wrong = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
-        .args([
+    let a = cluster_agent("alone");
+    let (code, err) = bare(
+        &[
             "--url",
             &a.base_url(),
             "--root-key",
             "not-the-root-key-0123",
-        ])
-        .args(["consistency", "ap"])
-        .output()
-        .unwrap();
-    assert_eq!(wrong.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&wrong.stderr);
+        ],
+        &["consistency", "ap"],
+    );
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("403") && err.contains("--root-key-file"),
         "{err}"
     );
-
-    let gone = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
-        .args(["--url", "http://127.0.0.1:9", "status"])
-        .output()
-        .unwrap();
-    assert_eq!(gone.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&gone.stderr);
+    let (code, err) = bare(&["--url", "http://127.0.0.1:9"], &["status"]);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("cannot reach") && err.contains("SAPIX_URL"),
         "{err}"
     );
-
-    let keyless = Command::new(cargo_bin("sapix-ctl", "sapixctl"))
-        .args(["--url", &a.base_url(), "sync", "x"])
-        .env_remove("SAPIX_ROOT_KEY")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&keyless.stderr);
+    let (_, err) = bare(&["--url", &a.base_url()], &["sync", "x"]);
     assert!(err.contains("needs the root key"), "{err}");
 }
 
@@ -149,7 +143,7 @@ fn errors_say_what_to_do() {
 fn divide_progress_names_the_stage_while_a_divide_runs() {
     let a = Agent::builder()
         .env("SAPIX_AGENT_ID", "primary")
-        .env("SAPIX_MASTER_SEED", SEED)
+        .env("SAPIX_MASTER_SEED", TEST_SEED)
         .env("SAPIX_MESH_TIMEOUT_MS", "3000")
         .start();
     let api = a.api();

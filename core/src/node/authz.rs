@@ -102,6 +102,7 @@ impl Authz {
                 BreakerState::HalfOpen { .. } => BreakerStatus::HalfOpen,
             }
         };
+        let (hits, misses) = self.cache.lookups();
         AuthStatus {
             mode: if self.codios {
                 AuthMode::Codios
@@ -113,8 +114,8 @@ impl Authz {
             degraded_total: self.degraded_total,
             cache_entries: self.cache.len() as u64,
             codios_in_flight: self.cache.in_flight() as u64,
-            cache_hits: self.cache.lookups().0,
-            cache_misses: self.cache.lookups().1,
+            cache_hits: hits,
+            cache_misses: misses,
         }
     }
 }
