@@ -34,6 +34,9 @@ export SAPIX_FRESH_SECS=${SAPIX_FRESH_SECS:-60}    # Layer 0: wall seconds on ev
 export SAPIX_MADSIM_FRESH=${SAPIX_MADSIM_FRESH:-500} # madsim: seeds
 export TURMOIL_FRESH=${TURMOIL_FRESH:-50}          # turmoil: seeds
 
+step "install Schemathesis (PyPI, pinned) for the OpenAPI test against a real node"
+scripts/schemathesis.sh
+
 step "cargo test (workspace)"
 # Every test binary runs even after one fails, so a failing fresh seed hides nothing else.
 cargo test --workspace --locked --no-fail-fast

@@ -57,6 +57,7 @@ pub mod auth;
 pub mod block;
 pub mod chain;
 pub mod digest;
+pub mod endpoint;
 pub mod id;
 pub mod keys;
 pub mod node;

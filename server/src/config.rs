@@ -116,13 +116,10 @@ impl Config {
                 )
             })?;
         let endpoint = match var("SAPIX_ENDPOINT") {
-            Some(v) if !(v.starts_with("http://") || v.starts_with("https://")) => {
-                return Err(bad(
-                    "SAPIX_ENDPOINT",
-                    "must start with http:// or https://".into(),
-                ))
-            }
-            Some(v) => Some(v.trim().trim_end_matches('/').to_string()),
+            Some(v) => Some(
+                sapix_core::endpoint::endpoint(&v)
+                    .map_err(|e| bad("SAPIX_ENDPOINT", format!("{e}")))?,
+            ),
             None => None,
         };
         let mesh_timeout = match var("SAPIX_MESH_TIMEOUT_MS") {

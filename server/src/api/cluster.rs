@@ -109,14 +109,8 @@ pub(crate) async fn divide(
     )?;
     let agent_id = AgentId::new(input.new_agent_id)
         .map_err(|e| ApiError::bad_request(format!("new_agent_id: {e}")))?;
-    let endpoint = input.endpoint.trim().trim_end_matches('/').to_string();
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        || endpoint.len() > 2048
-    {
-        return Err(ApiError::bad_request(
-            "endpoint must be an http:// or https:// URL",
-        ));
-    }
+    let endpoint = sapix_core::endpoint::endpoint(&input.endpoint)
+        .map_err(|e| ApiError::bad_request(format!("endpoint {e}")))?;
     let new = PeerInfo::new(agent_id, endpoint, input.role, s.clock_wall_ms());
     let via = called_at(s.scheme, &headers);
     match s
@@ -173,6 +167,11 @@ pub(crate) async fn members(
     let input: MembersBody = parse(&bytes, r#"{"members": [...]}"#)?;
     if input.members.len() > 1000 {
         return Err(ApiError::bad_request("at most 1000 members"));
+    }
+    // A member no client could call would only fail later, as a peer that never answers.
+    for m in input.members.iter().filter(|m| !m.removed) {
+        sapix_core::endpoint::endpoint(&m.endpoint)
+            .map_err(|e| ApiError::bad_request(format!("member {}: endpoint {e}", m.agent_id)))?;
     }
     match s
         .node

@@ -9,11 +9,11 @@ mod health;
 mod mesh;
 mod metrics;
 mod records;
+pub mod routes;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use sapix_core::{AgentId, KeySchedule, RootKey};
 use sapix_runtime::actor::NodeHandle;
@@ -23,6 +23,7 @@ use sapix_runtime::metrics::Metrics;
 use sapix_runtime::strand::Strand;
 
 use crate::error::ApiError;
+use routes::Guard;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -72,41 +73,29 @@ impl AppState {
     }
 }
 
-/// The whole router.
+/// The whole router, built from [`routes::ROUTES`].
 pub fn router(state: AppState) -> Router {
+    let (mut open, mut mesh, mut admin) = (Router::new(), Router::new(), Router::new());
+    for r in routes::ROUTES {
+        let handler = (r.handler)();
+        match r.guard {
+            Guard::Open | Guard::Writer => open = open.route(r.path, handler),
+            Guard::Mesh => mesh = mesh.route(r.path, handler),
+            Guard::Admin => admin = admin.route(r.path, handler),
+        }
+    }
     let certified =
         || axum::middleware::from_fn_with_state(state.clone(), auth::require_client_cert);
     // Node-to-node routes: with mutual TLS, only for clients with a certificate.
-    let mesh = Router::new()
-        .route("/v1/mesh/export", get(mesh::export))
-        .route("/v1/mesh/ingest", post(mesh::ingest))
-        .route("/v1/mesh/probe", get(mesh::probe))
-        .route("/v1/cluster/members", post(cluster::members))
-        .route_layer(certified());
+    let mesh = mesh.route_layer(certified());
     // Operator actions: the same, and each call (refused ones too) goes to the audit log.
-    let admin = Router::new()
-        .route("/v1/mesh/sync/{peer_agent_id}", post(mesh::sync))
-        .route("/v1/cluster/consistency", post(cluster::consistency))
-        .route("/v1/cluster/divide", post(cluster::divide))
-        .route(
-            "/v1/cluster/members/{agent_id}",
-            axum::routing::delete(cluster::remove_member),
-        )
+    let admin = admin
         .route_layer(certified())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit,
         ));
-    Router::new()
-        .route("/healthz", get(cluster::healthz))
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/records", post(records::write))
-        .route("/v1/records/{hash}", get(records::read))
-        .route("/v1/cluster/status", get(cluster::status))
-        .route("/v1/cluster/divide/progress", get(cluster::divide_progress))
-        .merge(mesh)
+    open.merge(mesh)
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
