@@ -54,6 +54,41 @@ impl Client {
         if status.is_success() {
             return Ok(json);
         }
+        Err(self.refused(status, &json))
+    }
+
+    /// A root-key `GET` whose body is kept as sent (an export page: its payloads are signed
+    /// bytes, which a JSON round trip could change); a non-2xx answer is an error.
+    pub async fn admin_bytes(&self, path: &str) -> Result<Vec<u8>, Failed> {
+        let key = self.key()?;
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(self.refused(status, &json));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn key(&self) -> Result<&str, Failed> {
+        self.root_key.as_deref().ok_or_else(|| {
+            Failed(
+                "this command needs the root key: pass --root-key-file <data dir>/root_key, \
+                 --root-key, or set SAPIX_ROOT_KEY"
+                    .into(),
+            )
+        })
+    }
+
+    fn refused(&self, status: StatusCode, json: &Value) -> Failed {
         let code = json["error"].as_str().unwrap_or("error");
         let message = json["message"].as_str().unwrap_or("");
         let hint = match status {
@@ -62,11 +97,11 @@ impl Client {
             }
             _ => "",
         };
-        Err(Failed(format!(
+        Failed(format!(
             "{} answered {} {code}: {message}{hint}",
             self.base,
             status.as_u16()
-        )))
+        ))
     }
 
     async fn call(
@@ -79,14 +114,7 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if needs_key {
-            let key = self.root_key.as_deref().ok_or_else(|| {
-                Failed(
-                    "this command needs the root key: pass --root-key-file <data dir>/root_key, \
-                     --root-key, or set SAPIX_ROOT_KEY"
-                        .into(),
-                )
-            })?;
-            req = req.bearer_auth(key);
+            req = req.bearer_auth(self.key()?);
         }
         if let Some(body) = body {
             req = req.json(&body);

@@ -1,8 +1,10 @@
 //! sapixctl: the operator's command line for a running `sapix-agent` — status as a table or
-//! JSON, health, the consistency switch, a manual sync, members, and a divide with progress.
+//! JSON, health, the consistency switch, a manual sync, members, a divide with progress, and
+//! a backup.
 //! It only calls the agent's HTTP API (the spec's endpoints), so what it does an operator can
 //! also do with curl.
 
+mod backup;
 mod client;
 mod table;
 
@@ -90,6 +92,13 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         wait: u64,
     },
+    /// Copy a running node's strand (up to its tip when the backup begins) into a new data
+    /// directory, checking every block; writes are not paused. See docs/runbook.md to restore.
+    Backup {
+        /// The directory to create (or an empty one).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,7 +185,7 @@ fn root_key(cli: &Cli) -> Result<Option<String>, Failed> {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -272,6 +281,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             let path = format!("/v1/cluster/members/{agent_id}");
             let json = client.admin(Method::DELETE, &path, None).await?;
             print(out, &json, || format!("removed {agent_id}: {json}\n"));
+        }
+        Command::Backup { out: dir } => {
+            let copied = backup::backup(&client, &dir, out == Format::Table).await?;
+            let m = &copied.manifest;
+            print(out, m, || {
+                format!(
+                    "backed up {} blocks of {} into {} ({} authors)\n",
+                    m["tip"],
+                    m["source"]["agent_id"].as_str().unwrap_or("?"),
+                    dir.display(),
+                    m["chains"].as_object().map_or(0, |c| c.len())
+                )
+            });
         }
         Command::Divide {
             new_agent_id,
