@@ -125,3 +125,23 @@ fn a_member_down_during_a_divide_is_named_pending_and_learns_the_new_member_late
     w.advance(10_000);
     assert_eq!(peers_of(&w, "c"), [id("a"), id("b"), id("d")]);
 }
+
+/// Found by the runbook test: right after a divide the new node reported its divider
+/// unreachable (and, in CP, refused writes as partitioned) until its first probe, half a
+/// second later, though the probe back had just reached the divider. That answer counts as
+/// the first probe.
+#[test]
+fn the_new_node_counts_its_probe_back_as_reaching_the_divider() {
+    let mut w = page_typed();
+    let answer = divide(&mut w, "a", "b", Some("http://a:7475"));
+    assert!(matches!(answer, Response::Divided { .. }), "{answer:?}");
+    let b = w.status("b");
+    assert!(b.nodes[1].reachable, "a reached by the probe back: {b:?}");
+    assert!(!b.partitioned, "{b:?}");
+    let ok = w.write("b", r#"{"from":"b"}"#);
+    assert!(
+        matches!(w.answer(ok), Some(Response::Written(_))),
+        "a CP write on the replica at once: {:?}",
+        w.answer(ok)
+    );
+}

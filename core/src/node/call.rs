@@ -212,6 +212,10 @@ pub(super) enum Done {
         divider: AgentId,
         /// The id the far side answered as.
         answered_as: AgentId,
+        /// How much of this node's chain it holds.
+        holds: u64,
+        /// Its membership digest, if it sent one.
+        digest: Option<u64>,
     },
     /// An probe-back failed.
     ProbeBackFailed {
@@ -296,9 +300,18 @@ impl Call {
                 holds,
                 digest,
             },
-            (Call::ProbeBack { divider }, Reply::Probed { agent_id, .. }) => Done::ProbedBack {
+            (
+                Call::ProbeBack { divider },
+                Reply::Probed {
+                    agent_id,
+                    holds,
+                    digest,
+                },
+            ) => Done::ProbedBack {
                 divider,
                 answered_as: agent_id,
+                holds,
+                digest,
             },
             (Call::Fetch { peer }, Reply::Page { blocks, next, tip }) => Done::PageFetched {
                 peer,

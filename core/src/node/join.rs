@@ -64,22 +64,26 @@ impl Node {
         });
     }
 
-    /// The probe back ended: the divider answered as `answered` (or did not answer).
+    /// The probe back ended: the divider answered as `answered` (with how much of this
+    /// node's chain it holds and its membership digest), or did not answer.
     pub(super) fn probed_back(
         &mut self,
         now: Instant,
         divider: AgentId,
-        answered: Result<AgentId, Failure>,
+        answered: Result<(AgentId, u64, Option<u64>), Failure>,
     ) {
         let Some(j) = self.admin.join.take_if(|j| j.divider.agent_id == divider) else {
             return;
         };
         let why = match answered {
-            Ok(id) if id == divider => {
+            Ok((id, holds, digest)) if id == divider => {
                 let role = Some(j.your_role);
-                return self.record_announcement(now, j.request, j.members, role, j.cursors);
+                self.record_announcement(now, j.request, j.members, role, j.cursors);
+                // The probe back reached the divider: it counts as the first probe, so the
+                // new member does not report a partition (and refuse CP writes) until the next.
+                return self.probe_answered(now, divider, id, holds, digest);
             }
-            Ok(other) => format!("it answered as {other}"),
+            Ok((other, ..)) => format!("it answered as {other}"),
             Err(e) => e.to_string(),
         };
         let me = &self.config.agent_id;

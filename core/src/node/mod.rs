@@ -325,7 +325,9 @@ impl Node {
             Done::ProbedBack {
                 divider,
                 answered_as,
-            } => self.probed_back(now, divider, Ok(answered_as)),
+                holds,
+                digest,
+            } => self.probed_back(now, divider, Ok((answered_as, holds, digest))),
             Done::ProbeBackFailed { divider, reason } => {
                 self.probed_back(now, divider, Err(reason))
             }
