@@ -87,6 +87,24 @@ impl Chains {
         self.by_author.entry(author.clone()).or_default().push(hash);
     }
 
+    /// Removes the author's last link, which must be `hash`: an append rolled back (the disk
+    /// was full) takes its blocks out again, newest first.
+    ///
+    /// # Panics
+    /// If `hash` is not the author's last link: rollbacks undo pushes in reverse order.
+    pub fn pop(&mut self, author: &AgentId, hash: Hash) {
+        let chain = self.by_author.get_mut(author);
+        let last = chain.and_then(|c| c.pop());
+        assert_eq!(
+            last,
+            Some(hash),
+            "rollback of a link that is not {author}'s last"
+        );
+        if self.by_author.get(author).is_some_and(|c| c.is_empty()) {
+            self.by_author.remove(author);
+        }
+    }
+
     /// A scratch view for checking a batch as if its earlier blocks were already stored.
     pub fn overlay(&self) -> Overlay<'_> {
         Overlay::new(self)

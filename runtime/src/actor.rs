@@ -283,6 +283,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
                         Err(e) => Input::AppendFailed {
                             token,
                             reason: e.to_string(),
+                            full: e.is_full(),
                         },
                     };
                     // The actor is gone only at shutdown, when nobody waits for the answer.
@@ -290,6 +291,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
                 }),
             );
         }
+        Output::ResumeAppends => ctx.shell.strand.resume(),
         Output::Respond { request, response } => {
             if let Some(arrived) = ctx.writes.remove(&request) {
                 let outcome = WriteOutcome::of(&response);
@@ -500,6 +502,19 @@ fn log(event: Event) {
             alert = "equivocation",
             %author, seq, held = %held, refused = %refused,
             "author signed two different blocks at one position; the second was refused"
+        ),
+        Event::StorageFull {
+            reason,
+            rolled_back,
+        } => tracing::warn!(
+            alert = "storage_full",
+            %reason, rolled_back,
+            "disk full: the writes in flight were refused and nothing of them stored; \
+             writes are tried again as they come and succeed once space is freed"
+        ),
+        Event::StorageBack => tracing::info!(
+            alert = "storage_back",
+            "the disk has space again: writes are taken again"
         ),
         Event::StorageFailed { reason } => tracing::error!(
             alert = "storage_failed",

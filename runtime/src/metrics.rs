@@ -40,8 +40,10 @@ pub enum WriteOutcome {
     denied,
     /// 503: Codios could not be asked and nothing cached may be served.
     auth_unavailable,
-    /// 500: the strand failed.
+    /// 503: the strand failed.
     storage_failed,
+    /// 507: the disk is full; nothing was stored.
+    storage_full,
     /// Anything else (a bug if it shows).
     other,
 }
@@ -56,6 +58,7 @@ impl WriteOutcome {
             Response::Denied { .. } => Self::denied,
             Response::AuthUnavailable { .. } => Self::auth_unavailable,
             Response::StorageFailed => Self::storage_failed,
+            Response::StorageFull => Self::storage_full,
             _ => Self::other,
         }
     }

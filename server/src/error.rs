@@ -55,6 +55,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 507: the disk is full; nothing of the request was stored. Writes are tried again as
+    /// they come, so the same request succeeds once space is freed.
+    pub fn storage_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the disk is full: nothing was stored; free space and retry (the node takes \
+             writes again by itself)",
+        )
+    }
+
     /// 503: the node cannot serve this now.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
@@ -71,9 +82,12 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        // Every refusal for now (partitioned, auth unavailable, shutting down) says when to
-        // come back, so clients and proxies back off instead of hammering.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every refusal for now (partitioned, auth unavailable, shutting down, disk full) says
+        // when to come back, so clients and proxies back off instead of hammering.
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE
+        ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

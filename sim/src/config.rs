@@ -136,6 +136,9 @@ pub struct NodeConfig {
     pub crash_keeps_tail: bool,
     /// Storage failures per second (the strand fails until the node restarts), if on.
     pub storage_faults: Option<f64>,
+    /// Full disks: while an episode lasts, every append on the node fails storing nothing;
+    /// space returns when it ends, and writes must resume by themselves.
+    pub disk_full: Option<Episodes>,
     /// Fsync latency range of one append.
     pub fsync: (Micros, Micros),
     /// Probability an fsync stalls for up to 250 ms.
@@ -365,6 +368,7 @@ impl Config {
             pauses: maybe(r, 0.3, |r| episodes(r, (0.02, 0.3), (MILLI, 10 * SECOND))),
             crash_keeps_tail: r.gen_bool(0.5),
             storage_faults: maybe(r, 0.15, |r| log_uniform(r, 0.002, 0.02)),
+            disk_full: None, // drawn last, below, so earlier draws keep their values
             fsync: (fsync_lo, r.gen_range(fsync_lo..=fsync_lo + 30 * MILLI)),
             slow_fsync: maybe(r, 0.3, |r| log_uniform(r, 0.001, 0.05)).unwrap_or(0.0),
             persist: (
@@ -391,6 +395,10 @@ impl Config {
         } else {
             None
         };
+        let mut nodes = nodes;
+        nodes.disk_full = maybe(r, 0.3, |r| {
+            episodes(r, (0.01, 0.1), (100 * MILLI, 20 * SECOND))
+        });
         Config {
             seed,
             members,
@@ -498,6 +506,7 @@ impl fmt::Display for Config {
         episode(f, "pauses", d.pauses)?;
         write!(f, " keep-tail={}", d.crash_keeps_tail)?;
         rate(f, "storage-faults", d.storage_faults)?;
+        episode(f, "disk-full", d.disk_full)?;
         writeln!(
             f,
             " fsync {}..{} slow={:.3} persist {}..{}",

@@ -38,6 +38,12 @@ pub(crate) enum Fault {
         generation: u32,
     },
     StorageTick,
+    /// A node's disk fills up.
+    DiskFullTick,
+    /// Space returns on `node`'s disk.
+    SpaceBack {
+        node: usize,
+    },
     WallStepTick,
     SwizzleTick,
     /// Swizzle-clog: cut every link to and from `node` (if still in `generation`).
@@ -67,6 +73,7 @@ pub(crate) fn rate_of(cfg: &Config, f: &Fault) -> Option<f64> {
         Fault::OneWayTick => cfg.net.one_way.map(|e| e.per_sec),
         Fault::FlapTick => cfg.net.flapping.map(|(e, _)| e.per_sec),
         Fault::StorageTick => cfg.nodes.storage_faults,
+        Fault::DiskFullTick => cfg.nodes.disk_full.map(|e| e.per_sec),
         Fault::WallStepTick => cfg.clocks.wall_steps,
         Fault::SwizzleTick => cfg.net.swizzle.map(|(r, _)| r),
         _ => None,
@@ -114,6 +121,8 @@ impl Faults {
             Fault::StorageTick,
             Fault::WallStepTick,
             Fault::SwizzleTick,
+            // Last: the draws of the classes before it keep their values.
+            Fault::DiskFullTick,
         ];
         ticks
             .into_iter()

@@ -148,6 +148,8 @@ pub(crate) enum Effect {
         token: sapix_core::node::AppendToken,
         blocks: Vec<sapix_core::Block>,
     },
+    /// The strand takes appends again after a full disk.
+    ResumeAppends,
     /// Hand a state-file write to the persister.
     Persist(StateWrite),
     /// A mesh call.
@@ -179,6 +181,7 @@ pub(crate) enum Effect {
 pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
     match out {
         Output::Append { token, blocks } => Effect::Append { token, blocks },
+        Output::ResumeAppends => Effect::ResumeAppends,
         Output::Push {
             call,
             endpoint,

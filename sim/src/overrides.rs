@@ -36,6 +36,8 @@ pub enum Class {
     KeepTail,
     /// Storage failures.
     Storage,
+    /// Full disks, with space returning.
+    DiskFull,
     /// Slow fsyncs.
     SlowFsync,
     /// Clock drift.
@@ -70,7 +72,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, faults first, in the order the shrinker tries them.
-    pub const ALL: [Class; 26] = [
+    pub const ALL: [Class; 27] = [
         Class::Codios,
         Class::LeaveDown,
         Class::Swizzle,
@@ -80,6 +82,7 @@ impl Class {
         Class::Crashes,
         Class::Pauses,
         Class::Storage,
+        Class::DiskFull,
         Class::Loss,
         Class::Dup,
         Class::Reorder,
@@ -113,6 +116,7 @@ impl Class {
             Class::Pauses => "pauses",
             Class::KeepTail => "keep-tail",
             Class::Storage => "storage",
+            Class::DiskFull => "disk-full",
             Class::SlowFsync => "slow-fsync",
             Class::Drift => "drift",
             Class::WallOffset => "wall-offset",
@@ -160,6 +164,7 @@ impl Class {
             Class::Pauses => d.pauses.is_some(),
             Class::KeepTail => d.crash_keeps_tail,
             Class::Storage => d.storage_faults.is_some(),
+            Class::DiskFull => d.disk_full.is_some(),
             Class::SlowFsync => d.slow_fsync > 0.0,
             Class::Drift => c.drift_ppm > 0,
             Class::WallOffset => c.wall_offset_ms > 0,
@@ -198,6 +203,7 @@ impl Class {
             Class::Pauses => d.pauses = None,
             Class::KeepTail => d.crash_keeps_tail = false,
             Class::Storage => d.storage_faults = None,
+            Class::DiskFull => d.disk_full = None,
             Class::SlowFsync => d.slow_fsync = 0.0,
             Class::Drift => c.drift_ppm = 0,
             Class::WallOffset => c.wall_offset_ms = 0,

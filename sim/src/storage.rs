@@ -21,6 +21,8 @@ use crate::config::Micros;
 struct InFlight {
     token: AppendToken,
     blocks: Vec<Block>,
+    /// Queued before a resume: the node rolled it back, the strand refuses it.
+    doomed: bool,
 }
 
 /// A state-file write handed to the persister, not yet done.
@@ -49,6 +51,8 @@ pub enum Completion {
     Durable(AppendToken, Vec<u64>),
     /// The strand failed; nothing of it is stored.
     Failed(AppendToken),
+    /// The disk was full, or the strand refuses appends since it was; nothing is stored.
+    Full(AppendToken),
 }
 
 /// One node's disk.
@@ -66,6 +70,13 @@ pub struct Store {
     pub last_append_done: Micros,
     /// The strand fails every append until the node restarts.
     pub broken: bool,
+    /// The disk is full: the next append that lands fails, storing nothing.
+    pub full: bool,
+    /// The disk has been full at some time (a write may be answered `StorageFull`).
+    pub was_full: bool,
+    /// An append met the full disk: the strand refuses every append until the node resumes
+    /// it (as the real writer does).
+    refusing: bool,
     /// The durable `cluster.json`.
     pub cluster: Option<ClusterState>,
     /// The durable `sync_cursors.json`.
@@ -136,7 +147,27 @@ impl Store {
         for b in &blocks {
             self.view.insert(b.author().clone(), (b.seq(), b.hash));
         }
-        self.in_flight.push_back(InFlight { token, blocks });
+        self.in_flight.push_back(InFlight {
+            token,
+            blocks,
+            doomed: false,
+        });
+    }
+
+    /// The node rolled back every append in flight (the disk was full): the strand refuses
+    /// them, and takes the appends handed over from now on.
+    pub fn resume(&mut self) {
+        for f in &mut self.in_flight {
+            f.doomed = true;
+        }
+        self.refusing = false;
+        self.settle_view();
+    }
+
+    /// Whether the oldest append in flight will be stored when it completes.
+    pub fn next_lands(&self) -> bool {
+        let refused = self.broken || self.full || self.refusing;
+        !refused && self.in_flight.front().is_some_and(|f| !f.doomed)
     }
 
     /// Completes the oldest append in flight.
@@ -144,6 +175,12 @@ impl Store {
         let f = self.in_flight.pop_front()?;
         if self.broken {
             return Some(Completion::Failed(f.token));
+        }
+        if f.doomed || self.refusing || self.full {
+            if !f.doomed {
+                self.refusing = true;
+            }
+            return Some(Completion::Full(f.token));
         }
         let offsets = f.blocks.into_iter().map(|b| self.make_durable(b)).collect();
         Some(Completion::Durable(f.token, offsets))
@@ -210,12 +247,17 @@ impl Store {
         let kept = if self.broken {
             Vec::new()
         } else {
+            // Only what the strand would have stored: none once it refuses.
+            let refusing = self.refusing || self.full;
             inflight
                 .into_iter()
-                .take(keep_appends)
+                .take(if refusing { 0 } else { keep_appends })
+                .take_while(|f| !f.doomed)
                 .flat_map(|f| f.blocks)
                 .collect()
         };
+        // A new process: nothing queued to refuse (the disk may still be full).
+        self.refusing = false;
         for _ in 0..keep_writes.min(self.writes.len()) {
             self.complete_write();
         }

@@ -91,6 +91,7 @@ pub fn output_digest(output: &Output, h: &mut Fx) {
             token.hash(h);
             blocks.iter().for_each(|b| b.hash.hash(h));
         }
+        Output::ResumeAppends => {}
         Output::Push { peer, from, to, .. } => (peer, from, to).hash(h),
         Output::Probe { peer, .. } => peer.hash(h),
         Output::ProbeBack { divider, .. } => divider.hash(h),

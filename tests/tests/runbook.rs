@@ -286,8 +286,13 @@ fn every_command_of_the_runbook_works_as_written() {
                     new.tip() >= primary.api().tip()
                 });
             }
+            "disk-check" => {
+                let out = sh.ok(block);
+                assert!(out.starts_with("ready"), "{out}");
+                assert!(out.contains("storage"), "{out}");
+            }
             other => panic!("runbook block `{other}` has no check in tests/tests/runbook.rs"),
         }
     }
-    assert_eq!(blocks.len(), 12, "every block of the page ran: {names:?}");
+    assert_eq!(blocks.len(), 13, "every block of the page ran: {names:?}");
 }

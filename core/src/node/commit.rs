@@ -172,7 +172,7 @@ impl Node {
     }
 
     fn append(&mut self, blocks: Vec<Block>) -> AppendToken {
-        let token = self.commit.issue();
+        let token = self.commit.issue(&blocks);
         self.outputs.push_back(Output::Append { token, blocks });
         token
     }
@@ -183,11 +183,17 @@ impl Node {
     }
 
     pub(super) fn appended(&mut self, now: Instant, token: AppendToken, offsets: Vec<u64>) {
+        if self.commit.space_back() {
+            self.log(Event::StorageBack);
+        }
         self.commit.appended(token, offsets);
         self.release(now);
     }
 
-    pub(super) fn append_failed(&mut self, reason: String) {
+    pub(super) fn append_failed(&mut self, token: AppendToken, reason: String, full: bool) {
+        if full {
+            return self.disk_full(token, reason);
+        }
         self.log(Event::StorageFailed { reason });
         for answer in self.commit.fail() {
             match answer {
@@ -200,6 +206,39 @@ impl Node {
                 ),
             }
         }
+    }
+
+    /// The disk was full at the append `token`: it and every append after it are rolled back
+    /// (their links leave the chains, so the next write takes the same seq again), their
+    /// requests are refused as full, and the strand is told it may take appends again. A
+    /// token already rolled back is ignored: the strand refuses what was queued behind it.
+    fn disk_full(&mut self, token: AppendToken, reason: String) {
+        let already = self.commit.is_full();
+        let Some(back) = self.commit.roll_back(token) else {
+            return;
+        };
+        for (author, hash) in &back.links {
+            self.chains.pop(author, *hash);
+        }
+        let rolled_back = back.links.len() as u64;
+        if !already {
+            self.log(Event::StorageFull {
+                reason,
+                rolled_back,
+            });
+        }
+        self.outputs.push_back(Output::ResumeAppends);
+        for answer in back.waiters {
+            match answer {
+                Pending::Write { request, .. }
+                | Pending::Ingest { request, .. }
+                | Pending::Probe { request, .. } => self.respond(request, Response::StorageFull),
+                Pending::Page { peer, .. } => {
+                    self.pull_failed(peer, Failure::LocalStorage("the disk is full".into()))
+                }
+            }
+        }
+        self.release(self.last_now);
     }
 
     /// Answers every waiter whose append is durable, in order, then pushes what became

@@ -27,6 +27,16 @@ pub enum Event {
         /// What the storage said.
         reason: String,
     },
+    /// The disk is full: the appends from the failed one on were rolled back and their
+    /// requests refused; each later write tries again. Logged once until space returns.
+    StorageFull {
+        /// What the storage said.
+        reason: String,
+        /// Blocks rolled back.
+        rolled_back: u64,
+    },
+    /// An append succeeded after the disk was full: writes are taken again.
+    StorageBack,
     /// A peer stopped answering.
     PeerUnreachable {
         /// The peer.

@@ -58,13 +58,18 @@ pub enum Input {
         /// One offset per block, in order.
         offsets: Vec<u64>,
     },
-    /// An [`Output::Append`](super::Output::Append) failed. Storage is now unusable: the node
-    /// refuses all writes.
+    /// An [`Output::Append`](super::Output::Append) failed.
     AppendFailed {
         /// The append's token.
         token: AppendToken,
         /// What the storage said, for the log.
         reason: String,
+        /// The disk was full: nothing of this append, nor of any issued after it, was stored,
+        /// and the strand takes appends again after
+        /// [`Output::ResumeAppends`](super::Output::ResumeAppends). The node rolls those
+        /// appends back and refuses their answers as full; later writes are tried again.
+        /// Otherwise storage is unusable: the node refuses all writes until restarted.
+        full: bool,
     },
     /// Someone asked for the cluster status; `wall` converts monotonic times for display.
     StatusRequested {

@@ -245,7 +245,11 @@ impl Node {
             }
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
-            Input::AppendFailed { token: _, reason } => self.append_failed(reason),
+            Input::AppendFailed {
+                token,
+                reason,
+                full,
+            } => self.append_failed(token, reason, full),
             Input::StatusRequested { request, wall } => self.status(now, request, wall),
             Input::ProbeRequested { request, author } => {
                 // The prober counts the answer as held (it may settle a CP write on it), so

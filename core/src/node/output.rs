@@ -21,6 +21,10 @@ pub enum Output {
         /// Verified blocks, in order.
         blocks: Vec<Block>,
     },
+    /// The node rolled back every append from a failed one on (the disk was full): the strand
+    /// may take appends issued after this again. Until then it refuses every append, so none
+    /// issued before the rollback can land after it and break a chain.
+    ResumeAppends,
     /// Send this node's own blocks `from..=to` (read from the strand) to a peer's ingest;
     /// report how it ended ([`Reply::Ingested`](super::Reply::Ingested),
     /// [`Reply::Gap`](super::Reply::Gap) or a failure).

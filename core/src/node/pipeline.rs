@@ -3,10 +3,16 @@
 //! everything is durable, and an answer that depends on an append is released only once
 //! `durable` reaches its token (DESIGN §4: persist before acknowledging). Pure bookkeeping:
 //! the node decides what each released answer means.
+//!
+//! A full disk fails an append without storing any of it; the strand then refuses every
+//! append queued after it. [`CommitPipeline::roll_back`] drops that append and every later one
+//! (their blocks' links, newest first, for the node to take out of its chains) and returns
+//! their waiting answers; their tokens are dead, and whatever the strand says of them later
+//! is ignored.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::block::Hash;
+use crate::block::{Block, Hash};
 use crate::id::AgentId;
 use crate::time::UnixMillis;
 
@@ -32,6 +38,22 @@ pub(super) enum Pending {
     Probe { request: RequestId, holds: u64 },
 }
 
+/// One append issued and not yet durable.
+#[derive(Debug)]
+struct InFlight {
+    token: AppendToken,
+    links: Vec<(AgentId, Hash)>,
+    offsets: Option<Vec<u64>>,
+}
+
+/// What a rollback took back: links to remove from the chains (newest first) and the
+/// answers that waited on the appends.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct RolledBack {
+    pub(super) links: Vec<(AgentId, Hash)>,
+    pub(super) waiters: Vec<Pending>,
+}
+
 /// Appends in flight and the answers that wait on them.
 #[derive(Debug, Default)]
 pub(super) struct CommitPipeline {
@@ -39,8 +61,9 @@ pub(super) struct CommitPipeline {
     issued: AppendToken,
     /// Everything up to this token is durable.
     durable: AppendToken,
-    /// Appends issued and not yet durable, in token order, with their offsets once known.
-    in_flight: VecDeque<(AppendToken, Option<Vec<u64>>)>,
+    /// Appends issued and not yet durable, in token order, with their blocks' links (to roll
+    /// back) and their offsets once known.
+    in_flight: VecDeque<InFlight>,
     waiters: VecDeque<(AppendToken, Pending)>,
     /// Offsets of durable appends whose waiters have not been released yet.
     offsets: BTreeMap<AppendToken, Vec<u64>>,
@@ -48,6 +71,8 @@ pub(super) struct CommitPipeline {
     local_tip: u64,
     /// The strand failed an append: nothing more is accepted until restart.
     failed: bool,
+    /// The last append that ended met a full disk.
+    full: bool,
 }
 
 impl CommitPipeline {
@@ -59,10 +84,17 @@ impl CommitPipeline {
         }
     }
 
-    /// Issues the next append's token.
-    pub(super) fn issue(&mut self) -> AppendToken {
+    /// Issues the token of the append of `blocks`.
+    pub(super) fn issue(&mut self, blocks: &[Block]) -> AppendToken {
         self.issued = AppendToken(self.issued.0 + 1);
-        self.in_flight.push_back((self.issued, None));
+        self.in_flight.push_back(InFlight {
+            token: self.issued,
+            links: blocks
+                .iter()
+                .map(|b| (b.author().clone(), b.hash))
+                .collect(),
+            offsets: None,
+        });
         self.issued
     }
 
@@ -79,18 +111,59 @@ impl CommitPipeline {
     /// The append `token` is durable at `offsets`; the watermark moves over every append
     /// before it that is durable too.
     pub(super) fn appended(&mut self, token: AppendToken, offsets: Vec<u64>) {
-        if let Some(slot) = self.in_flight.iter_mut().find(|(t, _)| *t == token) {
-            slot.1 = Some(offsets);
+        if let Some(slot) = self.in_flight.iter_mut().find(|f| f.token == token) {
+            slot.offsets = Some(offsets);
         }
-        while let Some((_, Some(_))) = self.in_flight.front() {
-            let (t, offs) = self.in_flight.pop_front().expect("front exists");
-            let offs = offs.unwrap_or_default();
-            self.durable = t;
+        while self.in_flight.front().is_some_and(|f| f.offsets.is_some()) {
+            let f = self.in_flight.pop_front().expect("front exists");
+            let offs = f.offsets.unwrap_or_default();
+            self.durable = f.token;
             if let Some(last) = offs.last() {
                 self.local_tip = self.local_tip.max(*last);
             }
-            self.offsets.insert(t, offs);
+            self.offsets.insert(f.token, offs);
         }
+        self.skip_dead_tokens();
+    }
+
+    /// With nothing in flight, every token issued is durable or dead (rolled back): an answer
+    /// waiting for the last one issued must not wait for a dead one.
+    fn skip_dead_tokens(&mut self) {
+        if self.in_flight.is_empty() {
+            self.durable = self.issued;
+        }
+    }
+
+    /// The append `token` failed on a full disk, storing nothing; the strand refuses every
+    /// later one. Drops it and every append after it, with the answers waiting on them.
+    /// `None` if `token` is not in flight (already rolled back, or unknown).
+    pub(super) fn roll_back(&mut self, token: AppendToken) -> Option<RolledBack> {
+        let at = self.in_flight.iter().position(|f| f.token == token)?;
+        let dropped: Vec<InFlight> = self.in_flight.drain(at..).collect();
+        let links = dropped
+            .into_iter()
+            .rev()
+            .flat_map(|f| f.links.into_iter().rev())
+            .collect();
+        let first_waiter = self.waiters.iter().position(|(t, _)| *t >= token);
+        let waiters = match first_waiter {
+            Some(i) => self.waiters.drain(i..).map(|(_, p)| p).collect(),
+            None => Vec::new(),
+        };
+        self.skip_dead_tokens();
+        self.full = true;
+        Some(RolledBack { links, waiters })
+    }
+
+    /// Whether the last append that ended met a full disk; an append that lands since
+    /// clears it ([`CommitPipeline::space_back`]).
+    pub(super) fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// An append landed: if the disk was full, it has space again (true once).
+    pub(super) fn space_back(&mut self) -> bool {
+        std::mem::take(&mut self.full)
     }
 
     /// The oldest waiting answer, if its append is durable, with that append's first local
@@ -149,7 +222,7 @@ mod tests {
     #[test]
     fn an_answer_waits_for_every_append_up_to_its_own() {
         let mut p = CommitPipeline::new(10);
-        let (a, b) = (p.issue(), p.issue());
+        let (a, b) = (p.issue(&[]), p.issue(&[]));
         p.wait(a, probe(1));
         p.wait(b, probe(2));
         // The second append lands first: nothing is durable until the first does.
@@ -164,7 +237,7 @@ mod tests {
     #[test]
     fn waiting_for_the_last_token_waits_for_everything_issued() {
         let mut p = CommitPipeline::new(0);
-        let a = p.issue();
+        let a = p.issue(&[]);
         p.wait(p.issued(), probe(1));
         assert!(released(&mut p).is_empty());
         p.appended(a, vec![1]);
@@ -178,7 +251,7 @@ mod tests {
     fn offsets_are_kept_only_while_answers_wait_on_them() {
         let mut p = CommitPipeline::new(0);
         for i in 0..100 {
-            let t = p.issue();
+            let t = p.issue(&[]);
             p.wait(t, probe(i));
             p.appended(t, vec![i + 1]);
             assert_eq!(released(&mut p).len(), 1);
@@ -187,9 +260,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_drops_the_failed_append_and_every_later_one_with_their_answers() {
+        let mut p = CommitPipeline::new(0);
+        let (a, b, c) = (p.issue(&[]), p.issue(&[]), p.issue(&[]));
+        p.wait(a, probe(1));
+        p.wait(b, probe(2));
+        p.wait(c, probe(3));
+        p.appended(a, vec![1]);
+        let back = p.roll_back(b).expect("b is in flight");
+        assert_eq!(back.waiters, vec![probe(2), probe(3)]);
+        assert_eq!(released(&mut p), vec![(probe(1), 1)]);
+        // Dead tokens: ignored when the strand reports them, and never waited for.
+        assert_eq!(p.roll_back(c), None);
+        p.appended(c, vec![2]);
+        assert_eq!(p.local_tip(), 1);
+        p.wait(p.issued(), probe(4));
+        assert_eq!(released(&mut p), vec![(probe(4), 0)]);
+        let d = p.issue(&[]);
+        p.wait(d, probe(5));
+        assert!(released(&mut p).is_empty());
+        p.appended(d, vec![2]);
+        assert_eq!(released(&mut p), vec![(probe(5), 2)]);
+        assert!(!p.failed(), "a full disk is not a failed strand");
+    }
+
+    #[test]
     fn a_failed_strand_returns_every_waiting_answer_and_stays_failed() {
         let mut p = CommitPipeline::new(0);
-        let t = p.issue();
+        let t = p.issue(&[]);
         p.wait(t, probe(1));
         p.wait(t, probe(2));
         assert_eq!(p.fail(), vec![probe(1), probe(2)]);

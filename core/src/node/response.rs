@@ -145,6 +145,9 @@ pub enum Response {
     },
     /// Local storage failed; nothing more can be written.
     StorageFailed,
+    /// The disk is full: nothing of this request was stored. Writes are tried again as they
+    /// come, so they succeed once space is freed.
+    StorageFull,
     /// An operator's change took effect on this node, but the cluster view holding it could
     /// not be written; it is retried.
     NotPersisted {

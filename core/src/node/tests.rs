@@ -225,6 +225,7 @@ fn storage_failure_refuses_pending_and_later_writes() {
         Input::AppendFailed {
             token: a[0].0,
             reason: "EIO".into(),
+            full: false,
         },
     );
     write(&mut n, 2, 2, "2");
@@ -255,4 +256,100 @@ fn status_reports_self_with_the_last_commit_time() {
     let mut trace = String::new();
     drain(&mut n, &mut trace);
     insta::assert_snapshot!(trace);
+}
+
+/// What a node asked for: appends, answers (by request), and whether it resumed appends.
+type Asked = (Vec<(AppendToken, Vec<Block>)>, Vec<(u64, Response)>, bool);
+
+fn responses(n: &mut Node) -> Asked {
+    let (mut appends, mut answers, mut resumed) = (Vec::new(), Vec::new(), false);
+    while let Some(o) = n.poll_output() {
+        match o {
+            Output::Append { token, blocks } => appends.push((token, blocks)),
+            Output::Respond { request, response } => answers.push((request.0, response)),
+            Output::ResumeAppends => resumed = true,
+            _ => {}
+        }
+    }
+    (appends, answers, resumed)
+}
+
+fn full(n: &mut Node, t: u64, token: AppendToken) {
+    n.handle(
+        Instant::from_millis(t),
+        Input::AppendFailed {
+            token,
+            reason: "ENOSPC".into(),
+            full: true,
+        },
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_the_appends_in_flight_and_the_next_write_takes_their_seq_again() {
+    let mut n = node("primary");
+    write(&mut n, 0, 1, "1");
+    let (a1, ..) = responses(&mut n);
+    n.handle(
+        Instant::from_millis(1),
+        Input::Appended {
+            token: a1[0].0,
+            offsets: vec![1],
+        },
+    );
+    let (_, answers, _) = responses(&mut n);
+    assert!(matches!(answers[..], [(1, Response::Written(_))]));
+    // Two writes in flight; the disk fills at the first: both are refused, nothing is written.
+    write(&mut n, 2, 2, "2");
+    write(&mut n, 3, 3, "3");
+    let (in_flight, ..) = responses(&mut n);
+    assert_eq!(in_flight.len(), 2);
+    assert_eq!(in_flight[0].1[0].seq(), 2);
+    full(&mut n, 4, in_flight[0].0);
+    let (appends, answers, resumed) = responses(&mut n);
+    assert!(appends.is_empty());
+    assert_eq!(
+        answers,
+        vec![(2, Response::StorageFull), (3, Response::StorageFull)]
+    );
+    assert!(resumed, "the strand is told to take appends again");
+    // The strand's refusal of the second append, queued behind, changes nothing.
+    full(&mut n, 5, in_flight[1].0);
+    let (appends, answers, resumed) = responses(&mut n);
+    assert!(appends.is_empty() && answers.is_empty() && !resumed);
+    // Space is back: the next write is tried, takes seq 2 again and links to seq 1.
+    write(&mut n, 6, 4, "4");
+    let (retry, ..) = responses(&mut n);
+    let block = &retry[0].1[0];
+    assert_eq!(block.seq(), 2);
+    assert_eq!(block.body.prev, a1[0].1[0].hash);
+    n.handle(
+        Instant::from_millis(7),
+        Input::Appended {
+            token: retry[0].0,
+            offsets: vec![2],
+        },
+    );
+    let (_, answers, _) = responses(&mut n);
+    let [(4, Response::Written(r))] = &answers[..] else {
+        panic!("the write after the full disk is written: {answers:?}");
+    };
+    assert_eq!((r.seq, r.offset), (2, 2));
+}
+
+#[test]
+fn a_full_disk_leaves_the_node_serving_unlike_a_broken_one() {
+    let mut n = node("primary");
+    write(&mut n, 0, 1, "1");
+    let (a, ..) = responses(&mut n);
+    full(&mut n, 1, a[0].0);
+    let (_, answers, _) = responses(&mut n);
+    assert_eq!(answers, vec![(1, Response::StorageFull)]);
+    // Still full: the next write is tried (not refused up front) and refused as full again.
+    write(&mut n, 2, 2, "2");
+    let (b, ..) = responses(&mut n);
+    assert_eq!(b.len(), 1, "tried again");
+    full(&mut n, 3, b[0].0);
+    let (_, answers, _) = responses(&mut n);
+    assert_eq!(answers, vec![(2, Response::StorageFull)]);
 }

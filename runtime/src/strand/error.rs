@@ -70,12 +70,39 @@ pub enum StrandError {
         /// The strand directory.
         dir: PathBuf,
     },
+    /// The disk is full: nothing of this append was stored, the strand is as it was before
+    /// it, and it refuses appends until [`Strand::resume`](super::Strand::resume).
+    #[error("the disk is full ({reason}); nothing of this append was stored")]
+    Full {
+        /// What the operating system said.
+        reason: String,
+    },
     /// The writer thread is gone (it panicked); nothing more can be appended.
     #[error("strand writer thread has stopped")]
     Closed,
 }
 
 impl StrandError {
+    /// Whether this is [`StrandError::Full`]: retryable once space is freed.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StrandError::Full { .. })
+    }
+
+    /// Whether this error is a full disk met while writing bytes nothing refers to yet (a
+    /// segment's unsynced tail, a blob's temporary file, a directory): undoing it loses
+    /// nothing. A full disk met by an fsync is not: the kernel may have dropped pages.
+    pub(crate) fn is_out_of_space_writing(&self) -> bool {
+        let StrandError::Io { op, source, .. } = self else {
+            return false;
+        };
+        let writing = matches!(*op, "write" | "write atomically" | "create directory");
+        let full = matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        );
+        writing && full
+    }
+
     /// An `Io` error with its context.
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         StrandError::Io {
@@ -123,6 +150,9 @@ impl StrandError {
             },
             StrandError::Locked { dir } => StrandError::Locked { dir: dir.clone() },
             StrandError::Poisoned => StrandError::Poisoned,
+            StrandError::Full { reason } => StrandError::Full {
+                reason: reason.clone(),
+            },
             StrandError::Closed => StrandError::Closed,
         }
     }

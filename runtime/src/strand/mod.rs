@@ -165,7 +165,7 @@ enum Committer {
         handle: thread::JoinHandle<()>,
     },
     /// On the caller's thread ([`StrandOptions::inline_writer`]).
-    Inline(Mutex<Writer>),
+    Inline(Box<Mutex<Writer>>),
 }
 
 /// The durable, append-only block log of one node. Share it through an `Arc`.
@@ -219,7 +219,7 @@ impl Strand {
         });
         let writer = Writer::new(shared.clone(), &opts, active, rec.active_len, next_offset)?;
         let committer = if opts.inline_writer {
-            Committer::Inline(Mutex::new(writer))
+            Committer::Inline(Box::new(Mutex::new(writer)))
         } else {
             let (tx, rx) = mpsc::channel();
             let handle = writer
@@ -255,7 +255,11 @@ impl Strand {
                 Err(source) => return done(Err(StrandError::InvalidBlock { index, source })),
             }
         }
-        let request = Request { frames, done };
+        let request = Request {
+            frames,
+            done,
+            resume: false,
+        };
         match &self.committer {
             None => (request.done)(Err(StrandError::Closed)),
             Some(Committer::Inline(writer)) => writer
@@ -266,6 +270,27 @@ impl Strand {
                 if let Err(mpsc::SendError(req)) = tx.send(request) {
                     (req.done)(Err(StrandError::Closed));
                 }
+            }
+        }
+    }
+
+    /// After a full disk ([`StrandError::Full`]) the strand refuses every append until this
+    /// request, queued behind them, arrives: call it once the appends issued before are
+    /// rolled back, and appends queued after it are written again.
+    pub fn resume(&self) {
+        let request = Request {
+            frames: Vec::new(),
+            done: Box::new(|_| {}),
+            resume: true,
+        };
+        match &self.committer {
+            None => {}
+            Some(Committer::Inline(writer)) => writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .commit(vec![request]),
+            Some(Committer::Thread { tx, .. }) => {
+                let _ = tx.send(request);
             }
         }
     }

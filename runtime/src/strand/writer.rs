@@ -7,6 +7,13 @@
 //! failed fsync the kernel may have dropped the dirty pages, so retrying could acknowledge data
 //! that is not on disk (the "fsyncgate" lesson). Frames of a failed batch may or may not be on
 //! disk; if they are, the next open finds them, like any write whose answer was lost.
+//!
+//! One failure is not for good: a full disk met while writing a batch's frames (before its
+//! fsync, within one segment). The segment is cut back to where the batch began and that cut
+//! made durable, so none of the batch can surface later; the batch is answered
+//! [`StrandError::Full`], and so is every append queued after it until a resume request
+//! ([`super::Strand::resume`]) arrives: the node issued those before it heard of the failure,
+//! on chains that assumed the failed blocks, so none of them may land.
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +43,9 @@ pub(crate) struct Request {
     pub(crate) frames: Vec<EncodedFrame>,
     /// Called once with the outcome.
     pub(crate) done: AppendDone,
+    /// A resume request (no frames): appends queued after it are taken again after a full
+    /// disk.
+    pub(crate) resume: bool,
 }
 
 /// Counters of what the writer has done since open.
@@ -124,6 +134,8 @@ pub(crate) struct Writer {
     active: Active,
     next_offset: u64,
     blobs: BlobWriter,
+    /// A batch met a full disk: refuse appends until a resume request.
+    refusing: Option<String>,
 }
 
 impl Writer {
@@ -151,6 +163,7 @@ impl Writer {
             },
             next_offset,
             blobs,
+            refusing: None,
         })
     }
 
@@ -171,14 +184,42 @@ impl Writer {
     }
 
     pub(crate) fn commit(&mut self, batch: Vec<Request>) {
+        let batch = self.admit(batch);
+        if batch.is_empty() {
+            return;
+        }
         if self.shared.is_poisoned() {
             for req in batch {
                 answer(req.done, Err(StrandError::Poisoned));
             }
             return;
         }
+        let before = (self.active.len, self.next_offset, self.active.path.clone());
         let written = match self.write_batch(&batch) {
             Ok(w) => w,
+            Err(e) if e.is_out_of_space_writing() && self.active.path == before.2 => {
+                let reason = e.to_string();
+                if let Err(undo) = self.cut_back(before.0, before.1) {
+                    self.shared.poison();
+                    tracing::error!(error = %undo, "cutting a full batch back failed; refusing all further appends");
+                    for req in batch {
+                        answer(req.done, Err(undo.duplicate()));
+                    }
+                    return;
+                }
+                // The node logs the full disk once; the writer only at debug, per batch.
+                tracing::debug!(error = %reason, "disk full: batch refused, nothing stored");
+                for req in batch {
+                    answer(
+                        req.done,
+                        Err(StrandError::Full {
+                            reason: reason.clone(),
+                        }),
+                    );
+                }
+                self.refusing = Some(reason);
+                return;
+            }
             Err(e) => {
                 self.shared.poison();
                 tracing::error!(error = %e, "strand write failed; refusing all further appends");
@@ -208,6 +249,36 @@ impl Writer {
             answer(req.done, Ok((next..next + n).collect()));
             next += n;
         }
+    }
+
+    /// Drops what must not be written: after a full disk, every append before the next resume
+    /// request is refused (the node rolled them back); resume requests themselves write
+    /// nothing.
+    fn admit(&mut self, batch: Vec<Request>) -> Vec<Request> {
+        let mut admitted = Vec::with_capacity(batch.len());
+        for req in batch {
+            if req.resume {
+                self.refusing = None;
+                answer(req.done, Ok(Vec::new()));
+            } else if let Some(reason) = &self.refusing {
+                let reason = reason.clone();
+                answer(req.done, Err(StrandError::Full { reason }));
+            } else {
+                admitted.push(req);
+            }
+        }
+        admitted
+    }
+
+    /// Cuts the active segment back to `len` bytes (where a failed batch began) and makes
+    /// the cut durable, so no frame of the batch can be found by the next open.
+    fn cut_back(&mut self, len: u64, next_offset: u64) -> Result<(), StrandError> {
+        let path = self.active.path.clone();
+        self.active.file.set_len(len).ctx("truncate", &path)?;
+        self.active.file.sync_data().ctx("fdatasync", &path)?;
+        self.active.len = len;
+        self.next_offset = next_offset;
+        Ok(())
     }
 
     /// Writes every frame of the batch and makes it durable; returns what to index.

@@ -123,6 +123,7 @@ pub(crate) async fn ingest(
             position,
         } => Err(refusal(index, &author, seq, position)),
         Response::StorageFailed => Err(storage_failed()),
+        Response::StorageFull => Err(ApiError::storage_full()),
         other => Err(unexpected(other)),
     }
 }
@@ -166,6 +167,8 @@ pub(crate) async fn probe(
             holds,
             digest,
         } => Ok(Json(ProbeAnswer::new(agent_id, holds, digest))),
+        Response::StorageFull => Err(ApiError::storage_full()),
+        Response::StorageFailed => Err(storage_failed()),
         other => Err(unexpected(other)),
     }
 }

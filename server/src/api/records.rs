@@ -93,6 +93,7 @@ pub(crate) async fn write(
             Err(ApiError::unavailable("auth_unavailable", reason))
         }
         Response::StorageFailed => Err(storage_failed()),
+        Response::StorageFull => Err(ApiError::storage_full()),
         other => Err(unexpected(other)),
     }
 }

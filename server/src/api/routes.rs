@@ -70,7 +70,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/v1/records",
         guard: Guard::Writer,
-        statuses: &[201, 400, 401, 403, 408, 413, 503],
+        statuses: &[201, 400, 401, 403, 408, 413, 503, 507],
         handler: || post(records::write),
     },
     Route {
@@ -105,14 +105,14 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/v1/mesh/ingest",
         guard: Guard::Mesh,
-        statuses: &[200, 400, 401, 403, 408, 409, 413, 422, 503],
+        statuses: &[200, 400, 401, 403, 408, 409, 413, 422, 503, 507],
         handler: || post(mesh::ingest),
     },
     Route {
         method: "GET",
         path: "/v1/mesh/probe",
         guard: Guard::Mesh,
-        statuses: &[200, 400, 401, 403, 503],
+        statuses: &[200, 400, 401, 403, 503, 507],
         handler: || get(mesh::probe),
     },
     Route {

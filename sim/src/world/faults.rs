@@ -50,6 +50,12 @@ impl World<Heap> {
                 }
                 return;
             }
+            Fault::SpaceBack { node } => {
+                self.stores[node].full = false;
+                self.trace
+                    .line(self.now, || format!("n{node} disk has space again"));
+                return;
+            }
             Fault::Clog { node, generation } | Fault::Unclog { node, generation } => {
                 let links = node_links(node, n);
                 if matches!(f, Fault::Clog { .. }) {
@@ -133,6 +139,19 @@ impl World<Heap> {
                     self.coverage.fire(Class::Storage);
                     self.stores[i].broken = true;
                     self.trace.line(self.now, || format!("n{i} storage fails"));
+                }
+            }
+            Fault::DiskFullTick => {
+                let i = self.d.faults.rng.gen_range(0..n);
+                let e = self.cfg.nodes.disk_full.expect("disk-full on");
+                let until = self.now + self.d.faults.length(e);
+                if self.up(i) && !self.stores[i].full {
+                    self.coverage.fire(Class::DiskFull);
+                    self.stores[i].full = true;
+                    self.stores[i].was_full = true;
+                    self.trace
+                        .line(self.now, || format!("n{i} disk full until {until}µs"));
+                    self.schedule(until, Ev::Fault(Fault::SpaceBack { node: i }));
                 }
             }
             Fault::WallStepTick => {

@@ -117,7 +117,7 @@ fn crash_disk(
 /// the input that tells the node.
 fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Verdict) {
     let blocks: Vec<sapix_core::Block> = match store.next_append() {
-        Some(b) if !store.broken => b.to_vec(),
+        Some(b) if store.next_lands() => b.to_vec(),
         _ => Vec::new(),
     };
     let mut verdict = Ok(());
@@ -129,6 +129,12 @@ fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Ve
         Some(Completion::Failed(token)) => Some(Input::AppendFailed {
             token,
             reason: "simulated storage failure".into(),
+            full: false,
+        }),
+        Some(Completion::Full(token)) => Some(Input::AppendFailed {
+            token,
+            reason: "no space left on device (simulated)".into(),
+            full: true,
         }),
         None => None,
     };

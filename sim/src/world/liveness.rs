@@ -66,9 +66,12 @@ impl<D> World<D> {
             self.phase = Phase::Done;
             return false;
         };
-        // Membership has its own, tighter bound (DESIGN §6.9), counted from the later of
-        // faults stopping and the last member joining.
-        if self.now >= since.max(self.members_changed_at) + self.cfg.membership {
+        // Membership has its own, tighter bound (DESIGN §6.9), counted from the latest of
+        // faults stopping, the last member joining and the end of a stall still running when
+        // faults stopped (a stalled node cannot tell anyone of the members only it knows).
+        let stalls_end = self.hosts.iter().map(|h| h.paused_until).max().unwrap_or(0);
+        let from = since.max(self.members_changed_at).max(stalls_end);
+        if self.now >= from + self.cfg.membership {
             if let Err(m) = knows_all(&self.hosts, self.cfg.leave_down) {
                 let limit = self.cfg.membership / SECOND;
                 let m = format!("not every member known {limit} s after faults stopped: {m}");
@@ -94,6 +97,8 @@ impl World<Heap> {
         self.d.net.heal_all();
         self.faults_stop();
         for i in 0..self.hosts.len() {
+            // Space returns; a node whose disk was full must take writes again by itself.
+            self.stores[i].full = false;
             if self.cfg.leave_down == Some(i) {
                 self.crash(i);
                 self.trace

@@ -29,6 +29,7 @@ where
                 self.stores[i].begin_append(token, blocks);
                 self.append_at(i, done);
             }
+            Effect::ResumeAppends => self.stores[i].resume(),
             Effect::Persist(w) => {
                 let (lo, hi) = self.cfg.nodes.persist;
                 let d = self.storage_rng.gen_range(lo..=hi);

@@ -54,6 +54,8 @@ pub struct Stats {
     pub indeterminate: u64,
     /// Writes refused (`Partitioned`, `StorageFailed`).
     pub refused: u64,
+    /// Writes refused because the disk was full (`StorageFull`).
+    pub storage_full: u64,
     /// Crashes.
     pub crashes: u64,
     /// Divides acknowledged.

@@ -86,6 +86,10 @@ fn judge(
             stats.refused += 1;
             (None, Ok(()))
         }
+        (Client::Write { .. }, Response::StorageFull) if stores[i].was_full => {
+            stats.storage_full += 1;
+            (None, Ok(()))
+        }
         (
             Client::Write { root: true, .. },
             r @ (Response::Denied { .. } | Response::AuthUnavailable { .. }),
