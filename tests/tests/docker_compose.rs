@@ -15,6 +15,7 @@
 //!    reports `partitioned` and CP refuses within 10 s; switched to AP it writes; reconnected,
 //!    node 2 gets those writes; `docker kill` node 1 under writes and `docker start` it with its
 //!    volumes — no acknowledged write lost; `docker stop` exits 0 well inside the grace period;
+//!    while cut and after the heal, node 1's `/metrics` and `sapixctl status` show it;
 //! 6. `down -v` always (a drop guard), and no volume of the project is left behind.
 //!
 //! It is skipped, with a message, only when no Docker engine answers `docker info`.
@@ -571,6 +572,7 @@ fn cut_off_and_healed(stack: &Stack, client: &Client, (node1, node2): (&str, &st
         "  partition seen and CP refusing {:.1}s after the cut",
         cut.elapsed().as_secs_f64()
     );
+    watched(client, node1, token, false);
     let (code, body) = post_json(
         client,
         &format!("{node1}/v1/cluster/consistency"),
@@ -603,6 +605,36 @@ fn cut_off_and_healed(stack: &Stack, client: &Client, (node1, node2): (&str, &st
             .then_some(())
             .ok_or(status.to_string())
     });
+    watched(client, node1, token, true);
+}
+
+/// What an operator watching node 1 sees of node 2: its `/metrics` and `sapixctl status`.
+fn watched(client: &Client, node1: &str, token: &str, reachable: bool) {
+    let metrics = client
+        .get(format!("{node1}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    let (up, partitioned) = if reachable { (1, 0) } else { (0, 1) };
+    for line in [
+        format!("sapix_peer_reachable{{peer=\"replica-eu\"}} {up}"),
+        format!("sapix_partitioned {partitioned}"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let out = Command::new(sapix_tests::locate::cargo_bin("sapix-ctl", "sapixctl"))
+        .args(["--url", node1, "status"])
+        .env("SAPIX_ROOT_KEY", token)
+        .output()
+        .expect("run sapixctl");
+    let table = text(&out.stdout);
+    println!("  sapixctl status on node 1:\n{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("replica-eu"))
+        .unwrap_or_else(|| panic!("no replica-eu row:\n{table}"));
+    let shown = if reachable { " yes " } else { " NO " };
+    assert!(row.contains(shown), "{row}");
 }
 
 /// `docker kill` node 1 while a client writes to it, `docker start` it with its volumes: every
