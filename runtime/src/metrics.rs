@@ -270,6 +270,8 @@ pub struct Strand {
     pub tip: u64,
     /// What the writer did since start.
     pub stats: StrandStats,
+    /// Its segment files now.
+    pub footprint: crate::strand::Footprint,
 }
 
 fn gauge(value: i64) -> Gauge {
@@ -422,6 +424,17 @@ fn register_strand(r: &mut Registry, s: &Strand) {
         "The strand's last durable offset (blocks held)",
         gauge(s.tip as i64),
     );
+    r.register(
+        "strand_segments",
+        "Segment files of the strand now",
+        gauge(s.footprint.segments as i64),
+    );
+    r.register_with_unit(
+        "strand_size",
+        "Bytes of the strand's segment files now",
+        Unit::Bytes,
+        gauge(s.footprint.bytes as i64),
+    );
     let st = &s.stats;
     r.register(
         "strand_appended_blocks",
@@ -492,6 +505,10 @@ mod tests {
         let strand = Strand {
             tip: 7,
             stats: StrandStats::default(),
+            footprint: crate::strand::Footprint {
+                segments: 2,
+                bytes: 4096,
+            },
         };
         let text = m.render(&status, &strand);
         assert!(
@@ -511,6 +528,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sapix_strand_tip 7"), "{text}");
+        assert!(text.contains("sapix_strand_segments 2"), "{text}");
+        assert!(text.contains("sapix_strand_size_bytes 4096"), "{text}");
         assert!(text.contains("sapix_consistency{mode=\"cp\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

@@ -34,6 +34,8 @@ const FAMILIES: &[&str] = &[
     "sapix_auth_cache_lookups_total",
     "sapix_codios_in_flight",
     "sapix_strand_tip",
+    "sapix_strand_segments",
+    "sapix_strand_size_bytes",
     "sapix_strand_appended_blocks_total",
     "sapix_strand_group_commits_total",
     "sapix_strand_fsyncs_total",
@@ -123,6 +125,9 @@ fn metrics_follow_writes_pushes_and_a_peer_going_down_and_back() {
     assert_eq!(value(&m, "sapix_writes_total{outcome=\"denied\"}"), 1.0);
     assert_eq!(value(&m, "sapix_write_duration_seconds_count"), 7.0);
     assert_eq!(value(&m, "sapix_strand_tip"), 6.0);
+    assert_eq!(value(&m, "sapix_strand_segments"), 1.0);
+    assert!(value(&m, "sapix_strand_size_bytes") >= value(&m, "sapix_strand_written_bytes_total"));
+    assert!(value(&m, "sapix_strand_size_bytes") > 0.0);
     assert!(value(&m, "sapix_fsync_duration_seconds_count") >= 6.0);
     assert!(value(&m, "sapix_pushes_total{peer=\"replica-eu\",outcome=\"ok\"}") >= 1.0);
     assert_eq!(value(&m, "sapix_peer_reachable{peer=\"replica-eu\"}"), 1.0);

@@ -123,6 +123,15 @@ impl StrandOptions {
     }
 }
 
+/// The strand's segment files, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Segment files.
+    pub segments: u64,
+    /// Their bytes on disk.
+    pub bytes: u64,
+}
+
 /// State shared by the strand's readers and its writer thread.
 pub(crate) struct Shared {
     /// The file system the strand lives on.
@@ -426,6 +435,16 @@ impl Strand {
     /// call wins).
     pub fn observe(&self, metrics: Arc<crate::metrics::Metrics>) {
         let _ = self.shared.stats.metrics.set(metrics);
+    }
+
+    /// Its segment files now: how many, and their bytes (a segment that cannot be stat'ed
+    /// counts 0; this is for monitoring).
+    pub fn footprint(&self) -> Footprint {
+        let segments = read_lock(&self.shared.segments);
+        Footprint {
+            segments: segments.len() as u64,
+            bytes: segments.values().map(|s| s.size().unwrap_or(0)).sum(),
+        }
     }
 
     /// The options the strand was opened with.

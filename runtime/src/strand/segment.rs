@@ -74,6 +74,11 @@ impl SegmentFile {
         })
     }
 
+    /// The file's size in bytes now.
+    pub(crate) fn size(&self) -> Result<u64, StrandError> {
+        self.file.size().ctx("stat", &self.path)
+    }
+
     /// Reads and decodes the frame at `pos` whose body is `len` bytes.
     pub(crate) fn read_frame(&self, pos: u64, len: u32) -> Result<FrameBody, StrandError> {
         let mut buf = vec![0u8; HEADER_LEN + len as usize];

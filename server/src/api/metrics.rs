@@ -28,6 +28,7 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
     let strand = Strand {
         tip: s.strand.tip(),
         stats: s.strand.stats(),
+        footprint: s.strand.footprint(),
     };
     let text = s.metrics.render(&status, &strand);
     Ok(([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
