@@ -195,15 +195,21 @@ impl Node {
             return self.disk_full(token, reason);
         }
         self.log(Event::StorageFailed { reason });
-        for answer in self.commit.fail() {
+        let waiters = self.commit.fail();
+        self.refuse(waiters, Response::StorageFailed, "the strand append failed");
+    }
+
+    /// Answers requests whose appends will never be durable with `response`; a pull waiting
+    /// on a page fails (it retries from its durable cursor).
+    fn refuse(&mut self, waiters: Vec<Pending>, response: Response, why: &str) {
+        for answer in waiters {
             match answer {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
-                | Pending::Probe { request, .. } => self.respond(request, Response::StorageFailed),
-                Pending::Page { peer, .. } => self.pull_failed(
-                    peer,
-                    Failure::LocalStorage("the strand append failed".into()),
-                ),
+                | Pending::Probe { request, .. } => self.respond(request, response.clone()),
+                Pending::Page { peer, .. } => {
+                    self.pull_failed(peer, Failure::LocalStorage(why.into()))
+                }
             }
         }
     }
@@ -228,16 +234,7 @@ impl Node {
             });
         }
         self.outputs.push_back(Output::ResumeAppends);
-        for answer in back.waiters {
-            match answer {
-                Pending::Write { request, .. }
-                | Pending::Ingest { request, .. }
-                | Pending::Probe { request, .. } => self.respond(request, Response::StorageFull),
-                Pending::Page { peer, .. } => {
-                    self.pull_failed(peer, Failure::LocalStorage("the disk is full".into()))
-                }
-            }
-        }
+        self.refuse(back.waiters, Response::StorageFull, "the disk is full");
         self.release(self.last_now);
     }
 
