@@ -37,6 +37,9 @@ export TURMOIL_FRESH=${TURMOIL_FRESH:-50}          # turmoil: seeds
 step "install Schemathesis (PyPI, pinned) for the OpenAPI test against a real node"
 scripts/schemathesis.sh
 
+step "install etcd (Debian) for the benchmark's side-by-side smoke run"
+scripts/etcd.sh
+
 step "cargo test (workspace)"
 # Every test binary runs even after one fails, so a failing fresh seed hides nothing else.
 cargo test --workspace --locked --no-fail-fast

@@ -15,7 +15,7 @@ use rand::RngCore;
 use sapix_core::node::{NodeConfig, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
-use sapix_runtime::actor::Shell;
+use sapix_runtime::actor::{NodeHandle, Shell};
 use sapix_runtime::blocking::Blocking;
 use sapix_runtime::clock::{Clock, SystemClock};
 use sapix_runtime::codios::CodiosClient;
@@ -123,6 +123,8 @@ pub struct Started {
     pub strand: Arc<Strand>,
     /// Set when shutdown begins, so readiness turns false while connections drain.
     pub shutting_down: Arc<AtomicBool>,
+    /// The node actor, for callers in the same process (the benchmark's ceilings).
+    pub node: NodeHandle,
 }
 
 /// Runs the agent until SIGINT/SIGTERM.
@@ -153,6 +155,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         app,
         strand,
         shutting_down,
+        ..
     } = start(&config, bound, env).await?;
     spawn_checkpoints(strand.clone(), Blocking::Pool);
     let scheme = config.scheme();
@@ -289,7 +292,7 @@ pub async fn start(
     );
     let shutting_down = Arc::new(AtomicBool::new(false));
     let app = api::router(AppState {
-        node: handle,
+        node: handle.clone(),
         strand: strand.clone(),
         keys,
         root_key,
@@ -307,6 +310,7 @@ pub async fn start(
         app,
         strand,
         shutting_down,
+        node: handle,
     })
 }
 

@@ -162,6 +162,11 @@ impl Agent {
         format!("{}{path}", self.base_url())
     }
 
+    /// The process id of the running agent (for its CPU time and memory in `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The address the agent is (or was last) listening on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
