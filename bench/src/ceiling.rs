@@ -73,6 +73,16 @@ pub struct Ceiling {
     pub fsyncs_per_item: f64,
 }
 
+impl Ceiling {
+    /// Not measured: every ratio to it is NaN, and no target reads it as met.
+    pub fn nan() -> Ceiling {
+        Ceiling {
+            rate: f64::NAN,
+            fsyncs_per_item: f64::NAN,
+        }
+    }
+}
+
 /// The write ceiling: `clients` submitters for `time`.
 pub async fn writes(clients: usize, time: Duration) -> Ceiling {
     let n = in_process("ceiling-w").await;

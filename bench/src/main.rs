@@ -27,7 +27,10 @@ use report::{names, Row, Target};
 use serde_json::json;
 
 const USAGE: &str = "usage: sapix-bench [--short] [--clients N] [--seconds S] [--blocks N] \
-                     [--behind N] [--json FILE] [--no-etcd]";
+                     [--behind N] [--json FILE] [--no-etcd] [--only GROUP,…]";
+
+/// The scenario groups `--only` can pick (for profiling one of them).
+const GROUPS: [&str; 6] = ["ceilings", "one", "three", "etcd", "bulk", "memory"];
 
 /// What a run measures, and for how long.
 #[derive(Clone, Debug)]
@@ -46,6 +49,14 @@ pub struct Settings {
     pub etcd: bool,
     /// `--short`.
     pub short: bool,
+    /// The groups to run (all unless `--only`).
+    pub only: Vec<String>,
+}
+
+impl Settings {
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Settings, String> {
@@ -60,6 +71,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Settings, String> {
         )),
         etcd: true,
         short: false,
+        only: Vec::new(),
     };
     let mut given = Vec::new();
     while let Some(flag) = argv.next() {
@@ -76,6 +88,14 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Settings, String> {
             "--behind" => s.behind = number(value()?, 10_000_000)?,
             "--json" => s.json = PathBuf::from(value()?),
             "--no-etcd" => s.etcd = false,
+            "--only" => {
+                for g in value()?.split(',') {
+                    if !GROUPS.contains(&g) {
+                        return Err(format!("--only: {g:?} is not one of {GROUPS:?}"));
+                    }
+                    s.only.push(g.to_owned());
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -126,35 +146,55 @@ fn main() -> ExitCode {
     let mut rows: Vec<Row> = Vec::new();
     let step = |name: &str| println!("[{:>6.1} s] {name}", started.elapsed().as_secs_f64());
 
-    step("write ceiling");
-    let w = rt.block_on(ceiling::writes(s.clients, s.seconds));
-    rows.push(ceiling_row(names::WRITE_CEILING, "writes/s", w));
-    step("signing the bulk chain");
-    let chain = ceiling::chain("bulk-src", s.blocks);
-    step("verify ceiling");
-    let v = rt.block_on(ceiling::verify(&chain));
-    rows.push(ceiling_row(names::VERIFY_CEILING, "blocks/s", v));
-
-    step("1 node, Codios cache hits");
-    rows.extend(writes::one_node(&rt, &s, w.rate));
-    step("3 nodes, CP then AP");
-    rows.extend(writes::three_nodes(&rt, &s, w.rate));
+    // Without the ceilings (`--only`), ratios to them are not printed (NaN).
+    let (mut w, mut v) = (ceiling::Ceiling::nan(), ceiling::Ceiling::nan());
+    if s.runs("ceilings") {
+        step("write ceiling");
+        w = rt.block_on(ceiling::writes(s.clients, s.seconds));
+        rows.push(ceiling_row(names::WRITE_CEILING, "writes/s", w));
+    }
+    let chain = if s.runs("ceilings") || s.runs("bulk") {
+        step("signing the bulk chain");
+        ceiling::chain("bulk-src", s.blocks)
+    } else {
+        Vec::new()
+    };
+    if s.runs("ceilings") {
+        step("verify ceiling");
+        v = rt.block_on(ceiling::verify(&chain));
+        rows.push(ceiling_row(names::VERIFY_CEILING, "blocks/s", v));
+    }
+    if s.runs("one") {
+        step("1 node, Codios cache hits");
+        rows.extend(writes::one_node(&rt, &s, w.rate));
+    }
+    if s.runs("three") {
+        step("3 nodes, CP then AP");
+        rows.extend(writes::three_nodes(&rt, &s, w.rate));
+    }
     let etcd_bin = s.etcd.then(etcd::binary).flatten();
     match &etcd_bin {
-        Some(bin) => {
+        Some(bin) if s.runs("etcd") => {
             step("etcd 1 node, 3 nodes");
             rows.extend(writes::etcd(&rt, &s, bin, 1));
             rows.extend(writes::etcd(&rt, &s, bin, 3));
         }
+        Some(_) => {}
         None => println!("etcd not installed (apt-get install etcd-server) or --no-etcd: skipped"),
     }
-    step("ingest, pull catch-up, divide");
-    rows.extend(bulk::run(&rt, &chain, v.rate));
-    step("memory of a lagging peer");
-    let (mem, lagging) = memory::run(&rt, &s);
-    rows.push(mem);
+    if s.runs("bulk") {
+        step("ingest, pull catch-up, divide");
+        rows.extend(bulk::run(&rt, &chain, v.rate));
+    }
+    let mut lagging = None;
+    if s.runs("memory") {
+        step("memory of a lagging peer");
+        let (mem, l) = memory::run(&rt, &s);
+        rows.push(mem);
+        lagging = Some(l);
+    }
 
-    let targets = targets(&rows, &lagging);
+    let targets = targets(&rows, lagging.as_ref());
     report::print(&rows, &targets);
     let settings = json!({
         "clients": s.clients,
@@ -189,7 +229,7 @@ fn ceiling_row(name: &str, unit: &'static str, c: ceiling::Ceiling) -> Row {
 }
 
 /// The issue's targets, from this run's figures (a missing scenario leaves its targets out).
-fn targets(rows: &[Row], lagging: &memory::Lagging) -> Vec<Target> {
+fn targets(rows: &[Row], lagging: Option<&memory::Lagging>) -> Vec<Target> {
     let get = |name: &str| rows.iter().find(|r| r.name == name);
     let p99 = |r: &Row| r.latency_ms.map_or(f64::NAN, |l| l[1]);
     let mut t = Vec::new();
@@ -250,11 +290,15 @@ fn targets(rows: &[Row], lagging: &memory::Lagging) -> Vec<Target> {
             t.push(Target::at_least(format!("{name} / verify ceiling"), r, 0.8));
         }
     }
-    t.push(Target {
-        what: format!("MiB per lagging peer {} blocks behind", lagging.queue),
-        value: lagging.rss_diff / 1048576.0,
-        goal: "< 1 (at 1,000,000 behind)".into(),
-        met: lagging.rss_diff < 1048576.0,
-    });
+    if let Some(l) = lagging {
+        t.push(Target {
+            what: format!("MiB per lagging peer {} blocks behind", l.queue),
+            value: l.rss_diff / 1048576.0,
+            goal: "< 1 (at 1,000,000 behind)".into(),
+            met: l.rss_diff < 1048576.0,
+        });
+    }
+    // A ratio to a scenario not run this time (`--only`) is not a figure.
+    t.retain(|x| !x.value.is_nan());
     t
 }

@@ -286,6 +286,32 @@ impl Block {
         Ok(Verified(self))
     }
 
+    /// Verifies the block like [`Block::into_verified`], except that the signature check is
+    /// skipped when `held` gives, for the body's hash, the same signature this node already
+    /// stores: an identical block, whose signature was checked when it was stored. The node
+    /// takes it as a duplicate and stores nothing of it. Pushes and pull pages overlap while a
+    /// peer is behind; this keeps the overlap from costing a second Ed25519 verification per
+    /// block. A block that differs in any byte (body, hash or signature) is checked in full.
+    pub fn into_verified_unless_held(
+        self,
+        keys: &KeySchedule,
+        held: impl Fn(&Hash) -> Option<Signature>,
+    ) -> Result<Verified, VerifyError> {
+        let computed = self.body.hash();
+        if computed != self.hash {
+            return Err(VerifyError::HashMismatch {
+                carried: self.hash,
+                computed,
+            });
+        }
+        if held(&self.hash).as_ref() != Some(&self.sig)
+            && !keys.verify(&self.body.author, &self.hash, &self.sig)
+        {
+            return Err(VerifyError::BadSignature(self.body.author.clone()));
+        }
+        Ok(Verified(self))
+    }
+
     /// The author.
     pub fn author(&self) -> &AgentId {
         &self.body.author

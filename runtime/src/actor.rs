@@ -336,8 +336,10 @@ fn perform(output: Output, ctx: &mut Ctx) {
         } => {
             let (mesh, keys) = (ctx.shell.mesh.clone(), ctx.shell.keys.clone());
             let (blocking, metrics) = (ctx.shell.blocking, ctx.shell.metrics.clone());
+            let strand = ctx.shell.strand.clone();
             spawn_call(&ctx.done, call, async move {
-                let page = fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys).await;
+                let page =
+                    fetch_verified(blocking, &mesh, &endpoint, (after, limit), keys, strand).await;
                 metrics.pull(peer.as_str(), CallOutcome::of(&page));
                 page
             });
@@ -455,11 +457,12 @@ async fn fetch_verified(
     endpoint: &str,
     (after, limit): (u64, usize),
     keys: Arc<KeySchedule>,
+    strand: Arc<Strand>,
 ) -> Result<Reply, Failure> {
     let page = mesh.fetch(endpoint, after, limit).await?;
     let (next, tip) = (page.next, page.tip);
     let blocks = blocking
-        .run(move || mesh::verify_page(page, &keys))
+        .run(move || mesh::verify_page(page, &keys, &strand))
         .await
         .map_err(|e| Failure::NotSent(format!("verifying the page: {e}")))??;
     Ok(Reply::Page { blocks, next, tip })

@@ -17,19 +17,27 @@ use sapix_core::{AgentId, Block, KeySchedule, RootKey};
 use serde::{Deserialize, Serialize};
 
 use crate::http::{Answer, Call, Connector, HttpClient};
+use crate::strand::Strand;
 
 /// Default timeout of one mesh call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Verifies every block of a fetched page (CPU-heavy: call off the async threads).
-pub fn verify_page(page: ParsedPage, keys: &KeySchedule) -> Result<Vec<Verified>, Failure> {
+/// Verifies every block of a fetched page (CPU-heavy: call off the async threads). A block
+/// identical to one `strand` holds skips its signature check: pull pages repeat what pushes
+/// (and other peers' pages) already brought.
+pub fn verify_page(
+    page: ParsedPage,
+    keys: &KeySchedule,
+    strand: &Strand,
+) -> Result<Vec<Verified>, Failure> {
     page.blocks
         .into_iter()
         .map(|(offset, b)| {
-            b.into_verified(keys).map_err(|e| Failure::Garbled {
-                what: "export page",
-                why: format!("block at offset {offset}: {e}"),
-            })
+            b.into_verified_unless_held(keys, |h| strand.signature_of(h))
+                .map_err(|e| Failure::Garbled {
+                    what: "export page",
+                    why: format!("block at offset {offset}: {e}"),
+                })
         })
         .collect()
 }

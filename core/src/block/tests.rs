@@ -204,3 +204,45 @@ fn a_block_whose_payload_is_too_deep_does_not_decode() {
         })
     );
 }
+
+#[test]
+fn an_identical_held_block_skips_only_the_signature_check() {
+    let b = sealed();
+    let held_sig = b.sig;
+    let held_hash = b.hash;
+    let holds = |h: &Hash| (*h == held_hash).then_some(held_sig);
+    // Keys of another cluster: the signature check would fail, so passing proves it was skipped.
+    let other = KeySchedule::new(MasterSeed::from_bytes([9; 32]));
+    assert!(b.clone().into_verified(&other).is_err());
+    let v = b
+        .clone()
+        .into_verified_unless_held(&other, holds)
+        .expect("an identical held block needs no second signature check");
+    assert_eq!(v.block(), &b);
+
+    // Not held: checked in full, as into_verified.
+    assert!(b
+        .clone()
+        .into_verified_unless_held(&other, |_| None)
+        .is_err());
+    assert!(b
+        .clone()
+        .into_verified_unless_held(&keys(), |_| None)
+        .is_ok());
+
+    // Held, but another signature: checked in full, and a flipped bit is refused.
+    let mut flipped = b.clone();
+    flipped.sig.0[10] ^= 1;
+    assert_eq!(
+        flipped.into_verified_unless_held(&keys(), holds),
+        Err(VerifyError::BadSignature(AgentId::new("primary").unwrap()))
+    );
+
+    // The held hash carried over another body: the hash check still runs first.
+    let mut tampered = b;
+    tampered.body.payload = br#"{"amount":43,"currency":"EUR"}"#.to_vec();
+    assert!(matches!(
+        tampered.into_verified_unless_held(&keys(), holds),
+        Err(VerifyError::HashMismatch { .. })
+    ));
+}

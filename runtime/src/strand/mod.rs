@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 
-use sapix_core::{AgentId, Block, Hash};
+use sapix_core::{AgentId, Block, Hash, Signature};
 
 use crate::disk::{Disk, OsDisk};
 
@@ -369,6 +369,14 @@ impl Strand {
     /// The offset of the block with `hash`.
     pub fn offset_of_hash(&self, hash: &Hash) -> Option<u64> {
         read_lock(&self.shared.index).offset_of_hash(hash)
+    }
+
+    /// The signature of the durable block with `hash`, if held (None too if it cannot be
+    /// read: the caller then checks the signature itself). Lets a block identical to one held
+    /// skip its signature check ([`Block::into_verified_unless_held`]).
+    pub fn signature_of(&self, hash: &Hash) -> Option<Signature> {
+        let offset = self.offset_of_hash(hash)?;
+        self.get(offset).ok().flatten().map(|b| b.sig)
     }
 
     /// `author`'s block number `seq` and its offset.
