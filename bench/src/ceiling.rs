@@ -190,3 +190,19 @@ pub async fn verify(blocks: &[Block]) -> Ceiling {
         fsyncs_per_item: (n.strand.stats().fsyncs - fsyncs0) as f64 / accepted.max(1) as f64,
     }
 }
+
+/// One thread's rate of sealing blocks (hash and sign) and of verifying them (hash and
+/// signature check), over `count` blocks each: the crypto every write pays once on its
+/// author and once on every replica.
+pub fn crypto(count: u64) -> (f64, f64) {
+    let started = Instant::now();
+    let blocks = chain("crypto-src", count);
+    let seal = count as f64 / started.elapsed().as_secs_f64();
+    let keys = KeySchedule::new(MasterSeed::from_hex(TEST_SEED).expect("seed"));
+    let started = Instant::now();
+    for b in &blocks {
+        b.verify(&keys).expect("the bench chain verifies");
+    }
+    let verify = count as f64 / started.elapsed().as_secs_f64();
+    (seal, verify)
+}

@@ -153,6 +153,24 @@ fn main() -> ExitCode {
         w = rt.block_on(ceiling::writes(s.clients, s.seconds));
         rows.push(ceiling_row(names::WRITE_CEILING, "writes/s", w));
     }
+    if s.runs("ceilings") {
+        step("crypto, one thread");
+        let (seal, verify) = ceiling::crypto(s.blocks.min(20_000));
+        let floor = cores as f64 / (1.0 / seal + 2.0 / verify);
+        for (name, rate) in [(names::SEAL, seal), (names::VERIFY, verify)] {
+            rows.push(Row {
+                name: name.into(),
+                unit: "blocks/s",
+                rate,
+                errors: "none".into(),
+                ..Row::default()
+            });
+        }
+        rows.last_mut().expect("row").note = format!(
+            "a replicated write to 3 nodes is sealed once and verified twice: on {cores} cores \
+             crypto alone allows at most {floor:.0} replicated writes/s"
+        );
+    }
     let chain = if s.runs("ceilings") || s.runs("bulk") {
         step("signing the bulk chain");
         ceiling::chain("bulk-src", s.blocks)

@@ -209,6 +209,10 @@ pub mod names {
     pub const WRITE_CEILING: &str = "ceiling: writes (in process)";
     /// The verify ceiling.
     pub const VERIFY_CEILING: &str = "ceiling: verify (in process)";
+    /// Sealing (hash and sign), one thread.
+    pub const SEAL: &str = "crypto: seal (1 thread)";
+    /// Verifying (hash and signature check), one thread.
+    pub const VERIFY: &str = "crypto: verify (1 thread)";
     /// One node.
     pub const ONE: &str = "1 node";
     /// One node in Codios mode, every authorization a cache hit.

@@ -6,7 +6,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 12] = [
+    "crypto: seal (1 thread)",
+    "crypto: verify (1 thread)",
     "ceiling: writes (in process)",
     "ceiling: verify (in process)",
     "1 node",
