@@ -40,6 +40,14 @@ pub enum Request {
         /// Its JSON bytes.
         payload: Vec<u8>,
     },
+    /// May `credential` (absent when the request sent no token) read records of
+    /// `collection`? The node decides (DESIGN §5); the handler serves the read.
+    Read {
+        /// Who asks, if anyone says.
+        credential: Option<Credential>,
+        /// The collection of the records found; `None` when nothing was found.
+        collection: Option<Collection>,
+    },
     /// Store blocks pushed by a peer.
     Ingest {
         /// Verified blocks, in order.
@@ -229,6 +237,14 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             collection,
             payload,
             wall: clock.wall(),
+        },
+        Request::Read {
+            credential,
+            collection,
+        } => Input::ReadRequested {
+            request,
+            credential,
+            collection,
         },
         Request::Ingest { blocks } => Input::IngestRequested { request, blocks },
         Request::Status => Input::StatusRequested {

@@ -52,7 +52,8 @@ pub struct Config {
     pub codios_timeout: Duration,
     /// The core's auth settings: `SAPIX_AUTH_CACHE_TTL_SECS` (5), `SAPIX_AUTH_MAX_STALE_SECS`
     /// (300), `SAPIX_REQUIRE_CODIOS` (false), `SAPIX_AUTH_CIRCUIT_BREAKER` (false),
-    /// `SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS` (30); Codios mode when `SAPIX_CODIOS_URL` is set.
+    /// `SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS` (30), `SAPIX_READS_OPEN` (false); Codios mode when
+    /// `SAPIX_CODIOS_URL` is set.
     pub auth: AuthSettings,
     /// Bounds on inbound connections: `SAPIX_HTTP_HEADER_TIMEOUT_MS` (10000),
     /// `SAPIX_HTTP_BODY_TIMEOUT_MS` (30000), `SAPIX_HTTP_IDLE_TIMEOUT_MS` (60000),
@@ -161,9 +162,15 @@ impl Config {
     /// A one-line description of how writes are authorized, for the start-up log.
     pub fn auth_mode_line(&self) -> String {
         let a = &self.auth;
-        match &self.codios_url {
-            None => "local mode: SAPIX_CODIOS_URL is not set, only the root key may write records"
-                .into(),
+        let reads = if a.reads_open {
+            "; SAPIX_READS_OPEN=true: anyone may read records"
+        } else {
+            ""
+        };
+        let line = match &self.codios_url {
+            None => "local mode: SAPIX_CODIOS_URL is not set, only the root key may write or \
+                     read records"
+                .to_string(),
             Some(_) => format!(
                 "Codios mode: permits cached {} s, denies {} s, stale permits served up to {} s \
                  when Codios fails{}{}",
@@ -184,7 +191,8 @@ impl Config {
                     String::new()
                 }
             ),
-        }
+        };
+        line + reads
     }
 
     /// The URL this node advertises, given the address it actually bound.
@@ -310,6 +318,7 @@ fn auth_from(var: &impl Fn(&'static str) -> Option<String>) -> Result<AuthParts,
         codios: codios_url.is_some(),
         policy,
         breaker,
+        reads_open: flag("SAPIX_READS_OPEN")?,
     };
     Ok((codios_url, codios_api_key, codios_timeout, auth))
 }
@@ -406,6 +415,7 @@ mod tests {
             ("SAPIX_REQUIRE_CODIOS", "maybe"),
             ("SAPIX_AUTH_CIRCUIT_BREAKER", "on-secret"),
             ("SAPIX_AUTH_CIRCUIT_OPEN_AFTER_SECS", "1e3"),
+            ("SAPIX_READS_OPEN", "public"),
             ("SAPIX_HTTP_HEADER_TIMEOUT_MS", "99"),
             ("SAPIX_HTTP_BODY_TIMEOUT_MS", "soon"),
             ("SAPIX_HTTP_IDLE_TIMEOUT_MS", "3600001"),
@@ -505,6 +515,17 @@ mod tests {
         assert_eq!(c.http.body_timeout, Duration::from_millis(700));
         assert_eq!(c.http.idle_timeout, Duration::from_millis(900));
         assert_eq!(c.http.max_connections, 3);
+    }
+
+    #[test]
+    fn reads_are_closed_unless_opened() {
+        assert!(!parse(&[]).unwrap().auth.reads_open);
+        assert!(
+            parse(&[("SAPIX_READS_OPEN", "true")])
+                .unwrap()
+                .auth
+                .reads_open
+        );
     }
 
     #[test]

@@ -211,10 +211,10 @@ impl Api {
         Written::parse(&reply.json())
     }
 
-    /// Reads a record, asserting a `200`; returns its JSON.
+    /// Reads a record with the root key, asserting a `200`; returns its JSON.
     #[track_caller]
     pub fn read(&self, hash: &str) -> Value {
-        let reply = self.get_with(&format!("/v1/records/{hash}"), Auth::None);
+        let reply = self.get(&format!("/v1/records/{hash}"));
         reply.assert_status(200);
         reply.json()
     }

@@ -242,7 +242,16 @@ fn http() -> Client {
 }
 
 fn get_json(client: &Client, url: &str) -> reqwest::Result<(StatusCode, Value)> {
-    let resp = client.get(url).send()?;
+    answered(client.get(url))
+}
+
+/// `GET url` with a bearer token (reads need one: the root key here).
+fn read_json(client: &Client, url: &str, token: &str) -> reqwest::Result<(StatusCode, Value)> {
+    answered(client.get(url).bearer_auth(token))
+}
+
+fn answered(request: reqwest::blocking::RequestBuilder) -> reqwest::Result<(StatusCode, Value)> {
+    let resp = request.send()?;
     let status = resp.status();
     let body = resp.json::<Value>().unwrap_or(Value::Null);
     Ok((status, body))
@@ -250,7 +259,16 @@ fn get_json(client: &Client, url: &str) -> reqwest::Result<(StatusCode, Value)> 
 
 /// The body of a 200 answer; anything else (another status, no answer) as the poll's reason.
 fn ok_json(client: &Client, url: &str) -> Result<Value, String> {
-    match get_json(client, url) {
+    ok(get_json(client, url))
+}
+
+/// The body of a 200 answer to a read with `token`, as [`ok_json`].
+fn ok_read(client: &Client, url: &str, token: &str) -> Result<Value, String> {
+    ok(read_json(client, url, token))
+}
+
+fn ok(answer: reqwest::Result<(StatusCode, Value)>) -> Result<Value, String> {
+    match answer {
         Ok((StatusCode::OK, body)) => Ok(body),
         Ok((status, body)) => Err(format!("{status} {body}")),
         Err(e) => Err(e.to_string()),
@@ -434,8 +452,8 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
 
     // "The replica is immediately readable after the call returns."
     for (hash, data) in &before {
-        let (status, body) =
-            get_json(&client, &format!("{node2}/v1/records/{hash}")).expect("GET on node 2");
+        let (status, body) = read_json(&client, &format!("{node2}/v1/records/{hash}"), &token)
+            .expect("GET on node 2");
         assert_eq!(
             status,
             StatusCode::OK,
@@ -455,7 +473,7 @@ fn compose_file_brings_up_two_nodes_that_replicate_after_divide() {
         let body = poll(
             &format!("record {hash} on node 2"),
             REPLICATION_DEADLINE,
-            || ok_json(&client, &format!("{node2}/v1/records/{hash}")),
+            || ok_read(&client, &format!("{node2}/v1/records/{hash}"), &token),
         );
         assert_record(&body, hash, data);
     }
@@ -595,7 +613,7 @@ fn cut_off_and_healed(stack: &Stack, client: &Client, (node1, node2): (&str, &st
         let body = poll(
             &format!("AP record {hash} on node 2"),
             REPLICATION_DEADLINE,
-            || ok_json(client, &format!("{node2}/v1/records/{hash}")),
+            || ok_read(client, &format!("{node2}/v1/records/{hash}"), token),
         );
         assert_record(&body, hash, data);
     }
@@ -681,14 +699,14 @@ fn killed_under_writes(stack: &Stack, client: &Client, (node1, node2): (&str, &s
     println!("  {} writes acknowledged before the kill", acked.len());
     for hash in &acked {
         let (code, body) =
-            get_json(client, &format!("{node1}/v1/records/{hash}")).expect("GET on node 1");
+            read_json(client, &format!("{node1}/v1/records/{hash}"), token).expect("GET on node 1");
         assert_eq!(code, StatusCode::OK, "acknowledged {hash} lost: {body}");
     }
     let last = acked.last().expect("writes were acknowledged");
     poll(
         "the last acknowledged write reaches node 2",
         REPLICATION_DEADLINE,
-        || ok_json(client, &format!("{node2}/v1/records/{last}")).map(|_| ()),
+        || ok_read(client, &format!("{node2}/v1/records/{last}"), token).map(|_| ()),
     );
 }
 
@@ -959,7 +977,7 @@ fn the_pages_docker_run_steps_without_sapix_endpoint_give_a_two_way_mesh() {
     poll(
         "the replica's write on the primary",
         REPLICATION_DEADLINE,
-        || ok_json(&primary, &format!("{base_a}/v1/records/{hash}")),
+        || ok_read(&primary, &format!("{base_a}/v1/records/{hash}"), &token),
     );
     // The image's own health check (the agent asks its /livez; no shell in the image).
     for container in &page.containers {

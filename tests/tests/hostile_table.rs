@@ -340,13 +340,38 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
         "",
         bad("bad_request"),
     );
+    let unknown = format!("/v1/records/{}", "ab".repeat(32));
     t.req(
         "read: unknown hash",
         "GET",
-        &format!("/v1/records/{}", "ab".repeat(32)),
-        Nobody,
+        &unknown,
+        Root,
         "",
         err(404, "not_found"),
+    );
+    t.req(
+        "read: unknown hash, no token",
+        "GET",
+        &unknown,
+        Nobody,
+        "",
+        err(401, "unauthorized"),
+    );
+    t.req(
+        "read: unknown hash, a token that may not read",
+        "GET",
+        &unknown,
+        Wrong,
+        "",
+        err(404, "not_found"),
+    );
+    t.req(
+        "read: Basic credentials",
+        "GET",
+        &unknown,
+        Basic,
+        "",
+        err(401, "unauthorized"),
     );
     t.req(
         "read: ../ in the path",

@@ -191,7 +191,7 @@ fn forged_blocks_are_422_and_store_nothing() {
         assert_eq!(api_b.tip(), 0, "{what} in a batch: nothing stored");
     }
     api_b
-        .get_with(&format!("/v1/records/{}", genuine.hash()), Auth::None)
+        .get(&format!("/v1/records/{}", genuine.hash()))
         .assert_error(404, "not_found");
 
     // The refusals left no trace: the genuine block is still welcome.

@@ -248,12 +248,12 @@ fn absent_record_is_404_and_malformed_hash_is_400() {
     let tip = api.tip();
 
     let absent = "0".repeat(64);
-    api.get_with(&format!("/v1/records/{absent}"), Auth::None)
+    api.get(&format!("/v1/records/{absent}"))
         .assert_error(404, "not_found");
     // A hash that differs from a stored one in its last digit is just as absent.
     let last = if w.hash.ends_with('0') { "1" } else { "0" };
     let sibling = format!("{}{last}", &w.hash[..63]);
-    api.get_with(&format!("/v1/records/{sibling}"), Auth::None)
+    api.get(&format!("/v1/records/{sibling}"))
         .assert_error(404, "not_found");
 
     let non_hex = "g".repeat(64);

@@ -51,10 +51,7 @@ fn replicates(from: &Agent, key: &str, to: &Agent, n: u32) {
     });
     let reader = to.api();
     wait_until(WITHIN, "the write replicates", || {
-        reader
-            .get_with(&format!("/v1/records/{hash}"), Auth::None)
-            .status
-            == 200
+        reader.get(&format!("/v1/records/{hash}")).status == 200
     });
 }
 

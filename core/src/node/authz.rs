@@ -1,5 +1,7 @@
-//! Authorization of client writes (DESIGN §5): the node's side of [`AuthCache`] and
-//! [`CircuitBreaker`], composed as the `auth` module guide describes.
+//! Authorization of client writes and reads (DESIGN §5): the node's side of [`AuthCache`]
+//! and [`CircuitBreaker`], composed as the `auth` module guide describes. A read is decided
+//! exactly like a write of the same collection, under its own cache key (action `read`): a
+//! permit to write never lets a token read, nor the other way round.
 //!
 //! Every auth decision the node makes is made here; `mod.rs` only routes inputs and folds the
 //! breaker's deadline into the timer. The invariant kept is DESIGN §6.6: a Codios deny is never
@@ -32,6 +34,18 @@ pub struct AuthSettings {
     pub policy: AuthPolicy,
     /// The opt-in circuit breaker. Check it with [`BreakerConfig::validate`] before start.
     pub breaker: BreakerConfig,
+    /// `SAPIX_READS_OPEN`: reads need no token at all (the agent's behaviour before reads
+    /// were authorized). Writes are unaffected.
+    pub reads_open: bool,
+}
+
+/// A client request waiting for Codios's answer about its key.
+#[derive(Debug)]
+pub(super) enum Parked {
+    /// A write: run it once permitted.
+    Write(ParkedWrite),
+    /// A read: answered [`Response::ReadAllowed`] once permitted.
+    Read,
 }
 
 /// A client write waiting for Codios's answer about its key.
@@ -56,9 +70,10 @@ struct Failover<'a> {
 pub(super) struct Authz {
     root: Credential,
     codios: bool,
+    reads_open: bool,
     cache: AuthCache<RequestId>,
-    /// The writes waiting on the cache's Codios calls, under the request ids it returns.
-    parked: BTreeMap<RequestId, ParkedWrite>,
+    /// The requests waiting on the cache's Codios calls, under the request ids it returns.
+    parked: BTreeMap<RequestId, Parked>,
     breaker: CircuitBreaker,
     degraded_total: u64,
     /// The last key Codios was asked about, for a probe when nothing is cached yet.
@@ -73,6 +88,7 @@ impl Authz {
         Authz {
             root,
             codios: settings.codios,
+            reads_open: settings.reads_open,
             cache: AuthCache::new(settings.policy.clone()),
             parked: BTreeMap::new(),
             breaker: CircuitBreaker::new(settings.breaker.clone()),
@@ -156,8 +172,52 @@ impl Node {
             return;
         }
         let key = AuthKey::of(credential, Action::Write, &write.collection);
+        self.authorize(now, request, key, Parked::Write(write));
+    }
+
+    /// `ReadRequested`: open reads and the root key read at once; local mode reads only with
+    /// the root key; in Codios mode a token reads a collection as it writes one: through the
+    /// cache, single flight, the breaker and its failover. With no collection (nothing was
+    /// found) only the token's presence is checked.
+    pub(super) fn read_requested(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        credential: Option<Credential>,
+        collection: Option<&Collection>,
+    ) {
+        if self.authz.reads_open {
+            return self.respond(request, Response::ReadAllowed);
+        }
+        let Some(credential) = credential else {
+            let reason = "reads need a bearer token (Authorization: Bearer <token>); \
+                          SAPIX_READS_OPEN=true opens them"
+                .to_string();
+            return self.respond(request, Response::Unauthenticated { reason });
+        };
+        if credential.is(&self.authz.root) {
+            return self.respond(request, Response::ReadAllowed);
+        }
+        // Nothing was found: any token may learn that (a denied read answers the same, so
+        // nothing is revealed); only a missing token was refused.
+        let Some(collection) = collection else {
+            return self.respond(request, Response::ReadAllowed);
+        };
+        if !self.authz.codios {
+            let reason = "this agent runs in local mode (SAPIX_CODIOS_URL is not set): only \
+                          the root key may read records (or set SAPIX_READS_OPEN=true)"
+                .to_string();
+            return self.respond(request, Response::Denied { reason });
+        }
+        let key = AuthKey::of(credential, Action::Read, collection);
+        self.authorize(now, request, key, Parked::Read);
+    }
+
+    /// A request whose token is neither the root key nor open: decide it from the cache, or
+    /// park it on a single-flight Codios call, or fail over while the circuit is open.
+    fn authorize(&mut self, now: Instant, request: RequestId, key: AuthKey, parked: Parked) {
         match self.authz.cache.lookup(now, &key) {
-            Lookup::Fresh(decision) => self.decided(now, request, write, &key, decision),
+            Lookup::Fresh(decision) => self.decided(now, request, parked, &key, decision),
             Lookup::Miss { .. } => match self.authz.breaker.should_call_codios(now) {
                 Admission::Bypass => {
                     let verdict = self.authz.cache.on_codios_failure(now, &key, true);
@@ -166,10 +226,10 @@ impl Node {
                         circuit_open: true,
                         why: "circuit open",
                     };
-                    self.failed_over(now, (request, write), &key, why);
+                    self.failed_over(now, (request, parked), &key, why);
                 }
                 Admission::Call | Admission::Probe => {
-                    self.authz.parked.insert(request, write);
+                    self.authz.parked.insert(request, parked);
                     if self.authz.cache.begin_fetch(now, key.clone(), request)
                         == FetchStart::AskCodios
                     {
@@ -196,8 +256,8 @@ impl Node {
         }
         let waiters = self.authz.cache.record(now, key.clone(), decision);
         for request in waiters {
-            if let Some(write) = self.authz.parked.remove(&request) {
-                self.decided(now, request, write, &key, decision);
+            if let Some(parked) = self.authz.parked.remove(&request) {
+                self.decided(now, request, parked, &key, decision);
             }
         }
         if self.authz.breaker.on_success(now) == Some(Transition::Closed) {
@@ -224,13 +284,13 @@ impl Node {
         let verdict = self.authz.cache.on_codios_failure(now, &key, open);
         let why = format!("Codios call failed: {reason}");
         for request in waiters {
-            if let Some(write) = self.authz.parked.remove(&request) {
+            if let Some(parked) = self.authz.parked.remove(&request) {
                 let failover = Failover {
                     verdict,
                     circuit_open: open,
                     why: &why,
                 };
-                self.failed_over(now, (request, write), &key, failover);
+                self.failed_over(now, (request, parked), &key, failover);
             }
         }
     }
@@ -262,17 +322,17 @@ impl Node {
         self.outputs.push_back(Output::AskCodios { call, key });
     }
 
-    /// A Codios decision (fresh, or just answered) for a write: run it or refuse it.
+    /// A Codios decision (fresh, or just answered) for a request: run it or refuse it.
     fn decided(
         &mut self,
         now: Instant,
         request: RequestId,
-        write: ParkedWrite,
+        parked: Parked,
         key: &AuthKey,
         decision: Decision,
     ) {
         match decision {
-            Decision::Permit => self.authorized(now, request, write, key, false),
+            Decision::Permit => self.authorized(now, request, parked, key, false),
             Decision::Deny => {
                 let reason = deny_reason(key);
                 self.respond(request, Response::Denied { reason });
@@ -280,28 +340,34 @@ impl Node {
         }
     }
 
-    /// A write let through by Codios: say so (the simulator judges it there), then run it.
+    /// A request let through by Codios. A write says so (the simulator judges it there) and
+    /// runs; a read is answered.
     fn authorized(
         &mut self,
         now: Instant,
         request: RequestId,
-        write: ParkedWrite,
+        parked: Parked,
         key: &AuthKey,
         degraded: bool,
     ) {
-        self.log(Event::WriteAuthorized {
-            request,
-            key: key.clone(),
-            degraded,
-        });
-        self.run_write(now, request, write);
+        match parked {
+            Parked::Write(write) => {
+                self.log(Event::WriteAuthorized {
+                    request,
+                    key: key.clone(),
+                    degraded,
+                });
+                self.run_write(now, request, write);
+            }
+            Parked::Read => self.respond(request, Response::ReadAllowed),
+        }
     }
 
-    /// Decides one write whose Codios call failed or was bypassed by the open circuit.
+    /// Decides one request whose Codios call failed or was bypassed by the open circuit.
     fn failed_over(
         &mut self,
         now: Instant,
-        (request, write): (RequestId, ParkedWrite),
+        (request, parked): (RequestId, Parked),
         key: &AuthKey,
         Failover {
             verdict,
@@ -335,15 +401,16 @@ impl Node {
                         reason: why.to_string(),
                     });
                 }
-                return self.authorized(now, request, write, key, degraded);
+                return self.authorized(now, request, parked, key, degraded);
             }
             FailureVerdict::Deny => Response::Denied {
                 reason: format!("{} (cached decision; {why})", deny_reason(key)),
             },
             FailureVerdict::Refuse => Response::AuthUnavailable {
                 reason: format!(
-                    "cannot authorize this write now: {why}, and no cached decision for this \
-                     token and collection may be served"
+                    "cannot authorize this {} now: {why}, and no cached decision for this \
+                     token and collection may be served",
+                    action_name(key.action)
                 ),
             },
         };

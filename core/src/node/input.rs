@@ -43,6 +43,20 @@ pub enum Input {
         /// The shell's wall clock now.
         wall: UnixMillis,
     },
+    /// A client asked to read records of `collection` (the shell has found them). The node
+    /// answers [`Response::ReadAllowed`](super::Response::ReadAllowed), or refuses like a write
+    /// ([`Response::Denied`](super::Response::Denied),
+    /// [`Response::AuthUnavailable`](super::Response::AuthUnavailable)), or
+    /// [`Response::Unauthenticated`](super::Response::Unauthenticated) without a token.
+    ReadRequested {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// Who asks: the hash of the request's bearer token, if it sent one.
+        credential: Option<Credential>,
+        /// The collection of the records found; `None` when nothing was found (only whether
+        /// a token is needed is decided then).
+        collection: Option<Collection>,
+    },
     /// A peer pushed blocks (already verified: see [`Verified`]).
     IngestRequested {
         /// Echoed in the answer.

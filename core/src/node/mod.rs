@@ -243,6 +243,11 @@ impl Node {
                 };
                 self.write_requested(now, request, credential, write)
             }
+            Input::ReadRequested {
+                request,
+                credential,
+                collection,
+            } => self.read_requested(now, request, credential, collection.as_ref()),
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed {

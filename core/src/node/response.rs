@@ -164,4 +164,11 @@ pub enum Response {
         /// Why, for the client.
         reason: String,
     },
+    /// The read may go ahead: the shell serves it.
+    ReadAllowed,
+    /// A read without a token, where reads need one.
+    Unauthenticated {
+        /// Why, for the client.
+        reason: String,
+    },
 }

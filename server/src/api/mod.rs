@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
     for r in routes::ROUTES {
         let handler = (r.handler)();
         match r.guard {
-            Guard::Open | Guard::Writer => open = open.route(r.path, handler),
+            Guard::Open | Guard::Writer | Guard::Reader => open = open.route(r.path, handler),
             Guard::Mesh => mesh = mesh.route(r.path, handler),
             Guard::Admin => admin = admin.route(r.path, handler),
         }

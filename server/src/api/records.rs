@@ -2,6 +2,7 @@
 //!
 //! A write is one request to the node, carrying the credential (the bearer token's hash): the
 //! node authorizes it (root key, local mode, or the Codios cache; DESIGN §5) and writes it.
+//! A read is found first, then authorized by the node for the record's collection.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -119,10 +120,56 @@ pub(crate) struct RecordOut {
     offset: u64,
 }
 
+/// A read sends its token like a write (a malformed header is refused); a read sent with none
+/// is decided too, as open reads need no token.
+pub(crate) fn reader(headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        Ok(Some(Credential::of_token(auth::bearer(headers)?)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Asks the node whether `credential` may read records of `collection` (`None`: nothing was
+/// found). A denied read answers 404 like an absent hash, so hashes cannot be probed.
+pub(crate) async fn may_read(
+    s: &AppState,
+    credential: Option<Credential>,
+    collection: Option<Collection>,
+) -> Result<(), ApiError> {
+    let answer = s
+        .node
+        .ask(Request::Read {
+            credential,
+            collection,
+        })
+        .await
+        .map_err(|_| node_gone())?;
+    match answer {
+        Response::ReadAllowed => Ok(()),
+        Response::Unauthenticated { reason } => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            reason,
+        )),
+        Response::Denied { .. } => Err(no_record()),
+        Response::AuthUnavailable { reason } => {
+            Err(ApiError::unavailable("auth_unavailable", reason))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn no_record() -> ApiError {
+    ApiError::not_found("no record with that hash")
+}
+
 pub(crate) async fn read(
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path(hash): Path<String>,
 ) -> Result<Json<RecordOut>, ApiError> {
+    let credential = reader(&headers)?;
     let hash = Hash::from_hex(&hash)
         .filter(|_| hash.len() == 64)
         .ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))?;
@@ -136,7 +183,9 @@ pub(crate) async fn read(
             tracing::error!(error = %e, "strand read failed");
             ApiError::unavailable("storage_failed", "could not read the record")
         })?;
-    let (offset, block) = found.ok_or_else(|| ApiError::not_found("no record with that hash"))?;
+    let collection = found.as_ref().map(|(_, b)| b.body.collection.clone());
+    may_read(&s, credential, collection).await?;
+    let (offset, block) = found.ok_or_else(no_record)?;
     let w = sapix_core::wire::WireBlock::from_block(&block, None);
     Ok(Json(RecordOut {
         hash: w.hash,

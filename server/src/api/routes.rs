@@ -13,6 +13,9 @@ pub enum Guard {
     Open,
     /// A bearer token the node authorizes (the root key, or Codios' answer).
     Writer,
+    /// A read: a bearer token the node authorizes for the records' collection, or none when
+    /// reads are open (`SAPIX_READS_OPEN`). Denied reads answer 404, never 403.
+    Reader,
     /// Node to node: the root key; with mutual TLS, a client certificate too.
     Mesh,
     /// An operator's action: as `Mesh`, and every call goes to the audit log.
@@ -76,8 +79,8 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/v1/records/{hash}",
-        guard: Guard::Open,
-        statuses: &[200, 400, 404, 503],
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 404, 503],
         handler: || get(records::read),
     },
     Route {

@@ -53,6 +53,7 @@ fn start(host: &mut Host, store: &mut Store, cfg: &Config, rng: &mut ChaCha8Rng,
                     codios: true,
                     policy: c.policy.clone(),
                     breaker: c.breaker.clone(),
+                    reads_open: false,
                 })
                 .unwrap_or_default(),
         },
