@@ -48,6 +48,13 @@ pub enum Request {
         /// The collection of the records found; `None` when nothing was found.
         collection: Option<Collection>,
     },
+    /// Answer once every position is durable here, or when `wait` ends (read-your-writes).
+    Positions {
+        /// The chain positions a read needs.
+        positions: Vec<sapix_core::node::ChainPosition>,
+        /// How long the reader waits.
+        wait: std::time::Duration,
+    },
     /// Store blocks pushed by a peer.
     Ingest {
         /// Verified blocks, in order.
@@ -245,6 +252,11 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             request,
             credential,
             collection,
+        },
+        Request::Positions { positions, wait } => Input::PositionsWanted {
+            request,
+            positions,
+            wait,
         },
         Request::Ingest { blocks } => Input::IngestRequested { request, blocks },
         Request::Status => Input::StatusRequested {

@@ -60,6 +60,7 @@ impl Node {
         let hash = block.hash;
         self.chains.push(&block);
         let token = self.append(vec![block]);
+        self.positions_grew();
         if self.bugs.has(PlantedBug::PushBeforeDurable) {
             self.own.durable = seq;
             self.push_all(_now);
@@ -160,7 +161,9 @@ impl Node {
         for b in &fresh {
             self.chains.push(b);
         }
-        self.append(fresh)
+        let token = self.append(fresh);
+        self.positions_grew();
+        token
     }
 
     fn refuse_if_failed(&mut self, request: RequestId) -> bool {
@@ -206,7 +209,8 @@ impl Node {
             match answer {
                 Pending::Write { request, .. }
                 | Pending::Ingest { request, .. }
-                | Pending::Probe { request, .. } => self.respond(request, response.clone()),
+                | Pending::Probe { request, .. }
+                | Pending::Positions { request } => self.respond(request, response.clone()),
                 Pending::Page { peer, .. } => {
                     self.pull_failed(peer, Failure::LocalStorage(why.into()))
                 }
@@ -271,6 +275,7 @@ impl Node {
                     },
                 ),
                 Pending::Page { peer, page } => self.page_stored(peer, page),
+                Pending::Positions { request } => self.respond(request, Response::PositionReached),
                 Pending::Probe { request, holds } => {
                     let agent_id = self.config.agent_id.clone();
                     let digest = self.membership.digest();

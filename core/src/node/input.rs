@@ -57,6 +57,19 @@ pub enum Input {
         /// a token is needed is decided then).
         collection: Option<Collection>,
     },
+    /// A read named chain positions (read-your-writes): answer
+    /// [`Response::PositionReached`](super::Response::PositionReached) once every named chain
+    /// is durable here through its seq, or
+    /// [`Response::PositionNotReached`](super::Response::PositionNotReached) when `wait` (at
+    /// most [`MAX_POSITION_WAIT`](super::MAX_POSITION_WAIT)) ends first.
+    PositionsWanted {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The positions the read needs.
+        positions: Vec<super::ChainPosition>,
+        /// How long the client will wait.
+        wait: std::time::Duration,
+    },
     /// A peer pushed blocks (already verified: see [`Verified`]).
     IngestRequested {
         /// Echoed in the answer.

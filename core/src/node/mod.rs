@@ -36,6 +36,7 @@ mod pipeline;
 pub mod planted;
 #[cfg(not(feature = "sim"))]
 mod planted;
+mod positions;
 mod reply;
 mod response;
 mod timers;
@@ -52,6 +53,7 @@ pub use event::Event;
 pub use failure::Failure;
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
+pub use positions::{BadPosition, ChainPosition, MAX_POSITION_WAIT};
 pub use reply::Reply;
 pub use response::{Receipt, Response};
 pub use timers::{Timer, Wake};
@@ -123,6 +125,8 @@ pub struct Node {
     peers: BTreeMap<AgentId, Peer>,
     pulls: BTreeMap<AgentId, Pull>,
     sync_waiters: BTreeMap<AgentId, Vec<RequestId>>,
+    /// Reads waiting for chain positions (read-your-writes).
+    reads: positions::PositionWaits,
     /// Mesh and Codios calls in flight.
     calls: call::Calls,
     admin: admin::Admin,
@@ -173,6 +177,7 @@ impl Node {
             membership,
             peers: BTreeMap::new(),
             pulls: BTreeMap::new(),
+            reads: positions::PositionWaits::default(),
             sync_waiters: BTreeMap::new(),
             calls: call::Calls::default(),
             admin: admin::Admin::default(),
@@ -248,6 +253,11 @@ impl Node {
                 credential,
                 collection,
             } => self.read_requested(now, request, credential, collection.as_ref()),
+            Input::PositionsWanted {
+                request,
+                positions,
+                wait,
+            } => self.positions_wanted(now, request, positions, wait),
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed {
@@ -345,8 +355,8 @@ impl Node {
         }
     }
 
-    /// Handles every timer due at `now`: the drain tick and the auth circuit breaker's
-    /// half-open probe. Spurious calls are no-ops.
+    /// Handles every timer due at `now`: the drain tick, the auth circuit breaker's half-open
+    /// probe and the reads whose wait for positions ended. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
         if let Some(wake) = self.next_wake().filter(|w| now >= w.at) {
@@ -357,20 +367,26 @@ impl Node {
             self.tick(now);
         }
         self.auth_timeout(now);
+        self.positions_timeout(now);
         self.arm_tick(now);
     }
 
     /// The next instant the node wants [`Node::handle_timeout`] called: the earliest of the
     /// drain tick (every [`TICK`] while there are peers or announcements to send) and, while
-    /// the auth circuit is open, the next half-open probe. Always in the future of the last
+    /// the auth circuit is open, the next half-open probe, and the end of the first read
+    /// waiting for its positions. Always in the future of the last
     /// `now` seen after a `handle_timeout`, so the shell never busy-loops. Changed by
     /// [`Node::handle`] too (a new peer arms the tick; a Codios failure may open the circuit).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.tick_at, self.authz.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.tick_at,
+            self.authz.poll_timeout(),
+            self.reads.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next command for the shell. Call until `None` after every `handle`.

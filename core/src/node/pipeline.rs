@@ -36,6 +36,8 @@ pub(super) enum Pending {
     Page { peer: AgentId, page: u64 },
     /// A probe answer: the asked author's chain is durable here through `holds`.
     Probe { request: RequestId, holds: u64 },
+    /// A read's positions are durable here.
+    Positions { request: RequestId },
 }
 
 /// One append issued and not yet durable.

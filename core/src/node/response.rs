@@ -166,6 +166,14 @@ pub enum Response {
     },
     /// The read may go ahead: the shell serves it.
     ReadAllowed,
+    /// Every position a read named is durable here.
+    PositionReached,
+    /// The read's wait ended before this node held its positions: how far it holds each
+    /// named chain (0: nothing of it).
+    PositionNotReached {
+        /// Per named author, the seq held here.
+        holds: Vec<super::ChainPosition>,
+    },
     /// A read without a token, where reads need one.
     Unauthenticated {
         /// Why, for the client.

@@ -31,12 +31,17 @@ pub enum Timer {
     AntiEntropy(AgentId),
     /// A failed `cluster.json` write is tried again.
     ClusterWrite,
+    /// The first read waiting for chain positions stops waiting (wakes the node on its own).
+    PositionWait,
 }
 
 impl Timer {
     /// Whether this deadline wakes the node itself (the rest wait for the next drain).
     pub fn wakes(&self) -> bool {
-        matches!(self, Timer::Drain | Timer::BreakerProbe)
+        matches!(
+            self,
+            Timer::Drain | Timer::BreakerProbe | Timer::PositionWait
+        )
     }
 }
 
@@ -74,6 +79,7 @@ impl Node {
         }
         let writes = self.admin.writes.retry_at();
         all.extend(writes.map(|at| (at, Timer::ClusterWrite)));
+        all.extend(self.reads.deadline().map(|at| (at, Timer::PositionWait)));
         all.sort();
         all
     }

@@ -8,6 +8,7 @@ mod cluster;
 mod health;
 mod mesh;
 mod metrics;
+mod read_query;
 mod records;
 pub mod routes;
 

@@ -5,7 +5,7 @@
 //! A read is found first, then authorized by the node for the record's collection.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use sapix_core::auth::Credential;
@@ -15,6 +15,7 @@ use sapix_runtime::actor::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::read_query::{self, ReadQuery};
 use super::{auth, body, node_gone, storage_failed, unexpected, AppState};
 use crate::error::ApiError;
 
@@ -168,11 +169,18 @@ pub(crate) async fn read(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(hash): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<RecordOut>, ApiError> {
     let credential = reader(&headers)?;
     let hash = Hash::from_hex(&hash)
         .filter(|_| hash.len() == 64)
         .ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))?;
+    let q = ReadQuery::parse(query.as_deref(), &[])?;
+    if !q.positions.is_empty() {
+        // Only a reader the node would answer may make it wait.
+        may_read(&s, credential, None).await?;
+        read_query::reached(&s, &q).await?;
+    }
     let strand = s.strand.clone();
     let found = s
         .blocking

@@ -80,7 +80,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/v1/records/{hash}",
         guard: Guard::Reader,
-        statuses: &[200, 400, 401, 404, 503],
+        statuses: &[200, 400, 401, 404, 409, 503],
         handler: || get(records::read),
     },
     Route {

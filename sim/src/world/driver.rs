@@ -155,6 +155,7 @@ fn describe(wake: &sapix_core::node::Wake) -> String {
         Timer::Probe(p) => format!("probe {p}"),
         Timer::PullRetry(p) => format!("pull retry from {p}"),
         Timer::AntiEntropy(p) => format!("anti-entropy pull from {p}"),
+        Timer::PositionWait => "read position wait".to_string(),
         Timer::ClusterWrite => "cluster.json retry".to_string(),
     };
     let serves: Vec<String> = wake.serves.iter().map(name).collect();
