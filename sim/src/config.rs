@@ -41,6 +41,9 @@ pub enum Stream {
     /// Codios: whether it is used, its policy changes, outages and latencies. Its own stream,
     /// so a seed with Codios off runs exactly as it did before Codios was modelled.
     Codios = 7,
+    /// Read-your-writes reads: when they fire and what they ask. Its own stream, so the
+    /// other draws of a seed are those it had before reads were modelled.
+    Reads = 8,
 }
 
 /// The rng of one concern of the run seeded by `seed`.
@@ -88,6 +91,8 @@ pub struct WorkloadConfig {
     pub divides_per_sec: Option<f64>,
     /// Status requests per second.
     pub status_per_sec: f64,
+    /// Reads naming an acknowledged write's position, per second, on any node.
+    pub reads_per_sec: Option<f64>,
     /// Whether spare (not yet divided) nodes take writes too.
     pub writes_on_spares: bool,
     /// Initial mode per initial member: true = AP.
@@ -328,6 +333,7 @@ impl Config {
                 None
             },
             status_per_sec: 0.2,
+            reads_per_sec: Some(2.0),
             writes_on_spares: r.gen_bool(0.3),
             initial_ap,
         };

@@ -86,4 +86,9 @@ pub(crate) enum Client {
         new: usize,
     },
     Status,
+    /// A read naming the position of the write acknowledged as `hash`.
+    Read {
+        position: sapix_core::node::ChainPosition,
+        hash: sapix_core::block::Hash,
+    },
 }

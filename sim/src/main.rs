@@ -29,7 +29,7 @@ overrides: --members N --spares N --active SECS --writes PER_SEC
            --no-fault CLASS --no-op CLASS (each repeatable)
 bugs: cp-ack-before-peers ingest-ack-before-durable push-before-durable
       cursor-before-durable failed-push-counts-as-delivered
-      stale-permit-past-deny queue-overflow-drops";
+      stale-permit-past-deny queue-overflow-drops position-before-durable";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

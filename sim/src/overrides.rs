@@ -68,11 +68,13 @@ pub enum Class {
     Divides,
     /// Writes on spare nodes (a client operation).
     SpareWrites,
+    /// Reads at an acknowledged write's position (a client operation).
+    Reads,
 }
 
 impl Class {
     /// Every class, faults first, in the order the shrinker tries them.
-    pub const ALL: [Class; 27] = [
+    pub const ALL: [Class; 28] = [
         Class::Codios,
         Class::LeaveDown,
         Class::Swizzle,
@@ -100,6 +102,7 @@ impl Class {
         Class::Syncs,
         Class::Divides,
         Class::SpareWrites,
+        Class::Reads,
     ];
 
     /// Its command-line name.
@@ -132,6 +135,7 @@ impl Class {
             Class::Syncs => "syncs",
             Class::Divides => "divides",
             Class::SpareWrites => "spare-writes",
+            Class::Reads => "reads",
         }
     }
 
@@ -144,7 +148,7 @@ impl Class {
     pub fn is_fault(self) -> bool {
         !matches!(
             self,
-            Class::Switches | Class::Syncs | Class::Divides | Class::SpareWrites
+            Class::Switches | Class::Syncs | Class::Divides | Class::SpareWrites | Class::Reads
         )
     }
 
@@ -180,6 +184,7 @@ impl Class {
             Class::Syncs => w.syncs_per_sec.is_some(),
             Class::Divides => w.divides_per_sec.is_some(),
             Class::SpareWrites => w.writes_on_spares,
+            Class::Reads => w.reads_per_sec.is_some(),
         }
     }
 
@@ -231,6 +236,7 @@ impl Class {
             Class::Syncs => w.syncs_per_sec = None,
             Class::Divides => w.divides_per_sec = None,
             Class::SpareWrites => w.writes_on_spares = false,
+            Class::Reads => w.reads_per_sec = None,
         }
     }
 }

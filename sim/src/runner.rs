@@ -56,7 +56,7 @@ fn command(verb: &str, seed: u64, bugs: &[PlantedBug]) -> String {
 }
 
 /// Every planted bug with its command-line name.
-pub const BUGS: [(&str, PlantedBug); 7] = [
+pub const BUGS: [(&str, PlantedBug); 8] = [
     ("cp-ack-before-peers", PlantedBug::CpAckBeforePeers),
     (
         "ingest-ack-before-durable",
@@ -70,6 +70,7 @@ pub const BUGS: [(&str, PlantedBug); 7] = [
     ),
     ("stale-permit-past-deny", PlantedBug::StalePermitPastDeny),
     ("queue-overflow-drops", PlantedBug::QueueOverflowDrops),
+    ("position-before-durable", PlantedBug::PositionBeforeDurable),
 ];
 
 /// The command-line name of `bug`.

@@ -1,15 +1,20 @@
-//! The clients: writes on any node, CP↔AP switches, manual syncs, status, and divides of a
-//! spare node into the cluster, each class a Poisson process at the rate the seed drew.
+//! The clients: writes on any node, CP↔AP switches, manual syncs, status, divides of a spare
+//! node into the cluster, and reads at the position of a write acknowledged earlier (on any
+//! node: read-your-writes), each class a Poisson process at the rate the seed drew.
 //!
 //! Targets are chosen when an operation fires, among the nodes up at that moment. Sending a
 //! request, and judging its answer the moment it leaves the node (`Written` against the
 //! author's strand and, in CP, every peer's), are the world's (`world/workload.rs`). A client
 //! whose node crashes simply never hears back.
 
+use std::collections::VecDeque;
+use std::time::Duration;
+
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sapix_core::auth::Credential;
-use sapix_core::node::{Input, RequestId};
+use sapix_core::block::Hash;
+use sapix_core::node::{ChainPosition, Input, Receipt, RequestId};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::{Collection, Consistency, Role};
 
@@ -24,7 +29,11 @@ pub(crate) enum Op {
     Sync,
     Divide,
     Status,
+    Read,
 }
+
+/// How many acknowledged writes reads choose among (the latest).
+const READABLE: usize = 256;
 
 /// The clients' rng and rates.
 #[derive(Debug)]
@@ -32,16 +41,34 @@ pub(crate) struct Workload {
     cfg: WorkloadConfig,
     rng: ChaCha8Rng,
     writes: u64,
+    /// The reads' own rng: when they fire, what and where they read.
+    reads: ChaCha8Rng,
+    /// The latest writes acknowledged: their positions and hashes.
+    acked: VecDeque<(ChainPosition, Hash)>,
 }
 
 impl Workload {
     /// Clients with the drawn rates.
-    pub(crate) fn new(cfg: WorkloadConfig, rng: ChaCha8Rng) -> Self {
+    pub(crate) fn new(cfg: WorkloadConfig, rng: ChaCha8Rng, reads: ChaCha8Rng) -> Self {
         Workload {
             cfg,
             rng,
             writes: 0,
+            reads,
+            acked: VecDeque::new(),
         }
+    }
+
+    /// A write was acknowledged: later reads may name its position.
+    pub(crate) fn acknowledged(&mut self, receipt: &Receipt) {
+        if self.acked.len() == READABLE {
+            self.acked.pop_front();
+        }
+        let position = ChainPosition {
+            author: receipt.author.clone(),
+            seq: receipt.seq,
+        };
+        self.acked.push_back((position, receipt.hash));
     }
 
     fn rate(&self, op: Op) -> Option<f64> {
@@ -51,20 +78,31 @@ impl Workload {
             Op::Sync => self.cfg.syncs_per_sec,
             Op::Divide => self.cfg.divides_per_sec,
             Op::Status => Some(self.cfg.status_per_sec),
+            Op::Read => self.cfg.reads_per_sec,
         }
     }
 
-    /// The time to the next operation of a class at `rate` per second (exponential).
-    fn gap(&mut self, rate: f64) -> Micros {
-        poisson_gap(&mut self.rng, rate)
+    /// The time to the next operation of class `op` at `rate` per second (exponential).
+    fn gap(&mut self, op: Op, rate: f64) -> Micros {
+        match op {
+            Op::Read => poisson_gap(&mut self.reads, rate),
+            _ => poisson_gap(&mut self.rng, rate),
+        }
     }
 
     /// The first operation of every enabled class.
     pub(crate) fn first(&mut self) -> Vec<(Micros, Op)> {
-        [Op::Write, Op::Switch, Op::Sync, Op::Divide, Op::Status]
-            .into_iter()
-            .filter_map(|op| self.rate(op).map(|r| (self.gap(r), op)))
-            .collect()
+        [
+            Op::Write,
+            Op::Switch,
+            Op::Sync,
+            Op::Divide,
+            Op::Status,
+            Op::Read,
+        ]
+        .into_iter()
+        .filter_map(|op| self.rate(op).map(|r| (self.gap(op, r), op)))
+        .collect()
     }
 
     fn choose(&mut self, from: &[usize]) -> Option<usize> {
@@ -97,7 +135,7 @@ impl Workload {
 
     /// The time from now to the next operation of class `op`, if the class is on.
     pub(crate) fn next_gap(&mut self, op: Op) -> Option<Micros> {
-        self.rate(op).map(|r| self.gap(r))
+        self.rate(op).map(|r| self.gap(op, r))
     }
 
     /// An operation of class `op` is due at `now`: the request it sends and to which node,
@@ -188,6 +226,28 @@ impl Workload {
                 let wall = hosts[i].clock.wall(now);
                 Some(Ask::new(i, Client::Status, move |request| {
                     Input::StatusRequested { request, wall }
+                }))
+            }
+            Op::Read => {
+                if self.acked.is_empty() {
+                    return None;
+                }
+                let (position, hash) =
+                    self.acked[self.reads.gen_range(0..self.acked.len())].clone();
+                let up = up_where(&|_| true);
+                if up.is_empty() {
+                    return None;
+                }
+                let i = up[self.reads.gen_range(0..up.len())];
+                let wait = [0, 100, 1_000, 10_000][self.reads.gen_range(0..4)];
+                let client = Client::Read {
+                    position: position.clone(),
+                    hash,
+                };
+                Some(Ask::new(i, client, move |request| Input::PositionsWanted {
+                    request,
+                    positions: vec![position],
+                    wait: Duration::from_millis(wait),
                 }))
             }
         }

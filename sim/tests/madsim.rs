@@ -214,3 +214,8 @@ fn replay() {
         panic!("FAILED {v}");
     }
 }
+
+#[test]
+fn position_before_durable_is_found_within_30_seeds() {
+    bites(PlantedBug::PositionBeforeDurable, 30, "read_your_writes");
+}

@@ -44,3 +44,8 @@ fn stale_permit_past_deny_is_found_within_60_seeds() {
 fn queue_overflow_drops_is_found_within_30_seeds() {
     bites(PlantedBug::QueueOverflowDrops, 30, "peer_acks");
 }
+
+#[test]
+fn position_before_durable_is_found_within_30_seeds() {
+    bites(PlantedBug::PositionBeforeDurable, 30, "read_your_writes");
+}

@@ -24,6 +24,9 @@ pub enum PlantedBug {
     /// Retry queue: on overflow, drop the oldest queued blocks (counted as delivered) instead
     /// of holding positions in the strand. The cap is 8 blocks so the simulator reaches it.
     QueueOverflowDrops,
+    /// Read-your-writes: answer a read's positions as reached once the blocks are in the
+    /// chains, before they are durable here.
+    PositionBeforeDurable,
 }
 
 /// The queue cap of [`PlantedBug::QueueOverflowDrops`].

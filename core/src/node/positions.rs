@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::planted::PlantedBug;
 use super::{Node, Pending, RequestId, Response};
 use crate::id::AgentId;
 use crate::time::Instant;
@@ -76,7 +77,7 @@ impl Node {
         wait: Duration,
     ) {
         if self.holds_all(&positions) {
-            return self.wait(self.commit.issued(), Pending::Positions { request });
+            return self.reached(request);
         }
         let wait = wait.min(MAX_POSITION_WAIT);
         if wait.is_zero() {
@@ -105,11 +106,18 @@ impl Node {
             .filter(|(_, (ps, _))| held(ps))
             .map(|(r, _)| *r)
             .collect();
-        let token = self.commit.issued();
         for request in ready {
             self.reads.waiting.remove(&request);
-            self.commit.wait(token, Pending::Positions { request });
+            self.reached(request);
         }
+    }
+
+    /// The read's positions are in the chains: answer once everything issued is durable.
+    fn reached(&mut self, request: RequestId) {
+        if self.bugs.has(PlantedBug::PositionBeforeDurable) {
+            return self.respond(request, Response::PositionReached);
+        }
+        self.wait(self.commit.issued(), Pending::Positions { request });
     }
 
     /// Refuses the reads whose wait ended by `now`.

@@ -15,6 +15,7 @@ pub mod cursors;
 pub mod durable_sends;
 pub mod no_equivocation;
 pub mod peer_acks;
+pub mod read_your_writes;
 pub mod stored_once;
 
 use sapix_core::block::Block;

@@ -68,6 +68,10 @@ pub struct Stats {
     pub denied: u64,
     /// Writes refused because no decision could be served.
     pub auth_unavailable: u64,
+    /// Reads at an acknowledged write's position answered: held.
+    pub reads_reached: u64,
+    /// Of those reads, refused when their wait ended.
+    pub reads_not_reached: u64,
     /// Requests (client and mesh) fed to nodes.
     pub requests: u64,
     /// Simulated time from the start of the liveness phase to convergence.
@@ -194,7 +198,11 @@ impl<D> World<D> {
         let (hosts, stores, node_rng) = cluster(&cfg);
         let coverage = Coverage::new(&cfg);
         World {
-            work: Workload::new(cfg.workload.clone(), stream(seed, Stream::Workload)),
+            work: Workload::new(
+                cfg.workload.clone(),
+                stream(seed, Stream::Workload),
+                stream(seed, Stream::Reads),
+            ),
             codios: Codios::new(cfg.codios.clone(), stream(seed, Stream::Codios)),
             storage_rng: stream(seed, Stream::Storage),
             node_rng,

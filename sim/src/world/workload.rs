@@ -9,7 +9,7 @@ use sapix_core::Consistency;
 
 use super::heap::{Ev, Heap};
 use super::{Driver, Phase, Stats, World};
-use crate::checkers::{cp_replicated, Checkers, Verdict};
+use crate::checkers::{cp_replicated, read_your_writes, Checkers, Verdict};
 use crate::config::Micros;
 use crate::host::{Client, Host};
 use crate::storage::Store;
@@ -116,6 +116,24 @@ fn judge(
             stats.divided += 1;
             (Some(new), Ok(()))
         }
+        (Client::Read { position, hash }, Response::PositionReached) => {
+            stats.reads_reached += 1;
+            let v = read_your_writes::reached(i, &position, &hash, &stores[i]);
+            (None, v.map_err(|m| ("read_your_writes", m)))
+        }
+        (Client::Read { position, .. }, Response::PositionNotReached { holds }) => {
+            stats.reads_not_reached += 1;
+            let v = read_your_writes::not_reached(i, &position, &holds, &stores[i]);
+            (None, v.map_err(|m| ("read_your_writes", m)))
+        }
+        (Client::Read { .. }, Response::StorageFailed | Response::StorageFull) => (None, Ok(())),
+        (Client::Read { position, .. }, other) => (
+            None,
+            Err((
+                "answered",
+                format!("n{i} answered a read at {position} with {other:?}"),
+            )),
+        ),
         _ => (None, Ok(())),
     }
 }
@@ -203,6 +221,9 @@ where
 
     /// Node `i` answered a client's request.
     pub(crate) fn client_answered(&mut self, i: usize, client: Client, response: Response) {
+        if let Response::Written(r) | Response::Indeterminate { receipt: r, .. } = &response {
+            self.work.acknowledged(r);
+        }
         let (member, v) = judge(
             i,
             client,
