@@ -47,6 +47,8 @@ pub(crate) struct Index {
     author_ids: HashMap<AgentId, u32>,
     by_hash: HashMap<Hash, u64>,
     by_author_seq: HashMap<(u32, u64), u64>,
+    /// Per interned author: its highest seq held and that block's offset.
+    tips: Vec<(u64, u64)>,
 }
 
 impl Index {
@@ -82,7 +84,22 @@ impl Index {
         self.by_author_seq
             .entry((e.author, e.seq))
             .or_insert(offset);
+        let a = e.author as usize;
+        if self.tips.len() <= a {
+            self.tips.resize(a + 1, (0, 0));
+        }
+        if e.seq > self.tips[a].0 {
+            self.tips[a] = (e.seq, offset);
+        }
         offset
+    }
+
+    /// Every author held, with its highest seq and that block's offset, in interning order.
+    pub(crate) fn tips(&self) -> Vec<(AgentId, u64, u64)> {
+        (self.tips.iter().zip(&self.authors))
+            .filter(|((seq, _), _)| *seq > 0)
+            .map(|((seq, offset), a)| (a.clone(), *seq, *offset))
+            .collect()
     }
 
     /// The interned id of `author`, adding it if new.
@@ -164,5 +181,17 @@ mod tests {
         assert_eq!(metas.len(), 3);
         assert_eq!((metas[1].offset, &metas[1].author), (2, &b));
         assert_eq!(idx.authors(), &[a, b]);
+    }
+
+    #[test]
+    fn each_authors_tip_is_its_highest_seq_whatever_the_commit_order() {
+        let mut idx = Index::default();
+        let (a, b) = (id("a"), id("b"));
+        idx.push(0, 10, &a, 1, Hash([1; 32]));
+        idx.push(10, 10, &b, 1, Hash([2; 32]));
+        idx.push(20, 10, &a, 2, Hash([3; 32]));
+        // A duplicate of an earlier block (a re-sent push) never moves a tip back.
+        idx.push(30, 10, &a, 1, Hash([1; 32]));
+        assert_eq!(idx.tips(), vec![(a, 2, 3), (b, 1, 2)]);
     }
 }

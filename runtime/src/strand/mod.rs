@@ -379,6 +379,18 @@ impl Strand {
         self.get(offset).ok().flatten().map(|b| b.sig)
     }
 
+    /// Every author's chain held here: its last seq and that block's hash, by author.
+    pub fn chain_tips(&self) -> Vec<(AgentId, u64, Hash)> {
+        let index = read_lock(&self.shared.index);
+        let mut tips: Vec<(AgentId, u64, Hash)> = index
+            .tips()
+            .into_iter()
+            .filter_map(|(a, seq, offset)| Some((a, seq, index.get(offset)?.hash)))
+            .collect();
+        tips.sort_by(|x, y| x.0.cmp(&y.0));
+        tips
+    }
+
     /// `author`'s block number `seq` and its offset.
     pub fn get_by_author_seq(
         &self,

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod body;
+mod chains;
 mod cluster;
 mod health;
 mod mesh;

@@ -161,8 +161,8 @@ pub(crate) async fn may_read(
     }
 }
 
-fn no_record() -> ApiError {
-    ApiError::not_found("no record with that hash")
+pub(crate) fn no_record() -> ApiError {
+    ApiError::not_found("no such record")
 }
 
 pub(crate) async fn read(
@@ -194,15 +194,22 @@ pub(crate) async fn read(
     let collection = found.as_ref().map(|(_, b)| b.body.collection.clone());
     may_read(&s, credential, collection).await?;
     let (offset, block) = found.ok_or_else(no_record)?;
-    let w = sapix_core::wire::WireBlock::from_block(&block, None);
-    Ok(Json(RecordOut {
-        hash: w.hash,
-        author: w.author.to_string(),
-        seq: w.seq,
-        ts_ms: w.ts_ms,
-        collection: w.collection.to_string(),
-        data: w.data,
-        sig: w.sig,
-        offset,
-    }))
+    Ok(Json(RecordOut::of(offset, &block)))
+}
+
+impl RecordOut {
+    /// The record of `block`, stored here at `offset`.
+    pub(crate) fn of(offset: u64, block: &sapix_core::block::Block) -> RecordOut {
+        let w = sapix_core::wire::WireBlock::from_block(block, None);
+        RecordOut {
+            hash: w.hash,
+            author: w.author.to_string(),
+            seq: w.seq,
+            ts_ms: w.ts_ms,
+            collection: w.collection.to_string(),
+            data: w.data,
+            sig: w.sig,
+            offset,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use axum::routing::{delete, get, post, MethodRouter};
 
-use super::{cluster, health, mesh, metrics, records, AppState};
+use super::{chains, cluster, health, mesh, metrics, records, AppState};
 
 /// Who may call a route, and what wraps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,27 @@ pub const ROUTES: &[Route] = &[
         guard: Guard::Reader,
         statuses: &[200, 400, 401, 404, 409, 503],
         handler: || get(records::read),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/chains",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 409, 503],
+        handler: || get(chains::tips),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/chains/{author}",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 409, 503],
+        handler: || get(chains::page),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/chains/{author}/{seq}",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 404, 409, 503],
+        handler: || get(chains::block),
     },
     Route {
         method: "GET",
