@@ -38,6 +38,24 @@ impl Client {
         })
     }
 
+    /// A read (`GET path`) with `token`, or the root key if none is given, or no credential
+    /// at all; a non-2xx answer is an error naming the agent's words.
+    pub async fn read(&self, path: &str, token: Option<&str>) -> Result<Value, Failed> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.get(&url);
+        if let Some(token) = token.or(self.root_key.as_deref()) {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(json);
+        }
+        Err(self.refused(status, &json))
+    }
+
     /// `GET path`, no credential; the status and the JSON body, whatever the status.
     pub async fn get(&self, path: &str) -> Result<(StatusCode, Value), Failed> {
         self.call(Method::GET, path, None, false).await
@@ -93,7 +111,7 @@ impl Client {
         let message = json["message"].as_str().unwrap_or("");
         let hint = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                "; pass the root key with --root-key-file <data dir>/root_key or SAPIX_ROOT_KEY"
+                "; pass the root key with --root-key-file <data dir>/root_key or SAPIX_ROOT_KEY (a read also takes --token or SAPIX_TOKEN)"
             }
             _ => "",
         };

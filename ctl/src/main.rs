@@ -1,6 +1,6 @@
 //! sapixctl: the operator's command line for a running `sapix-agent` — status as a table or
-//! JSON, health, the consistency switch, a manual sync, members, a divide with progress, and
-//! a backup.
+//! JSON, health, the consistency switch, a manual sync, members, a divide with progress, a
+//! backup, and reads (a record by hash, chains and their pages, read-your-writes positions).
 //! It only calls the agent's HTTP API (the spec's endpoints), so what it does an operator can
 //! also do with curl.
 
@@ -92,6 +92,27 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         wait: u64,
     },
+    /// Read a record by its hash (`GET /v1/records/{hash}`).
+    Get {
+        /// The record's hash (64 hex characters).
+        hash: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Without an author, every chain held (author, last seq, hash); with one, a page of its
+    /// records in seq order (`GET /v1/chains[/{author}]`).
+    List {
+        /// The author whose records to page through.
+        author: Option<String>,
+        /// Start after this seq.
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
+        /// At most this many records (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
     /// Copy a running node's strand (up to its tip when the backup begins) into a new data
     /// directory, checking every block; writes are not paused. See docs/runbook.md to restore.
     Backup {
@@ -99,6 +120,49 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// What every read takes.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// Read with this bearer token (default: the root key, if given).
+    #[arg(long, env = "SAPIX_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read-your-writes: `<author>:<seq>` (a write's answer gives both); repeatable. The agent
+    /// answers once it holds each, or 409 position_not_reached when --wait-ms ends first.
+    #[arg(long = "min-position", value_parser = position)]
+    min_position: Vec<String>,
+    /// How long the agent may wait for --min-position (0-10000 ms).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    wait_ms: u64,
+}
+
+impl ReadArgs {
+    /// The query these add to a read (`&`-joined, without the leading `?`).
+    fn query(&self) -> Vec<String> {
+        let mut q: Vec<String> = (self.min_position.iter())
+            .map(|p| format!("min_position={p}"))
+            .collect();
+        if !q.is_empty() {
+            q.push(format!("wait_ms={}", self.wait_ms));
+        }
+        q
+    }
+}
+
+fn position(text: &str) -> Result<String, String> {
+    sapix_core::node::ChainPosition::parse(text)
+        .map(|p| p.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `path` with `query` appended.
+fn with_query(path: &str, query: &[String]) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -281,6 +345,39 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             let path = format!("/v1/cluster/members/{agent_id}");
             let json = client.admin(Method::DELETE, &path, None).await?;
             print(out, &json, || format!("removed {agent_id}: {json}\n"));
+        }
+        Command::Get { hash, read } => {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Failed(format!(
+                    "{hash:?} is not a hash (64 hex characters)"
+                )));
+            }
+            let path = with_query(&format!("/v1/records/{hash}"), &read.query());
+            let json = client.read(&path, read.token.as_deref()).await?;
+            print(out, &json, || format!("{json:#}\n"));
+        }
+        Command::List {
+            author: None, read, ..
+        } => {
+            let json = client
+                .read(
+                    &with_query("/v1/chains", &read.query()),
+                    read.token.as_deref(),
+                )
+                .await?;
+            print(out, &json, || table::chains(&json));
+        }
+        Command::List {
+            author: Some(author),
+            after_seq,
+            limit,
+            read,
+        } => {
+            let mut query = vec![format!("after_seq={after_seq}"), format!("limit={limit}")];
+            query.extend(read.query());
+            let path = with_query(&format!("/v1/chains/{author}"), &query);
+            let json = client.read(&path, read.token.as_deref()).await?;
+            print(out, &json, || table::chain_page(&json));
         }
         Command::Backup { out: dir } => {
             let copied = backup::backup(&client, &dir, out == Format::Table).await?;

@@ -89,6 +89,47 @@ pub fn render(status: &ClusterStatus, now_ms: u64) -> String {
     out
 }
 
+/// `GET /v1/chains` as a table: one line per author.
+pub fn chains(json: &serde_json::Value) -> String {
+    let mut text = format!("{:<24} {:>10}  {}\n", "AUTHOR", "SEQ", "HASH");
+    for c in json["chains"].as_array().into_iter().flatten() {
+        text += &format!(
+            "{:<24} {:>10}  {}\n",
+            c["author"].as_str().unwrap_or("?"),
+            c["seq"],
+            c["hash"].as_str().unwrap_or("?")
+        );
+    }
+    text
+}
+
+/// A chain page as a table: one line per record, then where the next page starts.
+pub fn chain_page(json: &serde_json::Value) -> String {
+    let mut text = format!(
+        "{:>10}  {:<16} {:<20} {}\n",
+        "SEQ", "HASH", "COLLECTION", "DATA"
+    );
+    for r in json["records"].as_array().into_iter().flatten() {
+        let hash = r["hash"].as_str().unwrap_or("?");
+        text += &format!(
+            "{:>10}  {:<16} {:<20} {}\n",
+            r["seq"],
+            &hash[..hash.len().min(16)],
+            r["collection"].as_str().unwrap_or("?"),
+            r["data"]
+        );
+    }
+    let withheld = json["withheld"].as_u64().unwrap_or(0);
+    if withheld > 0 {
+        text += &format!("({withheld} records withheld: this token may not read them)\n");
+    }
+    match json["next_after_seq"].as_u64() {
+        Some(next) => text += &format!("more: --after-seq {next} (tip {})\n", json["tip"]),
+        None => text += &format!("end of the chain held here (tip {})\n", json["tip"]),
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

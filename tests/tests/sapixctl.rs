@@ -178,3 +178,58 @@ fn divide_progress_names_the_stage_while_a_divide_runs() {
     );
     drop(silent);
 }
+
+#[test]
+fn an_operator_reads_records_and_chains_with_their_positions() {
+    let agent = cluster_agent("reader-1");
+    let api = agent.api();
+    let first = api.write("orders", &serde_json::json!({"n": 1}));
+    let second = api.write("invoices", &serde_json::json!({"n": 2}));
+
+    let got: Value =
+        serde_json::from_str(&ok(&ctl(&agent, &["-o", "json", "get", &second.hash]))).unwrap();
+    assert_eq!(got, api.read(&second.hash));
+    let position = format!("reader-1:{}", second.seq);
+    let at = ctl(&agent, &["get", &first.hash, "--min-position", &position]);
+    assert!(ok(&at).contains("\"orders\""), "the record, pretty-printed");
+
+    let tips = ok(&ctl(&agent, &["list"]));
+    assert!(row(&tips, "reader-1").contains(&second.hash), "{tips}");
+    let page = ok(&ctl(&agent, &["list", "reader-1", "--limit", "1"]));
+    assert!(
+        page.contains("orders") && !page.contains("invoices"),
+        "{page}"
+    );
+    assert!(page.contains("more: --after-seq 1"), "{page}");
+    let rest: Value = serde_json::from_str(&ok(&ctl(
+        &agent,
+        &["-o", "json", "list", "reader-1", "--after-seq", "1"],
+    )))
+    .unwrap();
+    assert_eq!(rest["records"][0]["hash"], second.hash);
+
+    // A position not held: the agent's words, exit 1.
+    let ahead = ctl(
+        &agent,
+        &[
+            "get",
+            &first.hash,
+            "--min-position",
+            "reader-1:9",
+            "--wait-ms",
+            "50",
+        ],
+    );
+    assert_eq!(ahead.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&ahead.stderr);
+    assert!(err.contains("409 position_not_reached"), "{err}");
+    // Bad input is refused before any call.
+    let (code, err) = bare(&["--url", &agent.base_url()], &["get", "xyz"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (code, err) = bare(&[], &["get", &first.hash, "--min-position", "nocolon"]);
+    assert_eq!(code, Some(2), "clap refuses it: {err}");
+    // Without a token the agent refuses the read, and sapixctl says how to give one.
+    let (code, err) = bare(&["--url", &agent.base_url()], &["get", &first.hash]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("401 unauthorized"), "{err}");
+}
