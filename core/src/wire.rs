@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub mod cursor;
 pub mod mesh;
 
 use crate::block::{check_payload, Block, BlockBody, DecodeError, Hash, Signature, BLOCK_VERSION};

@@ -41,7 +41,7 @@ fn strand_files(blocks: &[Block]) -> (Vec<u8>, Vec<u8>) {
     strand.append_blocking(blocks.to_vec()).unwrap();
     strand.close().unwrap();
     let segment = fs::read(opts.strand_dir.join(format!("segment-{:020}.log", 1))).unwrap();
-    let checkpoint = fs::read(opts.graph_dir.join("strand-index.v1")).unwrap();
+    let checkpoint = fs::read(opts.graph_dir.join("strand-index.v2")).unwrap();
     (segment, checkpoint)
 }
 

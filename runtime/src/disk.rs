@@ -145,6 +145,11 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// Takes an exclusive lock on the file `path` (created if missing), or fails with
     /// `WouldBlock` if someone (in this process or another) holds it.
     fn lock(&self, path: &Path) -> io::Result<DiskLock>;
+    /// Removes the file `path` (only derived files are ever removed: an old index format).
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The real file system.
@@ -235,6 +240,10 @@ impl Disk for OsDisk {
             return Err(io::Error::last_os_error());
         }
         Ok(Box::new(file))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
     }
 }
 

@@ -10,7 +10,7 @@ use sapix_runtime::strand::{parse_checkpoint, CheckpointStatus, Strand, StrandOp
 use strand_common::{open, opts, segments, snapshot, Chain, Snapshot};
 
 fn checkpoint_path(o: &StrandOptions) -> std::path::PathBuf {
-    o.graph_dir.join("strand-index.v1")
+    o.graph_dir.join("strand-index.v2")
 }
 
 /// A strand of 3 authors × 10 blocks in small segments, closed; returns its options and

@@ -31,7 +31,7 @@ fn write(root: &Path, n: usize, segment_bytes: u64) -> Written {
         s.append_blocking(vec![b.clone()]).unwrap();
     }
     s.checkpoint().unwrap();
-    let checkpoint_before_last = fs::read(o.graph_dir.join("strand-index.v1")).unwrap();
+    let checkpoint_before_last = fs::read(o.graph_dir.join("strand-index.v2")).unwrap();
     s.append_blocking(vec![blocks[n - 1].clone()]).unwrap();
     s.close().unwrap();
     let segs = segments(&o.strand_dir);
@@ -67,7 +67,7 @@ fn lay_out(w: &Written, root: &Path, last_bytes: &[u8], with_checkpoint: bool) -
     if with_checkpoint {
         fs::create_dir_all(&o.graph_dir).unwrap();
         fs::write(
-            o.graph_dir.join("strand-index.v1"),
+            o.graph_dir.join("strand-index.v2"),
             &w.checkpoint_before_last,
         )
         .unwrap();

@@ -91,7 +91,7 @@ fn blocks_read_back_by_every_key_before_and_after_reopen() {
     assert_eq!(report.checkpoint, CheckpointStatus::Loaded { covered: tip });
     assert_eq!(snapshot(&s), before);
     drop(s);
-    std::fs::remove_file(o.graph_dir.join("strand-index.v1")).unwrap();
+    std::fs::remove_file(o.graph_dir.join("strand-index.v2")).unwrap();
     let (s, report) = Strand::open(o.clone()).unwrap();
     assert_eq!(report.checkpoint, CheckpointStatus::Missing);
     assert_eq!(report.scanned_frames, tip);

@@ -398,9 +398,25 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
         err(404, "not_found"),
     );
     t.req("root path", "GET", "/", Root, "", err(404, "not_found"));
+    t.req(
+        "list: no collection",
+        "GET",
+        "/v1/records",
+        Root,
+        "",
+        bad("bad_request"),
+    );
+    t.req(
+        "list: a cursor not made here",
+        "GET",
+        "/v1/records?collection=orders&after=bm90LWEtY3Vyc29y",
+        Root,
+        "",
+        bad("bad_request"),
+    );
     for (method, path) in [
         ("DELETE", "/v1/records"),
-        ("GET", "/v1/records"),
+        ("PUT", "/v1/records"),
         ("PUT", "/v1/cluster/divide"),
         ("GET", "/v1/cluster/divide"),
         ("POST", "/healthz"),

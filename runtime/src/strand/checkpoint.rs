@@ -1,4 +1,5 @@
-//! The index checkpoint in `graph_dir/strand-index.v1`.
+//! The index checkpoint in `graph_dir/strand-index.v2` (v2 added collections; a v1 file is
+//! ignored, so the first start after the upgrade rebuilds the index from the segments).
 //!
 //! The checkpoint is derived data that only saves a full scan at open. Invariant: it is
 //! trusted only when its checksum holds, its positions chain exactly through the segments on
@@ -10,17 +11,19 @@
 //! Layout (integers little endian):
 //!
 //! ```text
-//! [8]  magic b"SXSTRIX1"
+//! [8]  magic b"SXSTRIX2"
 //! u64  N, the offsets covered: 1..=N
 //! u32  A, the number of authors; then A times: u8 length, author id bytes
-//! N ×  { u64 frame position, u32 body length, u32 author index, u64 seq, [32] block hash }
+//! u32  C, the number of collections; then C times: u8 length, collection name bytes
+//! N ×  { u64 frame position, u32 body length, u32 author index, u64 seq, [32] block hash,
+//!        u32 collection index }
 //! [32] BLAKE3 of every byte above
 //! ```
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use sapix_core::{AgentId, Hash};
+use sapix_core::{AgentId, Collection, Hash};
 
 use super::error::StrandError;
 use super::frame::HEADER_LEN;
@@ -30,10 +33,12 @@ use super::segment::{SegmentFile, SegmentInfo};
 use crate::disk::Disk;
 
 /// The checkpoint's file name inside the graph directory.
-pub(crate) const FILE_NAME: &str = "strand-index.v1";
+pub(crate) const FILE_NAME: &str = "strand-index.v2";
+/// The checkpoint of earlier versions, removed once a v2 is written.
+const OLD_FILE_NAME: &str = "strand-index.v1";
 
-const MAGIC: &[u8; 8] = b"SXSTRIX1";
-const ENTRY_LEN: usize = 8 + 4 + 4 + 8 + 32;
+const MAGIC: &[u8; 8] = b"SXSTRIX2";
+const ENTRY_LEN: usize = 8 + 4 + 4 + 8 + 32 + 4;
 
 /// The checkpoint path for `graph_dir`.
 pub(crate) fn path(graph_dir: &Path) -> PathBuf {
@@ -51,12 +56,18 @@ pub(crate) fn encode(index: &Index) -> Vec<u8> {
         out.push(a.as_str().len() as u8);
         out.extend_from_slice(a.as_str().as_bytes());
     }
+    out.extend_from_slice(&(index.collections().len() as u32).to_le_bytes());
+    for c in index.collections() {
+        out.push(c.as_str().len() as u8);
+        out.extend_from_slice(c.as_str().as_bytes());
+    }
     for e in entries {
         out.extend_from_slice(&e.pos.to_le_bytes());
         out.extend_from_slice(&e.len.to_le_bytes());
         out.extend_from_slice(&e.author.to_le_bytes());
         out.extend_from_slice(&e.seq.to_le_bytes());
         out.extend_from_slice(&e.hash.0);
+        out.extend_from_slice(&e.collection.to_le_bytes());
     }
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
@@ -90,6 +101,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Index, String> {
             return Err("author listed twice".into());
         }
     }
+    let collections = u32::from_le_bytes(r.array()?);
+    for _ in 0..collections {
+        let len = r.take(1)?[0] as usize;
+        let name = std::str::from_utf8(r.take(len)?).map_err(|_| "collection is not UTF-8")?;
+        let c = Collection::new(name).map_err(|e| format!("bad collection: {e}"))?;
+        let before = index.collections().len();
+        index.intern_collection(&c);
+        if index.collections().len() == before {
+            return Err("collection listed twice".into());
+        }
+    }
     // Check the size before looping so a garbage count cannot make us spin.
     if (r.0.len() / ENTRY_LEN) as u64 != n || r.0.len() % ENTRY_LEN != 0 {
         return Err(format!("{} entry bytes do not hold {n} entries", r.0.len()));
@@ -101,9 +123,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Index, String> {
             author: u32::from_le_bytes(r.array()?),
             seq: u64::from_le_bytes(r.array()?),
             hash: Hash(r.array()?),
+            collection: u32::from_le_bytes(r.array()?),
         };
         if e.author >= authors {
             return Err(format!("author index {} out of range", e.author));
+        }
+        if e.collection >= collections {
+            return Err(format!("collection index {} out of range", e.collection));
         }
         index.push_entry(e);
     }
@@ -117,14 +143,14 @@ pub(crate) enum Loaded {
     /// A checkpoint that cannot be used, and why.
     Invalid(String),
     /// A well-formed checkpoint, not yet checked against the segments.
-    Index(Index),
+    Index(Box<Index>),
 }
 
 /// Reads and parses the checkpoint. Read errors make it unusable, never fatal: it is derived.
 pub(crate) fn load(disk: &dyn Disk, graph_dir: &Path) -> Loaded {
     match disk.read(&path(graph_dir)) {
         Ok(bytes) => match decode(&bytes) {
-            Ok(index) => Loaded::Index(index),
+            Ok(index) => Loaded::Index(Box::new(index)),
             Err(why) => Loaded::Invalid(why),
         },
         Err(e) if e.kind() == ErrorKind::NotFound => Loaded::Missing,
@@ -134,7 +160,10 @@ pub(crate) fn load(disk: &dyn Disk, graph_dir: &Path) -> Loaded {
 
 /// Writes `bytes` as the checkpoint, atomically and durably.
 pub(crate) fn store(disk: &dyn Disk, graph_dir: &Path, bytes: &[u8]) -> Result<(), StrandError> {
-    write_atomic(disk, &path(graph_dir), bytes).map(|_| ())
+    write_atomic(disk, &path(graph_dir), bytes)?;
+    // The v1 checkpoint of an agent before the upgrade is of no use any more.
+    let _ = disk.remove(&graph_dir.join(OLD_FILE_NAME));
+    Ok(())
 }
 
 /// Checks a loaded index against the segments on disk and returns where scanning must resume:
@@ -223,9 +252,13 @@ mod tests {
         let mut idx = Index::default();
         let a = AgentId::new("alpha").unwrap();
         let b = AgentId::new("beta").unwrap();
-        idx.push(0, 100, &a, 1, Hash([1; 32]));
-        idx.push(108, 90, &b, 1, Hash([2; 32]));
-        idx.push(206, 95, &a, 2, Hash([3; 32]));
+        let (orders, audit) = (
+            Collection::new("orders").unwrap(),
+            Collection::new("audit").unwrap(),
+        );
+        idx.push(0, 100, (&a, 1, Hash([1; 32])), &orders);
+        idx.push(108, 90, (&b, 1, Hash([2; 32])), &audit);
+        idx.push(206, 95, (&a, 2, Hash([3; 32])), &orders);
         idx
     }
 

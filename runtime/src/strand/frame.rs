@@ -7,7 +7,7 @@
 //! more than one maximal frame.
 
 use sapix_core::block::{check_payload, DecodeError, MAX_BLOCK_LEN, MAX_PAYLOAD_LEN};
-use sapix_core::{AgentId, Block, BlockBody, Hash};
+use sapix_core::{AgentId, Block, BlockBody, Collection, Hash};
 
 /// Bytes before the body: length and crc.
 pub(crate) const HEADER_LEN: usize = 8;
@@ -44,6 +44,8 @@ pub(crate) struct EncodedFrame {
     pub(crate) author: AgentId,
     /// The block's position in its author's chain.
     pub(crate) seq: u64,
+    /// The record's collection.
+    pub(crate) collection: Collection,
 }
 
 impl EncodedFrame {
@@ -178,6 +180,7 @@ pub(crate) fn encode(block: &Block, blob_threshold: usize) -> Result<EncodedFram
         hash: block.hash,
         author: block.body.author.clone(),
         seq: block.body.seq,
+        collection: block.body.collection.clone(),
     })
 }
 

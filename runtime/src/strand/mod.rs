@@ -15,7 +15,7 @@
 //!   never append to one strand.
 //! - `blob_dir/ab/cdef…`: payloads over [`StrandOptions::blob_threshold`], named by the hex
 //!   BLAKE3 of the payload bytes (plain, unkeyed), first two hex digits as a directory.
-//! - `graph_dir/strand-index.v1`: a checkpoint of the indexes (layout in `checkpoint.rs`),
+//! - `graph_dir/strand-index.v2`: a checkpoint of the indexes (layout in `checkpoint.rs`),
 //!   written by [`Strand::checkpoint`] and on close; derived data, rebuilt if unusable.
 //!
 //! # Frame format (integers little endian)
@@ -57,12 +57,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 
-use sapix_core::{AgentId, Block, Hash, Signature};
+use sapix_core::{AgentId, Block, Collection, Hash, Signature};
 
 use crate::disk::{Disk, OsDisk};
 
 pub use error::StrandError;
-pub use index::EntryMeta;
+pub use index::{CollectionPage, EntryMeta};
 pub use recovery::{CheckpointStatus, RecoveryReport, TornTail};
 pub use writer::StrandStats;
 
@@ -71,7 +71,7 @@ use index::Index;
 use segment::SegmentFile;
 use writer::{Counters, Request, Writer};
 
-/// Parses index checkpoint bytes (`graph_dir/strand-index.v1`) as [`Strand::open`] does before
+/// Parses index checkpoint bytes (`graph_dir/strand-index.v2`) as [`Strand::open`] does before
 /// checking them against the segments: the last offset they cover, or why they are unusable.
 /// Public so the parser of these untrusted disk bytes can be fuzzed on its own.
 pub fn parse_checkpoint(bytes: &[u8]) -> Result<u64, String> {
@@ -377,6 +377,25 @@ impl Strand {
     pub fn signature_of(&self, hash: &Hash) -> Option<Signature> {
         let offset = self.offset_of_hash(hash)?;
         self.get(offset).ok().flatten().map(|b| b.sig)
+    }
+
+    /// A page of `collection`'s records after the per-author positions `after`, in commit
+    /// order, at most `limit` ([`CollectionPage`] says where the next page starts), with the
+    /// blocks read.
+    pub fn collection_page(
+        &self,
+        collection: &Collection,
+        after: &std::collections::BTreeMap<AgentId, u64>,
+        limit: usize,
+    ) -> Result<(Vec<(u64, Block)>, CollectionPage), StrandError> {
+        let page = read_lock(&self.shared.index).collection_page(collection, after, limit);
+        let mut blocks = Vec::with_capacity(page.offsets.len());
+        for &offset in &page.offsets {
+            if let Some(block) = self.get(offset)? {
+                blocks.push((offset, block));
+            }
+        }
+        Ok((blocks, page))
     }
 
     /// Every author's chain held here: its last seq and that block's hash, by author.

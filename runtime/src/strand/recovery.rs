@@ -106,7 +106,7 @@ pub(crate) fn recover(disk: &dyn Disk, opts: &StrandOptions) -> Result<Recovered
         Loaded::Index(loaded) => match checkpoint::resume_point(disk, &loaded, &segments) {
             Ok((seg, pos)) => {
                 let covered = loaded.tip();
-                (loaded, seg, pos, CheckpointStatus::Loaded { covered })
+                (*loaded, seg, pos, CheckpointStatus::Loaded { covered })
             }
             Err(why) => (Index::default(), 0, 0, CheckpointStatus::Rejected { why }),
         },
@@ -144,7 +144,7 @@ pub(crate) fn recover(disk: &dyn Disk, opts: &StrandOptions) -> Result<Recovered
         loop {
             match scanner.next_frame()? {
                 Scanned::Frame(f) => {
-                    index.push(f.pos, f.len, &f.author, f.seq, f.hash);
+                    index.push(f.pos, f.len, (&f.author, f.seq, f.hash), &f.collection);
                     scanned_frames += 1;
                 }
                 Scanned::End => break,

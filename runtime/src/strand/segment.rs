@@ -8,7 +8,7 @@
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use sapix_core::{AgentId, Hash};
+use sapix_core::{AgentId, Collection, Hash};
 
 use super::error::{IoContext, StrandError};
 use super::frame::{self, FrameBody, FrameError, HEADER_LEN};
@@ -114,6 +114,8 @@ pub(crate) struct ScannedFrame {
     pub(crate) author: AgentId,
     /// The block's seq.
     pub(crate) seq: u64,
+    /// The record's collection.
+    pub(crate) collection: Collection,
 }
 
 /// One step of a scan.
@@ -175,6 +177,7 @@ impl Scanner {
                     hash: block.hash,
                     author: block.body.author.clone(),
                     seq: block.body.seq,
+                    collection: block.body.collection.clone(),
                 }))
             }
             Err(Ok(err)) => {
@@ -219,6 +222,7 @@ mod tests {
             "segment-1.log",
             "segment-0000000000000000000a.log",
             "segment-00000000000000000001.log.tmp",
+            "strand-index.v2",
             "strand-index.v1",
         ] {
             assert_eq!(parse_file_name(stray), None, "{stray}");

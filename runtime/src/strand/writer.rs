@@ -23,7 +23,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread;
 
-use sapix_core::{AgentId, Hash};
+use sapix_core::{AgentId, Collection, Hash};
 
 use super::blobs::BlobWriter;
 use super::error::{IoContext, StrandError};
@@ -124,6 +124,7 @@ struct Written {
     author: AgentId,
     seq: u64,
     hash: Hash,
+    collection: Collection,
 }
 
 /// The writer thread's state.
@@ -233,7 +234,7 @@ impl Writer {
             let mut index = write_lock(&self.shared.index);
             let first = index.tip() + 1;
             for w in &written {
-                index.push(w.pos, w.len, &w.author, w.seq, w.hash);
+                index.push(w.pos, w.len, (&w.author, w.seq, w.hash), &w.collection);
             }
             first
         };
@@ -306,6 +307,7 @@ impl Writer {
                 author: frame.author.clone(),
                 seq: frame.seq,
                 hash: frame.hash,
+                collection: frame.collection.clone(),
             });
             self.next_offset += 1;
             buf.extend_from_slice(&frame.bytes);

@@ -213,3 +213,74 @@ impl RecordOut {
         }
     }
 }
+
+/// Records in a collection page when `limit` is not given; the most is [`MAX_LIST`].
+const DEFAULT_LIST: usize = 100;
+/// The most records one collection page holds.
+const MAX_LIST: usize = 1_000;
+
+#[derive(Serialize)]
+pub(crate) struct CollectionPageOut {
+    collection: String,
+    /// The records, oldest first (commit order here).
+    records: Vec<RecordOut>,
+    /// The cursor to pass as `after` for the next page (also once `more` is false, to see
+    /// what arrives later).
+    next: String,
+    /// Whether more records of the collection are held here now.
+    more: bool,
+}
+
+/// `GET /v1/records?collection=<name>&after=<cursor>&limit=<n>`: one collection, a page at a
+/// time, oldest first. The cursor names per-author positions, so it can be used on any node.
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<CollectionPageOut>, ApiError> {
+    let credential = reader(&headers)?;
+    let q = ReadQuery::parse(query.as_deref(), &["collection", "after", "limit"])?;
+    let mut params: std::collections::BTreeMap<&str, &str> = Default::default();
+    for (k, v) in &q.rest {
+        if params.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(ApiError::bad_request(format!("{k} given twice")));
+        }
+    }
+    let collection = params
+        .get("collection")
+        .ok_or_else(|| ApiError::bad_request("collection is required"))?;
+    let collection = Collection::new(*collection)
+        .map_err(|e| ApiError::bad_request(format!("collection: {e}")))?;
+    let after = sapix_core::wire::cursor::decode(params.get("after").copied().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIST,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n) && v.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| ApiError::bad_request(format!("limit must be 1 to {MAX_LIST}")))?,
+    };
+    if !q.positions.is_empty() {
+        may_read(&s, credential, None).await?;
+        read_query::reached(&s, &q).await?;
+    }
+    may_read(&s, credential, Some(collection.clone())).await?;
+    let strand = s.strand.clone();
+    let wanted = collection.clone();
+    let (blocks, page) = s
+        .blocking
+        .run(move || strand.collection_page(&wanted, &after, limit))
+        .await
+        .map_err(unexpected)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "strand read failed");
+            ApiError::unavailable("storage_failed", "could not read the strand")
+        })?;
+    Ok(Json(CollectionPageOut {
+        collection: collection.to_string(),
+        records: blocks.iter().map(|(o, b)| RecordOut::of(*o, b)).collect(),
+        next: sapix_core::wire::cursor::encode(&page.next),
+        more: page.more,
+    }))
+}

@@ -78,6 +78,13 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/v1/records",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 404, 409, 503],
+        handler: || get(records::list),
+    },
+    Route {
+        method: "GET",
         path: "/v1/records/{hash}",
         guard: Guard::Reader,
         statuses: &[200, 400, 401, 404, 409, 503],
