@@ -113,6 +113,7 @@ impl Etcd {
         Target {
             url: format!("{}/v3/kv/put", self.clients[i]),
             token: None,
+            get: None,
             ok_status: 200,
             body: Arc::new(|client, n| {
                 let b64 = base64::engine::general_purpose::STANDARD;

@@ -21,6 +21,9 @@ pub struct Target {
     pub ok_status: u16,
     /// The body of request `n` of client `client`.
     pub body: Arc<dyn Fn(usize, u64) -> Vec<u8> + Send + Sync>,
+    /// For reads: the path (and query) request `n` of client `client` GETs after `url`;
+    /// `body` is then unused.
+    pub get: Option<Arc<dyn Fn(usize, u64) -> String + Send + Sync>>,
 }
 
 /// When the clients stop.
@@ -128,10 +131,13 @@ pub async fn drive(targets: &[Target], clients: usize, until: Until) -> Outcome 
 }
 
 async fn post(http: &reqwest::Client, t: &Target, client: usize, n: u64) -> Result<(), String> {
-    let mut req = http
-        .post(&t.url)
-        .header("content-type", "application/json")
-        .body((t.body)(client, n));
+    let mut req = match &t.get {
+        Some(path) => http.get(format!("{}{}", t.url, path(client, n))),
+        None => http
+            .post(&t.url)
+            .header("content-type", "application/json")
+            .body((t.body)(client, n)),
+    };
     if let Some(token) = &t.token {
         req = req.bearer_auth(token);
     }

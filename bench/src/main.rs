@@ -16,6 +16,7 @@ mod etcd;
 mod load;
 mod memory;
 mod procstat;
+mod reads;
 mod report;
 mod writes;
 
@@ -30,7 +31,9 @@ const USAGE: &str = "usage: sapix-bench [--short] [--clients N] [--seconds S] [-
                      [--behind N] [--json FILE] [--no-etcd] [--only GROUP,…]";
 
 /// The scenario groups `--only` can pick (for profiling one of them).
-const GROUPS: [&str; 6] = ["ceilings", "one", "three", "etcd", "bulk", "memory"];
+const GROUPS: [&str; 7] = [
+    "ceilings", "one", "three", "etcd", "bulk", "memory", "reads",
+];
 
 /// What a run measures, and for how long.
 #[derive(Clone, Debug)]
@@ -203,6 +206,10 @@ fn main() -> ExitCode {
     if s.runs("bulk") {
         step("ingest, pull catch-up, divide");
         rows.extend(bulk::run(&rt, &chain, v.rate));
+    }
+    if s.runs("reads") {
+        step("reads by hash and by collection page, authorized and open");
+        rows.extend(reads::run(&rt, &s, if s.short { 2_000 } else { 20_000 }));
     }
     let mut lagging = None;
     if s.runs("memory") {

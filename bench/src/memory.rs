@@ -72,6 +72,7 @@ fn target(a: &Agent) -> load::Target {
         token: Some(a.root_key()),
         ok_status: 201,
         body: std::sync::Arc::new(load::record),
+        get: None,
     }
 }
 

@@ -233,4 +233,12 @@ pub mod names {
     pub const DIVIDE: &str = "divide";
     /// Memory of a lagging peer.
     pub const MEMORY: &str = "memory of a lagging peer";
+    /// Reads by hash with the root key.
+    pub const READ_HASH: &str = "reads by hash";
+    /// Collection pages with the root key.
+    pub const READ_PAGES: &str = "reads: collection pages";
+    /// Reads by hash as a Codios token, every authorization a cache hit.
+    pub const READ_CODIOS: &str = "reads by hash, Codios cache hits";
+    /// Reads by hash with open reads (no token).
+    pub const READ_OPEN: &str = "reads by hash, open reads";
 }

@@ -20,6 +20,7 @@ fn records(agent: &Agent, token: String) -> Target {
         token: Some(token),
         ok_status: 201,
         body: Arc::new(record),
+        get: None,
     }
 }
 

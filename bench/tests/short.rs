@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 16] = [
     "crypto: seal (1 thread)",
     "crypto: verify (1 thread)",
     "ceiling: writes (in process)",
@@ -19,6 +19,10 @@ const SCENARIOS: [&str; 12] = [
     "pull catch-up",
     "divide",
     "memory of a lagging peer",
+    "reads by hash",
+    "reads: collection pages",
+    "reads by hash, Codios cache hits",
+    "reads by hash, open reads",
 ];
 
 fn etcd_installed() -> bool {
