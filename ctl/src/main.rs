@@ -100,10 +100,18 @@ enum Command {
         read: ReadArgs,
     },
     /// Without an author, every chain held (author, last seq, hash); with one, a page of its
-    /// records in seq order (`GET /v1/chains[/{author}]`).
+    /// records in seq order (`GET /v1/chains[/{author}]`); with --collection, a page of that
+    /// collection, oldest first (`GET /v1/records?collection=`).
     List {
         /// The author whose records to page through.
+        #[arg(conflicts_with = "collection")]
         author: Option<String>,
+        /// Page through this collection instead.
+        #[arg(long)]
+        collection: Option<String>,
+        /// With --collection: the cursor a previous page gave (`next`).
+        #[arg(long, default_value = "", requires = "collection")]
+        after: String,
         /// Start after this seq.
         #[arg(long, default_value_t = 0)]
         after_seq: u64,
@@ -357,6 +365,23 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             print(out, &json, || format!("{json:#}\n"));
         }
         Command::List {
+            collection: Some(collection),
+            after,
+            limit,
+            read,
+            ..
+        } => {
+            let mut query = vec![
+                format!("collection={collection}"),
+                format!("after={after}"),
+                format!("limit={limit}"),
+            ];
+            query.extend(read.query());
+            let path = with_query("/v1/records", &query);
+            let json = client.read(&path, read.token.as_deref()).await?;
+            print(out, &json, || table::collection_page(&json));
+        }
+        Command::List {
             author: None, read, ..
         } => {
             let json = client
@@ -372,6 +397,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             after_seq,
             limit,
             read,
+            ..
         } => {
             let mut query = vec![format!("after_seq={after_seq}"), format!("limit={limit}")];
             query.extend(read.query());

@@ -103,22 +103,41 @@ pub fn chains(json: &serde_json::Value) -> String {
     text
 }
 
-/// A chain page as a table: one line per record, then where the next page starts.
-pub fn chain_page(json: &serde_json::Value) -> String {
+/// The records of a page, one line each.
+fn records(json: &serde_json::Value) -> String {
     let mut text = format!(
-        "{:>10}  {:<16} {:<20} {}\n",
-        "SEQ", "HASH", "COLLECTION", "DATA"
+        "{:<20} {:>10}  {:<16} {:<20} {}\n",
+        "AUTHOR", "SEQ", "HASH", "COLLECTION", "DATA"
     );
     for r in json["records"].as_array().into_iter().flatten() {
         let hash = r["hash"].as_str().unwrap_or("?");
         text += &format!(
-            "{:>10}  {:<16} {:<20} {}\n",
+            "{:<20} {:>10}  {:<16} {:<20} {}\n",
+            r["author"].as_str().unwrap_or("?"),
             r["seq"],
             &hash[..hash.len().min(16)],
             r["collection"].as_str().unwrap_or("?"),
             r["data"]
         );
     }
+    text
+}
+
+/// A collection page as a table, then the cursor of the next page.
+pub fn collection_page(json: &serde_json::Value) -> String {
+    let mut text = records(json);
+    let next = json["next"].as_str().unwrap_or("");
+    if json["more"] == true {
+        text += &format!("more: --after {next}\n");
+    } else {
+        text += &format!("end of the collection held here (later: --after {next})\n");
+    }
+    text
+}
+
+/// A chain page as a table: one line per record, then where the next page starts.
+pub fn chain_page(json: &serde_json::Value) -> String {
+    let mut text = records(json);
     let withheld = json["withheld"].as_u64().unwrap_or(0);
     if withheld > 0 {
         text += &format!("({withheld} records withheld: this token may not read them)\n");

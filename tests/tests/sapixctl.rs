@@ -208,6 +208,49 @@ fn an_operator_reads_records_and_chains_with_their_positions() {
     .unwrap();
     assert_eq!(rest["records"][0]["hash"], second.hash);
 
+    // A collection, page by page with the cursor each page gives.
+    let orders = ok(&ctl(
+        &agent,
+        &["list", "--collection", "invoices", "--limit", "1"],
+    ));
+    assert!(
+        orders.contains(&second.hash[..16]) && orders.contains("end of the collection"),
+        "{orders}"
+    );
+    let first_page: Value = serde_json::from_str(&ok(&ctl(
+        &agent,
+        &[
+            "-o",
+            "json",
+            "list",
+            "--collection",
+            "orders",
+            "--limit",
+            "1",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(first_page["records"][0]["hash"], first.hash);
+    let next = first_page["next"].as_str().unwrap();
+    let rest: Value = serde_json::from_str(&ok(&ctl(
+        &agent,
+        &[
+            "-o",
+            "json",
+            "list",
+            "--collection",
+            "orders",
+            "--after",
+            next,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(
+        rest["records"],
+        serde_json::json!([]),
+        "one orders record: nothing after it"
+    );
+
     // A position not held: the agent's words, exit 1.
     let ahead = ctl(
         &agent,
