@@ -20,6 +20,13 @@ use serde_json::value::RawValue;
 pub mod cursor;
 pub mod mesh;
 
+/// A whole number as the read parameters write it: 1 to 20 ASCII digits (no sign, no spaces)
+/// that fit in a u64. The one rule for `seq`, `after_seq`, `limit`, `wait_ms` and cursor seqs.
+pub fn decimal(text: &str) -> Option<u64> {
+    let digits = (1..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
+}
+
 use crate::block::{check_payload, Block, BlockBody, DecodeError, Hash, Signature, BLOCK_VERSION};
 use crate::id::{AgentId, Collection};
 use crate::time::UnixMillis;

@@ -38,11 +38,7 @@ impl ChainPosition {
     pub fn parse(text: &str) -> Result<ChainPosition, BadPosition> {
         let (author, seq) = text.rsplit_once(':').ok_or(BadPosition("no `:`"))?;
         let author = AgentId::new(author).map_err(|_| BadPosition("bad author"))?;
-        let digits = !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit());
-        let seq = digits
-            .then(|| seq.parse().ok())
-            .flatten()
-            .ok_or(BadPosition("seq must be a whole number"))?;
+        let seq = crate::wire::decimal(seq).ok_or(BadPosition("seq must be a whole number"))?;
         Ok(ChainPosition { author, seq })
     }
 }

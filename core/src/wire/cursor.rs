@@ -55,11 +55,7 @@ pub fn decode(text: &str) -> Result<BTreeMap<AgentId, u64>, BadCursor> {
         }
         let (author, seq) = pair.rsplit_once(':').ok_or(BadCursor("no `:`"))?;
         let author = AgentId::new(author).map_err(|_| BadCursor("bad author"))?;
-        let digits = !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit());
-        let seq: u64 = digits
-            .then(|| seq.parse().ok())
-            .flatten()
-            .ok_or(BadCursor("bad seq"))?;
+        let seq = super::decimal(seq).ok_or(BadCursor("bad seq"))?;
         if out.insert(author, seq).is_some() {
             return Err(BadCursor("an author twice"));
         }

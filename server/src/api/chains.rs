@@ -98,9 +98,7 @@ pub(crate) async fn tips(
 }
 
 fn number(name: &str, value: &str, max: u64) -> Result<u64, ApiError> {
-    let n = (!value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| value.parse::<u64>().ok())
-        .flatten()
+    let n = sapix_core::wire::decimal(value)
         .filter(|n| *n <= max)
         .ok_or_else(|| ApiError::bad_request(format!("{name} must be a number from 0 to {max}")))?;
     Ok(n)

@@ -59,8 +59,8 @@ impl ReadQuery {
 
 fn wait_ms(value: &str) -> Result<Duration, ApiError> {
     let max = MAX_POSITION_WAIT.as_millis() as u64;
-    let ms = (value.len() <= 6 && !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| value.parse::<u64>().ok())
+    let ms = (value.len() <= 6)
+        .then(|| sapix_core::wire::decimal(value))
         .flatten()
         .filter(|ms| *ms <= max)
         .ok_or_else(|| ApiError::bad_request(format!("wait_ms must be 0 to {max}")))?;

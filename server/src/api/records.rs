@@ -255,10 +255,9 @@ pub(crate) async fn list(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let limit = match params.get("limit") {
         None => DEFAULT_LIST,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n) && v.bytes().all(|b| b.is_ascii_digit()))
+        Some(v) => sapix_core::wire::decimal(v)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_LIST).contains(n))
             .ok_or_else(|| ApiError::bad_request(format!("limit must be 1 to {MAX_LIST}")))?,
     };
     if !q.positions.is_empty() {
