@@ -4,12 +4,15 @@
 //! the hashes of seq 1..=n in order (32 bytes a block, no payloads), so that a block can be
 //! classified without touching storage: the next link, a duplicate, a gap, a broken link, or
 //! equivocation (another block at a taken position). Invariant: a chain only ever grows by its
-//! next link, so every stored block's `prev` is the stored hash before it.
+//! next link, so every stored block's `prev` is the stored hash before it. Beside each chain
+//! it keeps that chain's Merkle tree ([`Tree`]), grown and shrunk with it, for signed heads and
+//! proofs.
 
 use std::collections::BTreeMap;
 
 use crate::block::{Block, Hash};
 use crate::id::AgentId;
+use crate::ledger::Tree;
 
 /// Where a block stands against the chains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum Position {
 #[derive(Debug, Default, Clone)]
 pub struct Chains {
     by_author: BTreeMap<AgentId, Vec<Hash>>,
+    /// Each chain's Merkle tree: always exactly as long as the chain.
+    trees: BTreeMap<AgentId, Tree>,
 }
 
 impl Chains {
@@ -85,6 +90,12 @@ impl Chains {
     /// Records a link known to be valid, as when rebuilding from the durable strand.
     pub fn push_unchecked(&mut self, author: &AgentId, hash: Hash) {
         self.by_author.entry(author.clone()).or_default().push(hash);
+        self.trees.entry(author.clone()).or_default().push(&hash);
+    }
+
+    /// The author's Merkle tree, as long as its chain.
+    pub fn tree(&self, author: &AgentId) -> Option<&Tree> {
+        self.trees.get(author)
     }
 
     /// Removes the author's last link, which must be `hash`: an append rolled back (the disk
@@ -100,8 +111,12 @@ impl Chains {
             Some(hash),
             "rollback of a link that is not {author}'s last"
         );
+        if let Some(tree) = self.trees.get_mut(author) {
+            tree.pop();
+        }
         if self.by_author.get(author).is_some_and(|c| c.is_empty()) {
             self.by_author.remove(author);
+            self.trees.remove(author);
         }
     }
 
@@ -232,6 +247,14 @@ mod tests {
         c.push(&b2);
         assert_eq!(c.tip(&b2.body.author), Some((2, b2.hash)));
         assert_eq!(c.total(), 2);
+        let tree = c.tree(&b2.body.author).unwrap();
+        assert_eq!(tree, &Tree::from_blocks([&b1.hash, &b2.hash]));
+        c.pop(&b2.body.author, b2.hash);
+        assert_eq!(
+            c.tree(&b2.body.author),
+            Some(&Tree::from_blocks([&b1.hash]))
+        );
+        c.push(&b2);
 
         // A batch can chain onto itself before anything is stored.
         let mut o = c.overlay();

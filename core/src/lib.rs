@@ -36,6 +36,7 @@
 //!     rng_seed: 1,
 //!     root: RootKey::new("the root key").credential(),
 //!     auth: Default::default(),
+//!     head_key: sapix_core::ledger::HeadKey::from_bytes([9; 32]), // the node's own, random
 //! };
 //! let mut node = Node::new(config, keys.signing_key(&id), Restored::default());
 //! # fn next_fact(_wake: Option<Instant>) -> Option<(Instant, Option<Input>)> { None }
@@ -60,6 +61,7 @@ pub mod digest;
 pub mod endpoint;
 pub mod id;
 pub mod keys;
+pub mod ledger;
 pub mod node;
 pub mod repl;
 pub mod status;

@@ -108,6 +108,7 @@ impl Run {
             rng_seed: 1,
             root: Credential::of_token("root"),
             auth: Default::default(),
+            head_key: sapix_core::ledger::HeadKey::from_bytes([1; 32]),
         };
         let restored = Restored {
             cluster: Some(ClusterState {
@@ -191,6 +192,8 @@ impl Run {
                 }
                 // The node persists its cluster view after start; nothing to keep here.
                 Output::PersistCluster { call, .. } => ended(call, Ok(Reply::Stored)),
+                // Its heads need no answer.
+                Output::PersistHead { .. } => continue,
                 other => panic!("unexpected {other:?}"),
             };
             self.node.handle(self.now, input);

@@ -7,6 +7,7 @@
 mod backup;
 mod client;
 mod table;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +121,21 @@ enum Command {
         limit: u64,
         #[command(flatten)]
         read: ReadArgs,
+    },
+    /// Audit the node's ledger: each author's head signed by the head key pinned in --state
+    /// (on first use), consistent with the head seen there last time, and each --hash
+    /// included in its author's head. Prints a report; exit 1 if anything fails.
+    Verify {
+        /// The auditor's memory between runs: pinned keys and last heads (created if absent;
+        /// updated only when everything verified).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// A record whose inclusion to check (repeatable).
+        #[arg(long = "hash")]
+        hashes: Vec<String>,
+        /// Read with this bearer token (default: the root key, if given).
+        #[arg(long, env = "SAPIX_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Copy a running node's strand (up to its tip when the backup begins) into a new data
     /// directory, checking every block; writes are not paused. See docs/runbook.md to restore.
@@ -404,6 +420,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
             let path = with_query(&format!("/v1/chains/{author}"), &query);
             let json = client.read(&path, read.token.as_deref()).await?;
             print(out, &json, || table::chain_page(&json));
+        }
+        Command::Verify {
+            state,
+            hashes,
+            token,
+        } => {
+            let report =
+                verify::verify(&client, token.as_deref(), state.as_deref(), &hashes).await?;
+            print(out, &report.json(), || report.table());
+            if !report.ok() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Backup { out: dir } => {
             let copied = backup::backup(&client, &dir, out == Format::Table).await?;

@@ -251,6 +251,7 @@ impl Sink {
             // The sink only ingests; no client write is ever fed to it.
             root: sapix_core::auth::Credential::of_token("fuzz-root-key"),
             auth: Default::default(),
+            head_key: sapix_core::ledger::HeadKey::from_bytes([7; 32]),
         };
         Sink {
             node: Node::new(config, keys().signing_key(&id), Restored::default()),

@@ -55,6 +55,8 @@ pub enum Request {
         /// How long the reader waits.
         wait: std::time::Duration,
     },
+    /// Heads or a proof (issue 17).
+    Ledger(sapix_core::node::LedgerQuery),
     /// Store blocks pushed by a peer.
     Ingest {
         /// Verified blocks, in order.
@@ -258,6 +260,7 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             positions,
             wait,
         },
+        Request::Ledger(query) => Input::LedgerWanted { request, query },
         Request::Ingest { blocks } => Input::IngestRequested { request, blocks },
         Request::Status => Input::StatusRequested {
             request,
@@ -379,6 +382,9 @@ fn perform(output: Output, ctx: &mut Ctx) {
         Output::PersistCluster { call, state, .. } => {
             let job = Job::cluster(&ctx.shell.state_dir, &state, call);
             let _ = ctx.persist.send(job);
+        }
+        Output::PersistHead { head } => {
+            let _ = ctx.persist.send(Job::head(&ctx.shell.state_dir, &head));
         }
         Output::Copy {
             call,

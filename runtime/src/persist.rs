@@ -2,7 +2,7 @@
 //!
 //! `sync_cursors.json` holds each peer's pull cursor (spec: "The cursor is persisted in
 //! sync_cursors.json"); `cluster.json` holds the peers, this node's role and the consistency
-//! mode. Writes go through one task in order, each atomic (temp, fsync, rename, dir fsync), so
+//! mode; `head.json` the last head the node signed of its own chain (issue 17). Writes go through one task in order, each atomic (temp, fsync, rename, dir fsync), so
 //! an older state can never overwrite a newer one.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sapix_core::ledger::wire::HeadJson;
+use sapix_core::ledger::SignedHead;
 use sapix_core::node::{CallId, ClusterState, Failure, Input, Reply};
 use sapix_core::AgentId;
 use tokio::sync::mpsc;
@@ -22,6 +24,8 @@ use crate::state_file;
 pub const CURSORS_FILE: &str = "sync_cursors.json";
 /// File name of the cluster view.
 pub const CLUSTER_FILE: &str = "cluster.json";
+/// File name of the own chain's latest signed head.
+pub const HEAD_FILE: &str = "head.json";
 
 /// Reads the persisted cluster view and cursors from `dir`.
 pub fn load(
@@ -31,6 +35,22 @@ pub fn load(
     let cluster = read(disk, &dir.join(CLUSTER_FILE), parse_cluster)?;
     let cursors = read(disk, &dir.join(CURSORS_FILE), parse_cursors)?.unwrap_or_default();
     Ok((cluster, cursors))
+}
+
+/// Reads the own head persisted in `dir`, if any.
+pub fn load_head(disk: &dyn Disk, dir: &Path) -> io::Result<Option<SignedHead>> {
+    read(disk, &dir.join(HEAD_FILE), parse_head)
+}
+
+/// Parses the bytes of a `head.json` read from `path` (named in the error only).
+pub fn parse_head(bytes: &[u8], path: &Path) -> io::Result<SignedHead> {
+    let json: HeadJson = state_file::parse_json(bytes, path)?;
+    SignedHead::try_from(&json).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 /// Parses the bytes of a `cluster.json` read from `path` (named in the error only).
@@ -53,27 +73,33 @@ fn read<T>(
         .transpose()
 }
 
-/// One write to perform, and the call of the node's it completes.
+/// One write to perform, and the call of the node's it completes (none for a head).
 #[derive(Debug)]
 pub struct Job {
     path: PathBuf,
     bytes: Vec<u8>,
-    call: CallId,
+    call: Option<CallId>,
 }
 
 impl Job {
     /// Persist the cursors, for the node's call `call`.
     pub fn cursors(dir: &Path, cursors: &[(AgentId, u64)], call: CallId) -> Self {
         let map: BTreeMap<&AgentId, u64> = cursors.iter().map(|(p, c)| (p, *c)).collect();
-        Job::json(dir.join(CURSORS_FILE), &map, call)
+        Job::json(dir.join(CURSORS_FILE), &map, Some(call))
     }
 
     /// Persist the cluster view, for the node's call `call`.
     pub fn cluster(dir: &Path, state: &ClusterState, call: CallId) -> Self {
-        Job::json(dir.join(CLUSTER_FILE), state, call)
+        Job::json(dir.join(CLUSTER_FILE), state, Some(call))
     }
 
-    fn json<T: serde::Serialize>(path: PathBuf, value: &T, call: CallId) -> Self {
+    /// Persist the own chain's latest head; nothing is reported back (a failure is logged,
+    /// and the next head replaces the file anyway).
+    pub fn head(dir: &Path, head: &SignedHead) -> Self {
+        Job::json(dir.join(HEAD_FILE), &HeadJson::from(head), None)
+    }
+
+    fn json<T: serde::Serialize>(path: PathBuf, value: &T, call: Option<CallId>) -> Self {
         let mut bytes = serde_json::to_vec_pretty(value).expect("state serializes");
         bytes.push(b'\n');
         Job { path, bytes, call }
@@ -99,6 +125,12 @@ pub fn spawn(
                 Ok(Ok(())) => Ok(Reply::Stored),
                 Ok(Err(e)) => Err(format!("{}: {e}", path.display())),
                 Err(e) => Err(format!("{}: the writer task failed: {e}", path.display())),
+            };
+            let Some(call) = call else {
+                if let Err(reason) = outcome {
+                    tracing::warn!(%reason, "could not persist the latest signed head");
+                }
+                continue;
             };
             let outcome = outcome.map_err(Failure::LocalStorage);
             let _ = done.send(Input::CallEnded { call, outcome });

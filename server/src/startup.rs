@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use rand::RngCore;
+use sapix_core::ledger::HeadKey;
 use sapix_core::node::{NodeConfig, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
@@ -252,11 +253,24 @@ pub async fn start(
 
     let (cluster, cursors) = persist::load(&*disk, &config.strand_dir)
         .map_err(io("reading state in", &config.strand_dir))?;
+    let head = persist::load_head(&*disk, &config.strand_dir)
+        .map_err(io("reading state in", &config.strand_dir))?;
+    let head_key = head_key(&*disk, config)?;
+    if let Some(h) = head.as_ref().filter(|h| h.key != head_key.public()) {
+        tracing::warn!(
+            signed_by = %h.key,
+            head_key = %head_key.public(),
+            seq = h.head.seq,
+            "the last head in head.json was signed by another head key: the head key was              replaced outside a rotation; auditors that pinned the old key will refuse this node"
+        );
+    }
+    tracing::info!(head_key = %head_key.public(), "head key: this node's own (mode 0600 in the data dir)");
     let restored = Restored {
         chains: sapix_runtime::actor::chains_from(&strand),
         local_tip: strand.tip(),
         cluster,
         cursors,
+        head,
     };
     let node = Node::new(
         NodeConfig {
@@ -267,6 +281,7 @@ pub async fn start(
             rng_seed: env.rng_seed,
             root: root_key.credential(),
             auth: config.auth.clone(),
+            head_key,
         },
         keys.signing_key(&config.agent_id),
         restored,
@@ -456,6 +471,33 @@ fn master_seed(disk: &dyn Disk, config: &Config) -> Result<MasterSeed, StartErro
          Every node of a cluster needs the same seed; pass it as SAPIX_MASTER_SEED to add peers."
     );
     Ok(seed)
+}
+
+/// The node's own head key: kept in the data dir, or drawn from the OS's randomness at first
+/// start and written there (0600). Never derived from the master seed, never logged.
+fn head_key(disk: &dyn Disk, config: &Config) -> Result<HeadKey, StartError> {
+    let path = config.data_dir.join("head_key");
+    if let Some(bytes) = state_file::read_bounded(disk, &path).map_err(io("reading", &path))? {
+        let mut secret = [0u8; 32];
+        let text = String::from_utf8_lossy(&bytes);
+        return match hex::decode_to_slice(text.trim(), &mut secret) {
+            Ok(()) => Ok(HeadKey::from_bytes(secret)),
+            Err(_) => Err(StartError::Io {
+                what: "parsing",
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the head key must be 64 hex characters",
+                ),
+            }),
+        };
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let key = HeadKey::from_bytes(secret);
+    let text = format!("{}\n", hex::encode(key.secret_bytes()));
+    state_file::write_atomic(disk, &path, text.as_bytes(), 0o600).map_err(io("writing", &path))?;
+    Ok(key)
 }
 
 /// The configured root key, else the one derived from the seed, written to the data dir.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use sapix_core::auth::AuthKey;
 use sapix_core::keys::AgentKey;
+use sapix_core::ledger::HeadKey;
 use sapix_core::node::{CallId, Input, RequestId};
 use sapix_core::{AgentId, Node, UnixMillis};
 
@@ -20,6 +21,8 @@ pub(crate) struct Host {
     pub(crate) agent: AgentId,
     pub(crate) endpoint: String,
     pub(crate) key: AgentKey,
+    /// Its own head key (from its name: deterministic, and never the cluster's).
+    pub(crate) head_key: HeadKey,
     pub(crate) added_at: UnixMillis,
     pub(crate) node: Option<Node>,
     /// Boot count; completions of an earlier process are ignored.
@@ -47,6 +50,7 @@ impl Host {
     /// Node `agent`, not started yet.
     pub(crate) fn new(agent: AgentId, key: AgentKey, clock: NodeClock, member: bool) -> Self {
         Host {
+            head_key: HeadKey::from_bytes(*blake3::hash(agent.as_str().as_bytes()).as_bytes()),
             key,
             endpoint: format!("http://{agent}.sim:7475"),
             agent,

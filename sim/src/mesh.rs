@@ -232,6 +232,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         Output::PersistCluster { call, state, .. } => {
             Effect::Persist(StateWrite::Cluster { state, call })
         }
+        Output::PersistHead { head } => Effect::Persist(StateWrite::Head(head)),
         Output::Copy {
             call,
             endpoint,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
+use sapix_core::ledger::SignedHead;
 use sapix_core::node::{AppendToken, CallId, ClusterState, Restored};
 use sapix_core::AgentId;
 
@@ -42,6 +43,8 @@ pub enum StateWrite {
         /// The node's call.
         call: CallId,
     },
+    /// The node's own latest head (nothing is reported back).
+    Head(SignedHead),
 }
 
 /// What a completed append turned into.
@@ -79,6 +82,8 @@ pub struct Store {
     refusing: bool,
     /// The durable `cluster.json`.
     pub cluster: Option<ClusterState>,
+    /// The own head last persisted.
+    pub head: Option<SignedHead>,
     /// The durable `sync_cursors.json`.
     pub cursors: BTreeMap<AgentId, u64>,
     writes: VecDeque<StateWrite>,
@@ -234,6 +239,7 @@ impl Store {
         match &w {
             StateWrite::Cursors { cursors, .. } => self.cursors = cursors.clone(),
             StateWrite::Cluster { state, .. } => self.cluster = Some(state.clone()),
+            StateWrite::Head(head) => self.head = Some(head.clone()),
         }
         Some((w, true))
     }
@@ -292,6 +298,7 @@ impl Store {
             local_tip: self.tip(),
             cluster: self.cluster.clone(),
             cursors: self.cursors.clone(),
+            head: self.head.clone(),
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn output_digest(output: &Output, h: &mut Fx) {
         Output::FetchPage { peer, after, .. } => (peer, after).hash(h),
         Output::PersistCursors { peer, cursor, .. } => (peer, cursor).hash(h),
         Output::PersistCluster { version, .. } => version.hash(h),
+        Output::PersistHead { head } => (&head.head.author, head.head.seq).hash(h),
         Output::Copy { to, after, .. } => (to, after).hash(h),
         Output::Announce { to, .. } => to.hash(h),
         Output::Respond { request, response } => {

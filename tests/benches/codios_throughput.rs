@@ -97,6 +97,7 @@ fn core_write_ns() -> (f64, f64) {
             codios: true,
             ..Default::default()
         },
+        head_key: sapix_core::ledger::HeadKey::from_bytes([7; 32]),
     };
     let mut node = Node::new(config, keys.signing_key(&agent_id), Restored::default());
     let orders = Collection::new("orders").unwrap();

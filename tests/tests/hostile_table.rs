@@ -414,7 +414,24 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
         "",
         bad("bad_request"),
     );
+    for (name, path) in [
+        ("ledger: a from past u64", "/v1/ledger/proof/consistency?author=a&from=99999999999999999999"),
+        ("ledger: a hash of 65 hex", "/v1/ledger/proof/inclusion?hash=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ("ledger: head_seq in hex", "/v1/ledger/proof/inclusion?hash=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&head_seq=0x10"),
+        ("ledger: to twice", "/v1/ledger/proof/consistency?author=a&from=1&to=2&to=3"),
+    ] {
+        t.req(name, "GET", path, Root, "", bad("bad_request"));
+    }
+    t.req(
+        "ledger: a proof of a chain never seen",
+        "GET",
+        "/v1/ledger/proof/consistency?author=never-seen&from=0",
+        Root,
+        "",
+        err(404, "no_head"),
+    );
     for (method, path) in [
+        ("POST", "/v1/ledger/heads"),
         ("DELETE", "/v1/records"),
         ("PUT", "/v1/records"),
         ("PUT", "/v1/cluster/divide"),

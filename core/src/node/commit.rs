@@ -291,6 +291,7 @@ impl Node {
             }
         }
         if self.own.durable > own_before {
+            self.own_grew(now);
             self.forget_held_marks();
             self.push_all(now);
         }

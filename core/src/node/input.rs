@@ -70,6 +70,15 @@ pub enum Input {
         /// How long the client will wait.
         wait: std::time::Duration,
     },
+    /// A client asks for heads or a proof; answered with
+    /// [`Response::Ledger`](super::Response::Ledger) or
+    /// [`Response::LedgerRefused`](super::Response::LedgerRefused).
+    LedgerWanted {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// What it asks.
+        query: super::LedgerQuery,
+    },
     /// A peer pushed blocks (already verified: see [`Verified`]).
     IngestRequested {
         /// Echoed in the answer.

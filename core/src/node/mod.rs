@@ -26,6 +26,7 @@ mod divide;
 mod event;
 mod failure;
 mod gate;
+mod heads;
 mod input;
 mod join;
 mod mesh;
@@ -51,6 +52,7 @@ pub use authz::AuthSettings;
 pub use call::CallId;
 pub use event::Event;
 pub use failure::Failure;
+pub use heads::{LedgerAnswer, LedgerQuery, LedgerRefusal, HEAD_EVERY};
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
 pub use positions::{BadPosition, ChainPosition, MAX_POSITION_WAIT};
@@ -62,6 +64,7 @@ use crate::auth::Credential;
 use crate::chain::Chains;
 use crate::id::AgentId;
 use crate::keys::AgentKey;
+use crate::ledger::{HeadKey, SignedHead};
 use crate::repl::backoff::BackoffPolicy;
 use crate::repl::membership::Membership;
 use crate::repl::peer::{Peer, PeerInfo};
@@ -93,6 +96,8 @@ pub struct NodeConfig {
     pub root: Credential,
     /// How other client writes are authorized; the default is local mode (root key only).
     pub auth: AuthSettings,
+    /// This node's own head key (never derived from the master seed).
+    pub head_key: HeadKey,
 }
 
 /// What a node recovers from its durable state at start.
@@ -106,6 +111,8 @@ pub struct Restored {
     pub cluster: Option<ClusterState>,
     /// Persisted pull cursors.
     pub cursors: BTreeMap<AgentId, u64>,
+    /// The last head this node signed of its own chain, as persisted.
+    pub head: Option<SignedHead>,
 }
 
 /// One node's sans-IO state machine.
@@ -134,6 +141,8 @@ pub struct Node {
     bugs: planted::Bugs,
     /// This node's own chain: how far it is durable, and when it got there.
     own: own::OwnChain,
+    /// Signed heads: this node's, and the latest of each author held.
+    heads: heads::Heads,
     rng: ChaCha8Rng,
     tick_at: Option<Instant>,
     /// What the last wake was for (traces).
@@ -184,6 +193,7 @@ impl Node {
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
             own: own::OwnChain::new(own_durable, config.added_at),
+            heads: heads::Heads::new(config.head_key.clone(), restored.head),
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
             last_wake: None,
@@ -258,6 +268,7 @@ impl Node {
                 positions,
                 wait,
             } => self.positions_wanted(now, request, positions, wait),
+            Input::LedgerWanted { request, query } => self.ledger_wanted(now, request, query),
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed {
@@ -368,6 +379,7 @@ impl Node {
         }
         self.auth_timeout(now);
         self.positions_timeout(now);
+        self.heads_timeout(now);
         self.arm_tick(now);
     }
 
@@ -383,6 +395,7 @@ impl Node {
             self.tick_at,
             self.authz.poll_timeout(),
             self.reads.deadline(),
+            self.heads.deadline(),
         ]
         .into_iter()
         .flatten()

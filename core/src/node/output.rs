@@ -99,6 +99,13 @@ pub enum Output {
         /// What to write.
         state: ClusterState,
     },
+    /// Keep `head`, the newest head this node signed of its own chain, in place of the last
+    /// one (atomically; a newer one may supersede a write in flight). Nothing is reported back:
+    /// the head is served from memory, the file only tells the next start what was vouched.
+    PersistHead {
+        /// The head.
+        head: crate::ledger::SignedHead,
+    },
     /// Send the local strand's blocks after offset `after` (a batch) to a new node's ingest;
     /// report how it ended: [`Reply::Copied`](super::Reply::Copied) naming the batch read (see
     /// [`Reply::of_copy`](super::Reply::of_copy)), or a failure.

@@ -168,6 +168,10 @@ pub enum Response {
     ReadAllowed,
     /// Every position a read named is durable here.
     PositionReached,
+    /// Heads or a proof.
+    Ledger(Box<super::LedgerAnswer>),
+    /// Why a ledger query has no answer.
+    LedgerRefused(super::LedgerRefusal),
     /// The read's wait ended before this node held its positions: how far it holds each
     /// named chain (0: nothing of it).
     PositionNotReached {

@@ -26,6 +26,7 @@ fn node(id: &str) -> Node {
             rng_seed: 1,
             root: Credential::of_token("root"),
             auth: Default::default(),
+            head_key: crate::ledger::HeadKey::from_bytes([1; 32]),
         },
         key,
         Restored::default(),
@@ -58,6 +59,15 @@ fn drain(n: &mut Node, trace: &mut String) -> Vec<(AppendToken, Vec<Block>)> {
                 writeln!(trace, "  Respond req={} {:?}", request.0, response).unwrap();
             }
             Output::Log(e) => writeln!(trace, "  Log {e:?}").unwrap(),
+            Output::PersistHead { head } => {
+                let h = &head.head;
+                writeln!(
+                    trace,
+                    "  PersistHead {}:{} root={:?}",
+                    h.author, h.seq, h.root
+                )
+                .unwrap()
+            }
             other => writeln!(trace, "  {other:?}").unwrap(),
         }
     }
@@ -121,7 +131,10 @@ fn completions_out_of_order_are_released_in_token_order() {
         },
     );
     drain(&mut n, &mut trace);
-    let reqs: Vec<&str> = trace.lines().map(|l| &l[..13]).collect();
+    let reqs: Vec<&str> = (trace.lines())
+        .filter(|l| !l.starts_with("  PersistHead"))
+        .map(|l| &l[..13])
+        .collect();
     assert_eq!(reqs, ["  Respond req", "  Respond req"]);
     assert!(trace.lines().next().unwrap().contains("req=1"));
     assert!(trace.contains("offset: 2"));

@@ -33,6 +33,8 @@ pub enum Timer {
     ClusterWrite,
     /// The first read waiting for chain positions stops waiting (wakes the node on its own).
     PositionWait,
+    /// A head of the own chain is owed (wakes the node on its own).
+    Head,
 }
 
 impl Timer {
@@ -40,7 +42,7 @@ impl Timer {
     pub fn wakes(&self) -> bool {
         matches!(
             self,
-            Timer::Drain | Timer::BreakerProbe | Timer::PositionWait
+            Timer::Drain | Timer::BreakerProbe | Timer::PositionWait | Timer::Head
         )
     }
 }
@@ -80,6 +82,7 @@ impl Node {
         let writes = self.admin.writes.retry_at();
         all.extend(writes.map(|at| (at, Timer::ClusterWrite)));
         all.extend(self.reads.deadline().map(|at| (at, Timer::PositionWait)));
+        all.extend(self.heads.deadline().map(|at| (at, Timer::Head)));
         all.sort();
         all
     }

@@ -77,6 +77,7 @@ pub fn config(auth: AuthSettings) -> NodeConfig {
         rng_seed: 7,
         root: Credential::of_token(ROOT),
         auth,
+        head_key: sapix_core::ledger::HeadKey::from_bytes([7; 32]),
     }
 }
 

@@ -82,7 +82,13 @@ pub fn config(name: &str, backoff: BackoffPolicy, rng_seed: u64) -> NodeConfig {
         rng_seed,
         root: root(),
         auth: Default::default(),
+        head_key: head_key(name),
     }
+}
+
+/// `name`'s own head key: its own, like a real node's, never shared.
+pub fn head_key(name: &str) -> sapix_core::ledger::HeadKey {
+    sapix_core::ledger::HeadKey::from_bytes(*blake3::hash(name.as_bytes()).as_bytes())
 }
 
 /// One node and everything the shell keeps for it.
@@ -107,6 +113,8 @@ pub struct Host {
     pub persisted_cursors: Vec<(AgentId, u64)>,
     /// The last cluster state written.
     pub persisted_cluster: Option<ClusterState>,
+    /// The last own head written.
+    pub persisted_head: Option<sapix_core::ledger::SignedHead>,
 }
 
 impl Host {
@@ -138,6 +146,7 @@ impl Host {
             local_tip: self.store.len() as u64,
             cluster: self.persisted_cluster.clone(),
             cursors: self.persisted_cursors.iter().cloned().collect(),
+            head: self.persisted_head.clone(),
         }
     }
 }
@@ -287,6 +296,7 @@ impl World {
             fail_cluster_writes: 0,
             persisted_cursors: Vec::new(),
             persisted_cluster: cluster,
+            persisted_head: None,
         };
         host.node = Some(self.boot(&host));
         self.hosts.insert(id(name), host);
@@ -744,6 +754,9 @@ impl World {
                 self.queue
                     .push_back((me, Input::CallEnded { call, outcome }));
             }
+            Output::PersistHead { head } => {
+                self.hosts.get_mut(&me).unwrap().persisted_head = Some(head);
+            }
             Output::Copy {
                 call,
                 endpoint,
@@ -920,6 +933,7 @@ fn kind_of(out: &Output) -> &'static str {
         Output::FetchPage { .. } => "FetchPage",
         Output::PersistCursors { .. } => "PersistCursors",
         Output::PersistCluster { .. } => "PersistCluster",
+        Output::PersistHead { .. } => "PersistHead",
         Output::Copy { .. } => "Copy",
         Output::Announce { .. } => "Announce",
         Output::Respond {
@@ -957,6 +971,9 @@ pub fn fmt_output(out: &Output) -> String {
             state.consistency,
             names(&state.peers)
         ),
+        Output::PersistHead { head } => {
+            format!("PersistHead {}:{}", head.head.author, head.head.seq)
+        }
         Output::Copy { to, after, .. } => format!("Copy {to} after={after}"),
         Output::Announce {
             to,

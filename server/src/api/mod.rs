@@ -7,6 +7,7 @@ mod body;
 mod chains;
 mod cluster;
 mod health;
+mod ledger;
 mod mesh;
 mod metrics;
 mod read_query;

@@ -4,7 +4,7 @@
 
 use axum::routing::{delete, get, post, MethodRouter};
 
-use super::{chains, cluster, health, mesh, metrics, records, AppState};
+use super::{chains, cluster, health, ledger, mesh, metrics, records, AppState};
 
 /// Who may call a route, and what wraps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,27 @@ pub const ROUTES: &[Route] = &[
         guard: Guard::Reader,
         statuses: &[200, 400, 401, 404, 409, 503],
         handler: || get(chains::block),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/ledger/heads",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 409, 503],
+        handler: || get(ledger::heads),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/ledger/proof/inclusion",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 404, 409, 503],
+        handler: || get(ledger::inclusion),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/ledger/proof/consistency",
+        guard: Guard::Reader,
+        statuses: &[200, 400, 401, 404, 409, 503],
+        handler: || get(ledger::consistency),
     },
     Route {
         method: "GET",

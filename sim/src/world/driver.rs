@@ -157,6 +157,7 @@ fn describe(wake: &sapix_core::node::Wake) -> String {
         Timer::AntiEntropy(p) => format!("anti-entropy pull from {p}"),
         Timer::PositionWait => "read position wait".to_string(),
         Timer::ClusterWrite => "cluster.json retry".to_string(),
+        Timer::Head => "own head due".to_string(),
     };
     let serves: Vec<String> = wake.serves.iter().map(name).collect();
     if serves.is_empty() {

@@ -56,6 +56,7 @@ fn start(host: &mut Host, store: &mut Store, cfg: &Config, rng: &mut ChaCha8Rng,
                     reads_open: false,
                 })
                 .unwrap_or_default(),
+            head_key: host.head_key.clone(),
         },
         host.key.clone(),
         store.restored(),
@@ -165,7 +166,7 @@ fn write_landed(
         Some((StateWrite::Cursors { call, .. } | StateWrite::Cluster { call, .. }, ok)) => {
             (ended(call, ok), Ok(()))
         }
-        None => (None, Ok(())),
+        Some((StateWrite::Head(_), _)) | None => (None, Ok(())),
     }
 }
 

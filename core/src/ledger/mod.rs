@@ -1,0 +1,10 @@
+//! The tamper-evident ledger over the chains: a Merkle tree per author ([`merkle`]), heads
+//! signed with each node's own head key and cosigned by witnesses ([`head`]), and the JSON
+//! of heads and proofs ([`wire`]).
+
+pub mod head;
+pub mod merkle;
+pub mod wire;
+
+pub use head::{Cosignature, Head, HeadKey, HeadPublicKey, SignedHead};
+pub use merkle::{verify_consistency, verify_inclusion, ProofError, Tree};

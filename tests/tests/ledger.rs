@@ -1,0 +1,249 @@
+//! The tamper-evident ledger against a real agent (issue 17): the node's own head key (0600,
+//! never logged), signed heads that verify, inclusion and consistency proofs that verify
+//! against them over HTTP, typed errors, and `sapixctl verify` pinning the key on first use,
+//! accepting a chain that grew, and catching a rewritten history and a replaced head key.
+
+use std::process::{Command, Output};
+
+use sapix_core::ledger::wire::{ConsistencyProof, HeadJson, HeadsJson, InclusionProof};
+use sapix_core::ledger::{HeadKey, SignedHead};
+use sapix_tests::locate::cargo_bin;
+use sapix_tests::{Agent, Auth};
+use serde_json::json;
+
+fn heads(agent: &Agent) -> Vec<SignedHead> {
+    let h: HeadsJson = serde_json::from_value(
+        agent
+            .api()
+            .get("/v1/ledger/heads")
+            .assert_status(200)
+            .json(),
+    )
+    .expect("heads parse");
+    h.heads
+        .iter()
+        .map(|j: &HeadJson| SignedHead::try_from(j).expect("head parses"))
+        .collect()
+}
+
+fn own_head(agent: &Agent) -> SignedHead {
+    let hs = heads(agent);
+    assert_eq!(hs.len(), 1, "{hs:?}");
+    hs[0].clone()
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn heads_and_proofs_verify_against_the_nodes_own_head_key() {
+    let agent = Agent::start();
+    let api = agent.api();
+    let mut written = Vec::new();
+    for n in 1..=3 {
+        written.push(api.write("orders", &json!({ "n": n })));
+    }
+    let at3 = own_head(&agent);
+    assert_eq!(at3.head.seq, 3);
+    assert!(at3.verifies());
+
+    // The head key: the node's own file, 0600, matching the heads, never in the logs.
+    let key_file = agent.data_dir().join("head_key");
+    let secret = std::fs::read_to_string(&key_file).expect("head_key file");
+    #[cfg(unix)]
+    assert_eq!(mode(&key_file), 0o600);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(secret.trim(), &mut bytes).expect("64 hex characters");
+    assert_eq!(HeadKey::from_bytes(bytes).public(), at3.key);
+    assert!(
+        !agent.stderr().contains(secret.trim()),
+        "the secret is logged"
+    );
+
+    for n in 4..=9 {
+        written.push(api.write("orders", &json!({ "n": n })));
+    }
+    let head = own_head(&agent);
+    assert_eq!(head.head.seq, 9);
+    assert!(head.verifies());
+    assert_eq!(head.key, at3.key, "one key across heads");
+
+    for w in &written {
+        let text = api
+            .get(&format!("/v1/ledger/proof/inclusion?hash={}", w.hash))
+            .assert_status(200)
+            .text
+            .clone();
+        let p = InclusionProof::from_json(&text).expect("proof parses");
+        assert_eq!(
+            p.head.as_ref(),
+            Some(&head),
+            "proved against the latest head"
+        );
+        assert_eq!((p.seq, p.tree_size), (w.seq, 9));
+        assert_eq!(p.verify(&head.head.root), Ok(()), "{}", w.hash);
+        // And against the older head for the records it covers.
+        if w.seq <= 3 {
+            let text = api
+                .get(&format!(
+                    "/v1/ledger/proof/inclusion?hash={}&head_seq=3",
+                    w.hash
+                ))
+                .assert_status(200)
+                .text
+                .clone();
+            let p = InclusionProof::from_json(&text).expect("proof parses");
+            assert_eq!(p.verify(&at3.head.root), Ok(()));
+        }
+    }
+    let author = &written[0].author;
+    let text = api
+        .get(&format!(
+            "/v1/ledger/proof/consistency?author={author}&from=3"
+        ))
+        .assert_status(200)
+        .text
+        .clone();
+    let p = ConsistencyProof::from_json(&text).expect("proof parses");
+    assert_eq!((p.from, p.to), (3, 9));
+    assert_eq!(p.verify(&at3.head.root), Ok(()));
+    let mut forged = at3.head.root;
+    forged.0[0] ^= 1;
+    assert!(
+        p.verify(&forged).is_err(),
+        "another past root is not extended"
+    );
+
+    // Typed errors.
+    for bad in [
+        "/v1/ledger/proof/inclusion".to_string(),
+        "/v1/ledger/proof/inclusion?hash=xyz".to_string(),
+        format!(
+            "/v1/ledger/proof/inclusion?hash={}&head_seq=-1",
+            written[0].hash
+        ),
+        format!(
+            "/v1/ledger/proof/inclusion?hash={0}&hash={0}",
+            written[0].hash
+        ),
+        format!("/v1/ledger/proof/consistency?author={author}"),
+        format!("/v1/ledger/proof/consistency?author={author}&from=5&to=4"),
+        "/v1/ledger/proof/consistency?author=Bad!&from=1".to_string(),
+        "/v1/ledger/heads?x=1".to_string(),
+    ] {
+        api.get(&bad).assert_error(400, "bad_request");
+    }
+    api.get(&format!(
+        "/v1/ledger/proof/consistency?author={author}&from=1&to=10"
+    ))
+    .assert_error(404, "beyond_head");
+    api.get("/v1/ledger/proof/consistency?author=nobody&from=0")
+        .assert_error(404, "no_head");
+    api.get(&format!(
+        "/v1/ledger/proof/inclusion?hash={}",
+        "ab".repeat(32)
+    ))
+    .assert_error(404, "not_found");
+    api.get_with("/v1/ledger/heads", Auth::None)
+        .assert_error(401, "unauthorized");
+
+    // The head survives a restart, and the chain goes on from it.
+    let mut agent = agent;
+    agent.restart();
+    assert_eq!(own_head(&agent), head);
+}
+
+fn verify(agent: &Agent, state: &std::path::Path, hashes: &[&str]) -> Output {
+    let mut cmd = Command::new(cargo_bin("sapix-ctl", "sapixctl"));
+    cmd.arg("--url")
+        .arg(agent.base_url())
+        .arg("--root-key-file")
+        .arg(agent.data_dir().join("root_key"))
+        .arg("verify")
+        .arg("--state")
+        .arg(state)
+        .env_remove("SAPIX_ROOT_KEY")
+        .env_remove("SAPIX_URL")
+        .env_remove("SAPIX_TOKEN");
+    for h in hashes {
+        cmd.arg("--hash").arg(h);
+    }
+    cmd.output().expect("run sapixctl")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sapixctl_verify_pins_the_key_follows_growth_and_catches_a_rewritten_history() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let state = scratch.path().join("audit.json");
+    let mut agent = Agent::start();
+    let api = agent.api();
+    let first: Vec<_> = (0..5)
+        .map(|n| api.write("orders", &json!({ "n": n })))
+        .collect();
+
+    let out = verify(&agent, &state, &[&first[2].hash]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("pinned on first use"), "{}", text(&out));
+    assert!(
+        text(&out).contains("is in the head at seq 5"),
+        "{}",
+        text(&out)
+    );
+    let pinned = std::fs::read_to_string(&state).expect("state written");
+
+    for n in 5..12 {
+        api.write("orders", &json!({ "n": n }));
+    }
+    let out = verify(&agent, &state, &[&first[0].hash]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("seq 12 extends seq 5"),
+        "{}",
+        text(&out)
+    );
+    let grown = std::fs::read_to_string(&state).expect("state");
+    assert_ne!(grown, pinned, "the state moves forward");
+
+    // The same node (same head key, seed, root key) with its strand replaced by another
+    // history: the auditor refuses it, and keeps its state for the next run.
+    agent.stop();
+    for dir in ["strand", "graph", "blobs"] {
+        let _ = std::fs::remove_dir_all(agent.data_dir().join(dir));
+    }
+    agent.restart();
+    let api = agent.api();
+    for n in 0..15 {
+        api.write("orders", &json!({ "rewritten": n }));
+    }
+    let out = verify(&agent, &state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("NOT consistent"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        grown,
+        "state kept"
+    );
+
+    // A new head key for the same author is refused too.
+    agent.stop();
+    std::fs::remove_file(agent.data_dir().join("head_key")).expect("remove head key");
+    agent.restart();
+    let out = verify(&agent, &state, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the head key changed"),
+        "{}",
+        text(&out)
+    );
+}
