@@ -6,11 +6,14 @@
 mod common;
 
 use common::{head_key, id, World};
+use sapix_core::block::BlockBody;
 use sapix_core::ledger::wire::{ConsistencyProof, InclusionProof};
 use sapix_core::ledger::{SignedHead, Tree};
-use sapix_core::node::{Input, LedgerAnswer, LedgerQuery, LedgerRefusal, Timer, HEAD_EVERY};
+use sapix_core::node::{
+    Input, LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, Timer, HEAD_EVERY,
+};
 use sapix_core::repl::backoff::BackoffPolicy;
-use sapix_core::{Consistency, Response};
+use sapix_core::{Collection, Consistency, Response, UnixMillis};
 
 fn one() -> World {
     let mut w = World::cluster(&["a"], Consistency::Ap, BackoffPolicy::default());
@@ -194,4 +197,83 @@ fn a_restarted_node_keeps_its_head_and_extends_it_consistently() {
         panic!("no proof")
     };
     assert_eq!(p.verify(&before.head.root), Ok(()));
+}
+
+fn write_answer(w: &mut World, name: &str, payload: &str) -> Response {
+    let req = w.write(name, payload);
+    w.answer(req).cloned().expect("answered")
+}
+
+#[test]
+fn a_lost_own_tail_is_reported_fetched_back_from_a_peer_and_own_writes_wait_for_it() {
+    let mut w = World::cluster(&["a", "b"], Consistency::Ap, BackoffPolicy::default());
+    w.tracing = false;
+    w.start_quietly();
+    for n in 0..5 {
+        w.write("a", &format!(r#"{{"n":{n}}}"#));
+    }
+    w.write("b", r#"{"from":"b"}"#);
+    w.advance(2_000);
+    assert_eq!(heads(&mut w, "a")[0].head.seq, 5);
+    assert_eq!(w.chain_view("b"), w.chain_view("a"), "b holds a's chain");
+
+    w.crash("a");
+    w.host_mut("a").rewrite_tail(3, Vec::new()); // a/4, a/5 and b/1
+                                                 // a's pull cursor on b is past a's own blocks there (as after any pull of b's strand
+                                                 // since): a pull from it would never bring them back.
+    w.host_mut("a").persisted_cursors = vec![(id("b"), 6)];
+    w.cut("a", "b");
+    w.restart("a");
+    w.advance(3_000);
+    let refused = write_answer(&mut w, "a", r#"{"n":"too early"}"#);
+    assert_eq!(
+        refused,
+        Response::OwnChainUnsafe(OwnChainUnsafe::TailMissing { held: 3, signed: 5 }),
+        "a would fork its own chain at seq 4"
+    );
+    w.heal("a", "b");
+    w.advance(3_000);
+    let Response::Written(r) = write_answer(&mut w, "a", r#"{"n":5}"#) else {
+        panic!("a still refuses its own writes")
+    };
+    assert_eq!(
+        r.seq, 6,
+        "the tail came back from b and the chain goes on from it"
+    );
+    w.advance(2_000);
+    assert_eq!(w.chain_view("b"), w.chain_view("a"));
+}
+
+#[test]
+fn an_own_chain_rewritten_under_its_head_refuses_own_writes() {
+    let mut w = one();
+    for n in 0..4 {
+        w.write("a", &format!(r#"{{"n":{n}}}"#));
+    }
+    let head = heads(&mut w, "a")[0].clone();
+    w.crash("a");
+    // Blocks 3 and 4 replaced by others, validly signed with the seed's key for a.
+    let prev = w.host("a").block(&id("a"), 2).unwrap().hash;
+    let key = common::keys().signing_key(&id("a"));
+    let mut forged = Vec::new();
+    let mut prev = prev;
+    for seq in 3..=4 {
+        let b = BlockBody {
+            author: id("a"),
+            seq,
+            prev,
+            ts: UnixMillis(0),
+            collection: Collection::new("orders").unwrap(),
+            payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
+        }
+        .seal(&key);
+        prev = b.hash;
+        forged.push(b);
+    }
+    w.host_mut("a").rewrite_tail(2, forged);
+    w.restart("a");
+    assert_eq!(
+        write_answer(&mut w, "a", r#"{"n":9}"#),
+        Response::OwnChainUnsafe(OwnChainUnsafe::Diverged { seq: head.head.seq })
+    );
 }

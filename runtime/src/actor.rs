@@ -540,6 +540,16 @@ fn log(event: Event) {
             %author, seq, held = %held, refused = %refused,
             "author signed two different blocks at one position; the second was refused"
         ),
+        Event::OwnChainUnsafe(why) => tracing::error!(
+            alert = "own_chain_unsafe",
+            reason = %why,
+            "this node's strand does not hold what it signed a head over; its own writes are refused"
+        ),
+        Event::OwnChainRecovered { seq } => tracing::info!(
+            alert = "own_chain_recovered",
+            seq,
+            "this node's own chain holds its last signed head again: its own writes resume"
+        ),
         Event::StorageFull {
             reason,
             rolled_back,

@@ -50,7 +50,8 @@ impl Host {
     /// Node `agent`, not started yet.
     pub(crate) fn new(agent: AgentId, key: AgentKey, clock: NodeClock, member: bool) -> Self {
         Host {
-            head_key: HeadKey::from_bytes(*blake3::hash(agent.as_str().as_bytes()).as_bytes()),
+            head_key: HeadKey::from_bytes(*blake3::hash(agent.as_str().as_bytes()).as_bytes())
+                .sim_mac(),
             key,
             endpoint: format!("http://{agent}.sim:7475"),
             agent,

@@ -247,3 +247,109 @@ fn sapixctl_verify_pins_the_key_follows_growth_and_catches_a_rewritten_history()
         text(&out)
     );
 }
+
+const SEED: &str = "17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a1";
+
+fn seeded(id: &str) -> Agent {
+    Agent::builder()
+        .env("SAPIX_AGENT_ID", id)
+        .env("SAPIX_MASTER_SEED", SEED)
+        .start()
+}
+
+#[test]
+fn a_damaged_last_frame_is_reported_at_start_and_fetched_back_from_the_peer() {
+    use sapix_tests::wait_until;
+    use std::time::Duration;
+    const WITHIN: Duration = Duration::from_secs(30);
+
+    let mut a = seeded("primary");
+    let mut b = seeded("replica-eu");
+    let body = json!({ "new_agent_id": "replica-eu", "endpoint": b.base_url(), "role": "Replica" });
+    a.api()
+        .post_with("/v1/cluster/divide", Auth::Root, body.to_string())
+        .assert_status(200);
+    a.api()
+        .post_with("/v1/cluster/consistency", Auth::Root, r#"{"mode":"Ap"}"#)
+        .assert_status(200);
+    let written: Vec<_> = (0..5)
+        .map(|n| a.api().write("orders", &json!({ "n": n })))
+        .collect();
+    let last = written.last().unwrap().clone();
+    assert_eq!(last.seq, 5);
+    wait_until(WITHIN, "the replica holds a:5", || {
+        b.api().get(&format!("/v1/records/{}", last.hash)).status == 200
+    });
+    // The head over a:5 is signed (on demand here) and persisted.
+    assert_eq!(own_head(&a).head.seq, 5);
+    let head_file = a.data_dir().join("strand").join("head.json");
+    wait_until(WITHIN, "head.json at seq 5", || {
+        std::fs::read_to_string(&head_file).is_ok_and(|t| t.contains("\"seq\": 5"))
+    });
+
+    // a dies; a byte of its last frame flips; its index checkpoint is gone, so the start-up
+    // scan meets the damaged frame and cuts it off like a torn write. b is down meanwhile.
+    a.kill9();
+    b.kill9();
+    let strand = a.data_dir().join("strand");
+    let mut segments: Vec<_> = std::fs::read_dir(&strand)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("segment-")
+        })
+        .collect();
+    segments.sort();
+    let seg = segments.last().expect("a segment");
+    let mut bytes = std::fs::read(seg).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(seg, bytes).unwrap();
+    let _ = std::fs::remove_dir_all(a.data_dir().join("graph"));
+
+    a.restart();
+    assert!(
+        a.stderr().contains("own_chain_unsafe"),
+        "the lost tail is reported:\n{}",
+        a.stderr_tail()
+    );
+    a.api()
+        .post_with(
+            "/v1/records",
+            Auth::Root,
+            sapix_tests::Api::record_body("orders", &json!("early")),
+        )
+        .assert_error(503, "own_chain_unsafe");
+
+    b.restart();
+    let mut seq = None;
+    wait_until(WITHIN, "a takes its own writes again", || {
+        let reply = a.api().post_with(
+            "/v1/records",
+            Auth::Root,
+            sapix_tests::Api::record_body("orders", &json!("after")),
+        );
+        if reply.status == 201 {
+            seq = reply.json()["seq"].as_u64();
+        }
+        reply.status == 201
+    });
+    assert_eq!(
+        seq,
+        Some(6),
+        "a:5 came back from the replica and the chain goes on"
+    );
+    assert_eq!(
+        a.api().read(&last.hash)["seq"],
+        5,
+        "the very block a acknowledged"
+    );
+    assert!(
+        a.stderr().contains("own_chain_recovered"),
+        "{}",
+        a.stderr_tail()
+    );
+}

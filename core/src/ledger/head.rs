@@ -90,28 +90,62 @@ impl fmt::Display for HeadPublicKey {
 
 /// A node's private head key. Its `Debug` never shows the secret.
 #[derive(Clone)]
-pub struct HeadKey(SigningKey);
+pub struct HeadKey {
+    key: SigningKey,
+    /// Simulator only: see [`HeadKey::sim_mac`].
+    #[cfg(feature = "sim")]
+    sim_mac: bool,
+}
 
 impl HeadKey {
     /// The key with these 32 secret bytes (read from the node's key file, or drawn from the
     /// OS's randomness at first start; a simulation draws them from its seed).
     pub fn from_bytes(secret: [u8; 32]) -> Self {
-        HeadKey(SigningKey::from_bytes(&secret))
+        HeadKey {
+            key: SigningKey::from_bytes(&secret),
+            #[cfg(feature = "sim")]
+            sim_mac: false,
+        }
+    }
+
+    /// Simulator only: "signs" heads with a keyed BLAKE3 MAC instead of Ed25519, as
+    /// [`crate::keys::AgentKey::sim_mac`] does blocks. Nothing in the simulated nodes verifies
+    /// a head signature; head signatures are tested by the ledger tests, the fuzz target and
+    /// every layer that runs the real agent.
+    #[cfg(feature = "sim")]
+    pub fn sim_mac(self) -> HeadKey {
+        HeadKey {
+            sim_mac: true,
+            ..self
+        }
+    }
+
+    fn signature(&self, message: &[u8]) -> Signature {
+        #[cfg(feature = "sim")]
+        if self.sim_mac {
+            let mut sig = [0u8; 64];
+            blake3::Hasher::new_keyed(self.key.as_bytes())
+                .update(message)
+                .finalize_xof()
+                .fill(&mut sig);
+            return Signature(sig);
+        }
+        Signature(self.key.sign(message).to_bytes())
     }
 
     /// The secret bytes, for the 0600 key file only.
     pub fn secret_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.key.to_bytes()
     }
 
     /// The public half.
     pub fn public(&self) -> HeadPublicKey {
-        HeadPublicKey(self.0.verifying_key().to_bytes())
+        HeadPublicKey(self.key.verifying_key().to_bytes())
     }
 
     /// Signs `head` as its author.
     pub fn sign(&self, head: Head) -> SignedHead {
-        let signature = Signature(self.0.sign(&head.message(HEAD_DOMAIN)).to_bytes());
+        let signature = self.signature(&head.message(HEAD_DOMAIN));
         SignedHead {
             head,
             key: self.public(),
@@ -125,7 +159,7 @@ impl HeadKey {
         Cosignature {
             witness: me.clone(),
             key: self.public(),
-            signature: Signature(self.0.sign(&head.message(COSIGN_DOMAIN)).to_bytes()),
+            signature: self.signature(&head.message(COSIGN_DOMAIN)),
         }
     }
 }

@@ -36,6 +36,9 @@ impl Node {
         if self.refuse_if_failed(request) {
             return;
         }
+        if let Some(why) = self.own_chain_unsafe() {
+            return self.respond(request, Response::OwnChainUnsafe(why));
+        }
         let peers = &self.peers;
         let unreachable = || {
             let down = peers.values().filter(|p| !p.is_reachable());
@@ -290,6 +293,7 @@ impl Node {
                 }
             }
         }
+        self.own_tail_progress();
         if self.own.durable > own_before {
             self.own_grew(now);
             self.forget_held_marks();

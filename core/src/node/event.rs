@@ -22,6 +22,13 @@ pub enum Event {
         /// The other block, refused.
         refused: Hash,
     },
+    /// This node's own chain does not hold what its last signed head vouched for. Alert.
+    OwnChainUnsafe(super::OwnChainUnsafe),
+    /// The own chain holds its last head again: own writes resume.
+    OwnChainRecovered {
+        /// The head's seq.
+        seq: u64,
+    },
     /// Storage failed; the node has stopped accepting writes.
     StorageFailed {
         /// What the storage said.

@@ -5,6 +5,13 @@
 //! is durable. The shell persists each head ([`Output::PersistHead`]) so the node can tell, at
 //! its next start, what it had vouched for.
 //!
+//! At its first instant the node compares its own chain with the last head it signed
+//! ([`Node::check_own_tail`]): blocks it vouched for that are missing at the tail (a torn or
+//! damaged last frame is cut off by the strand's recovery like a torn write) are reported, and
+//! fetched back by pulling every peer's strand from the start; a chain whose root at that seq
+//! differs was rewritten. Either way the node writes nothing of its own until its chain holds
+//! the head again — a new block at a seq it already signed would fork its own chain.
+//!
 //! Proofs are built here from the chains' Merkle trees: an audit path of a block to a tree
 //! size, and a consistency proof between two sizes, never past what the node vouches for (its
 //! own chain: durable; another author's: the latest head it holds of it).
@@ -12,7 +19,7 @@
 use core::time::Duration;
 use std::collections::BTreeMap;
 
-use super::{Node, Output, RequestId, Response};
+use super::{Event, Node, Output, RequestId, Response};
 use crate::id::AgentId;
 use crate::ledger::wire::{ConsistencyProof, InclusionProof};
 use crate::ledger::{Head, HeadKey, SignedHead};
@@ -81,6 +88,31 @@ pub(super) struct Heads {
     latest: BTreeMap<AgentId, SignedHead>,
     signed_at: Option<Instant>,
     due: Option<Instant>,
+    /// The own chain was compared with the last own head (at the first instant).
+    checked: bool,
+    /// The own chain does not hold what the last own head vouched for: why, for refusals.
+    unsafe_own: Option<OwnChainUnsafe>,
+}
+
+/// Why this node writes nothing of its own for now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnChainUnsafe {
+    /// Blocks this node signed a head over are missing at the tail of its chain; it is
+    /// fetching them back from peers.
+    #[error("this node's own chain holds seq {held} but it signed a head at seq {signed}: the missing tail is being fetched back from peers; its own writes resume once it is")]
+    TailMissing {
+        /// The own chain's length now.
+        held: u64,
+        /// The last own head's seq.
+        signed: u64,
+    },
+    /// The own chain's root at the last head's seq is not the head's: the chain on disk was
+    /// rewritten.
+    #[error("this node's own chain at seq {seq} is not the chain it signed a head over: its strand was rewritten; restore it from a backup or a peer")]
+    Diverged {
+        /// The head's seq.
+        seq: u64,
+    },
 }
 
 impl Heads {
@@ -97,6 +129,8 @@ impl Heads {
             latest,
             signed_at: None,
             due: None,
+            checked: false,
+            unsafe_own: None,
         }
     }
 
@@ -112,6 +146,68 @@ impl Heads {
 }
 
 impl Node {
+    /// Compares the own chain with the last own head, once, at the node's first instant.
+    pub(super) fn check_own_tail(&mut self) {
+        if std::mem::replace(&mut self.heads.checked, true) {
+            return;
+        }
+        let me = self.config.agent_id.clone();
+        let Some(head) = self.heads.latest(&me).map(|h| h.head.clone()) else {
+            return;
+        };
+        let held = self.chains.tip(&me).map_or(0, |(s, _)| s);
+        if held < head.seq {
+            let why = OwnChainUnsafe::TailMissing {
+                held,
+                signed: head.seq,
+            };
+            self.log(Event::OwnChainUnsafe(why.clone()));
+            self.heads.unsafe_own = Some(why);
+            // Every peer's strand from the start: the missing blocks were pushed to them (or
+            // pulled by them), and pull cursors are past them.
+            for pull in self.pulls.values_mut() {
+                *pull = crate::repl::pull::Pull::new(0);
+                pull.want();
+            }
+        } else {
+            self.own_tail_matches(&head);
+        }
+    }
+
+    /// The own chain holds the head's seq: its root there must be the head's.
+    fn own_tail_matches(&mut self, head: &Head) {
+        let me = &self.config.agent_id;
+        let root = self.chains.tree(me).and_then(|t| t.root(head.seq));
+        if root == Some(head.root) {
+            if self.heads.unsafe_own.take().is_some() {
+                self.log(Event::OwnChainRecovered { seq: head.seq });
+            }
+        } else {
+            let why = OwnChainUnsafe::Diverged { seq: head.seq };
+            self.log(Event::OwnChainUnsafe(why.clone()));
+            self.heads.unsafe_own = Some(why);
+        }
+    }
+
+    /// Blocks became durable: a missing own tail may be back.
+    pub(super) fn own_tail_progress(&mut self) {
+        let Some(OwnChainUnsafe::TailMissing { signed, .. }) = self.heads.unsafe_own else {
+            return;
+        };
+        let me = &self.config.agent_id;
+        let held = self.chains.tip(me).map_or(0, |(s, _)| s);
+        if held >= signed {
+            if let Some(head) = self.heads.latest(me).map(|h| h.head.clone()) {
+                self.own_tail_matches(&head);
+            }
+        }
+    }
+
+    /// Why this node may not write a block of its own now, if it may not.
+    pub(super) fn own_chain_unsafe(&self) -> Option<OwnChainUnsafe> {
+        self.heads.unsafe_own.clone()
+    }
+
     /// This node's own chain became durable further: sign a head now, or owe one.
     pub(super) fn own_grew(&mut self, now: Instant) {
         match self.heads.signed_at.map(|at| at + HEAD_EVERY) {

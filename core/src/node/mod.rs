@@ -52,7 +52,7 @@ pub use authz::AuthSettings;
 pub use call::CallId;
 pub use event::Event;
 pub use failure::Failure;
-pub use heads::{LedgerAnswer, LedgerQuery, LedgerRefusal, HEAD_EVERY};
+pub use heads::{LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, HEAD_EVERY};
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
 pub use positions::{BadPosition, ChainPosition, MAX_POSITION_WAIT};
@@ -410,6 +410,7 @@ impl Node {
 
     fn clamp(&mut self, now: Instant) -> Instant {
         self.own.start(now);
+        self.check_own_tail();
         self.last_now = self.last_now.max(now);
         self.last_now
     }

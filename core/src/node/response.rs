@@ -25,6 +25,8 @@ pub struct Receipt {
 pub enum Response {
     /// The record is durable (and, in CP, on every peer).
     Written(Receipt),
+    /// Nothing was written: this node's own chain does not hold what it signed a head over.
+    OwnChainUnsafe(super::OwnChainUnsafe),
     /// CP: peers are unreachable, so nothing was written.
     Partitioned {
         /// The unreachable peers.

@@ -129,6 +129,19 @@ impl Host {
         self.store.len() as u64
     }
 
+    /// The disk lost its last `n` blocks (a damaged tail cut off at recovery), or had them
+    /// replaced by `instead`: for a crashed host only.
+    pub fn rewrite_tail(&mut self, n: usize, instead: Vec<Block>) {
+        assert!(self.node.is_none(), "crash the host first");
+        let keep = self.store.len() - n;
+        for b in self.store.drain(keep..) {
+            self.by_author_seq.remove(&(b.author().clone(), b.seq()));
+        }
+        for b in instead {
+            self.store_block(b);
+        }
+    }
+
     /// The durable block `author/seq`, if held.
     pub fn block(&self, author: &AgentId, seq: u64) -> Option<&Block> {
         let i = *self.by_author_seq.get(&(author.clone(), seq))?;

@@ -95,6 +95,9 @@ pub(crate) async fn write(
             Err(ApiError::unavailable("auth_unavailable", reason))
         }
         Response::StorageFailed => Err(storage_failed()),
+        Response::OwnChainUnsafe(why) => {
+            Err(ApiError::unavailable("own_chain_unsafe", why.to_string()))
+        }
         Response::StorageFull => Err(ApiError::storage_full()),
         other => Err(unexpected(other)),
     }

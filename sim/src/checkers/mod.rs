@@ -98,6 +98,10 @@ impl Checkers {
             Event::Equivocation { .. } => {
                 Err(("no_equivocation", format!("n{node} logged {event:?}")))
             }
+            // An honest disk never loses what a node signed a head over.
+            Event::OwnChainUnsafe(why) => {
+                Err(("own_chain_intact", format!("n{node} logged {why}")))
+            }
             Event::PushRetry {
                 peer,
                 failures,
