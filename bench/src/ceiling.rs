@@ -191,6 +191,38 @@ pub async fn verify(blocks: &[Block]) -> Ceiling {
     }
 }
 
+/// One thread's rate of appending block hashes to an author's Merkle tree (every stored
+/// block is appended once) and of signing heads (at most one every 100 ms per node): what the
+/// tamper-evident ledger adds to the write path.
+pub fn ledger(count: u64) -> (f64, f64) {
+    use sapix_core::ledger::{Head, HeadKey, Tree};
+    let blocks: Vec<Hash> = (0..count)
+        .map(|i| Hash(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+        .collect();
+    let started = Instant::now();
+    let mut tree = Tree::new();
+    for b in &blocks {
+        tree.push(b);
+    }
+    let append = count as f64 / started.elapsed().as_secs_f64();
+    let root = tree.root(count).expect("the whole tree");
+    let key = HeadKey::from_bytes([7; 32]);
+    let author = AgentId::new("bench").expect("id");
+    let heads = 2_000u64;
+    let started = Instant::now();
+    for seq in 1..=heads {
+        let head = Head {
+            author: author.clone(),
+            seq,
+            root,
+            ts_ms: seq,
+        };
+        std::hint::black_box(key.sign(head));
+    }
+    let sign = heads as f64 / started.elapsed().as_secs_f64();
+    (append, sign)
+}
+
 /// One thread's rate of sealing blocks (hash and sign) and of verifying them (hash and
 /// signature check), over `count` blocks each: the crypto every write pays once on its
 /// author and once on every replica.

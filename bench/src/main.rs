@@ -174,6 +174,33 @@ fn main() -> ExitCode {
              crypto alone allows at most {floor:.0} replicated writes/s"
         );
     }
+    if s.runs("ceilings") {
+        step("ledger: Merkle appends and head signatures, one thread");
+        let (append, sign) = ceiling::ledger(s.blocks.max(100_000));
+        let per_write = 1e9 / append;
+        let share = w.rate / append * 100.0;
+        rows.push(Row {
+            name: names::MERKLE.into(),
+            unit: "blocks/s",
+            rate: append,
+            errors: "none".into(),
+            note: format!(
+                "{per_write:.0} ns a stored block: {share:.2}% of one core at the write ceiling's rate"
+            ),
+            ..Row::default()
+        });
+        rows.push(Row {
+            name: names::HEAD_SIGN.into(),
+            unit: "heads/s",
+            rate: sign,
+            errors: "none".into(),
+            note: format!(
+                "at most 10 heads/s per node: {:.3}% of one core",
+                10.0 / sign * 100.0
+            ),
+            ..Row::default()
+        });
+    }
     let chain = if s.runs("ceilings") || s.runs("bulk") {
         step("signing the bulk chain");
         ceiling::chain("bulk-src", s.blocks)

@@ -213,6 +213,10 @@ pub mod names {
     pub const SEAL: &str = "crypto: seal (1 thread)";
     /// Verifying (hash and signature check), one thread.
     pub const VERIFY: &str = "crypto: verify (1 thread)";
+    /// Merkle tree appends, one thread.
+    pub const MERKLE: &str = "ledger: Merkle append (1 thread)";
+    /// Head signatures, one thread.
+    pub const HEAD_SIGN: &str = "ledger: sign a head (1 thread)";
     /// One node.
     pub const ONE: &str = "1 node";
     /// One node in Codios mode, every authorization a cache hit.
