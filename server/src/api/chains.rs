@@ -60,7 +60,7 @@ fn storage(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The read's positions first (a reader the node would answer only), as every read.
-async fn positions(
+pub(crate) async fn positions(
     s: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,

@@ -15,8 +15,9 @@ use sapix_core::node::{LedgerAnswer, LedgerQuery, LedgerRefusal};
 use sapix_core::{AgentId, Hash, Response};
 use sapix_runtime::actor::Request;
 
-use super::read_query::{self, ReadQuery};
-use super::records::{may_read, no_record, reader};
+use super::chains::positions;
+use super::read_query::ReadQuery;
+use super::records::{find, may_read, no_record};
 use super::{node_gone, unexpected, AppState};
 use crate::error::ApiError;
 
@@ -69,26 +70,12 @@ fn refused(r: LedgerRefusal) -> ApiError {
     }
 }
 
-/// A read's token and positions first, as every read.
-async fn read_query(
-    s: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    own: &[&str],
-) -> Result<(Option<sapix_core::auth::Credential>, ReadQuery), ApiError> {
-    let credential = reader(headers)?;
-    let q = ReadQuery::parse(query, own)?;
-    may_read(s, credential, None).await?;
-    read_query::reached(s, &q).await?;
-    Ok((credential, q))
-}
-
 pub(crate) async fn heads(
     State(s): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<HeadsJson>, ApiError> {
-    read_query(&s, &headers, query.as_deref(), &[]).await?;
+    positions(&s, &headers, query.as_deref(), &[]).await?;
     match ask(&s, LedgerQuery::Heads).await? {
         LedgerAnswer::Heads(heads) => Ok(Json(HeadsJson {
             heads: heads.iter().map(HeadJson::from).collect(),
@@ -102,7 +89,7 @@ pub(crate) async fn inclusion(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<InclusionJson>, ApiError> {
-    let (credential, q) = read_query(&s, &headers, query.as_deref(), &["hash", "head_seq"]).await?;
+    let (credential, q) = positions(&s, &headers, query.as_deref(), &["hash", "head_seq"]).await?;
     let params = params(&q)?;
     let hash = params
         .get("hash")
@@ -110,16 +97,7 @@ pub(crate) async fn inclusion(
         .and_then(|h| Hash::from_hex(h))
         .ok_or_else(|| ApiError::bad_request("hash must be 64 hex characters"))?;
     let size = number(&params, "head_seq")?;
-    let strand = s.strand.clone();
-    let found = s
-        .blocking
-        .run(move || strand.get_by_hash(&hash))
-        .await
-        .map_err(unexpected)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "strand read failed");
-            ApiError::unavailable("storage_failed", "could not read the record")
-        })?;
+    let found = find(&s, hash).await?;
     let collection = found.as_ref().map(|(_, b)| b.body.collection.clone());
     may_read(&s, credential, collection).await?;
     let (_, block) = found.ok_or_else(no_record)?;
@@ -140,7 +118,7 @@ pub(crate) async fn consistency(
     RawQuery(query): RawQuery,
 ) -> Result<Json<ConsistencyJson>, ApiError> {
     let own = ["author", "from", "to"];
-    let (_, q) = read_query(&s, &headers, query.as_deref(), &own).await?;
+    let (_, q) = positions(&s, &headers, query.as_deref(), &own).await?;
     let params = params(&q)?;
     let author = params
         .get("author")

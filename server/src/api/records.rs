@@ -184,20 +184,27 @@ pub(crate) async fn read(
         may_read(&s, credential, None).await?;
         read_query::reached(&s, &q).await?;
     }
+    let found = find(&s, hash).await?;
+    let collection = found.as_ref().map(|(_, b)| b.body.collection.clone());
+    may_read(&s, credential, collection).await?;
+    let (offset, block) = found.ok_or_else(no_record)?;
+    Ok(Json(RecordOut::of(offset, &block)))
+}
+
+/// The stored block with this hash and its offset, if held (read off the actor's thread).
+pub(crate) async fn find(
+    s: &AppState,
+    hash: Hash,
+) -> Result<Option<(u64, sapix_core::block::Block)>, ApiError> {
     let strand = s.strand.clone();
-    let found = s
-        .blocking
+    s.blocking
         .run(move || strand.get_by_hash(&hash))
         .await
         .map_err(unexpected)?
         .map_err(|e| {
             tracing::error!(error = %e, "strand read failed");
             ApiError::unavailable("storage_failed", "could not read the record")
-        })?;
-    let collection = found.as_ref().map(|(_, b)| b.body.collection.clone());
-    may_read(&s, credential, collection).await?;
-    let (offset, block) = found.ok_or_else(no_record)?;
-    Ok(Json(RecordOut::of(offset, &block)))
+        })
 }
 
 impl RecordOut {
