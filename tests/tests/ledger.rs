@@ -311,11 +311,7 @@ fn a_damaged_last_frame_is_reported_at_start_and_fetched_back_from_the_peer() {
     let _ = std::fs::remove_dir_all(a.data_dir().join("graph"));
 
     a.restart();
-    assert!(
-        a.stderr().contains("own_chain_unsafe"),
-        "the lost tail is reported:\n{}",
-        a.stderr_tail()
-    );
+    // The node compares at its first instant: at the latest, this write's.
     a.api()
         .post_with(
             "/v1/records",
@@ -323,6 +319,9 @@ fn a_damaged_last_frame_is_reported_at_start_and_fetched_back_from_the_peer() {
             sapix_tests::Api::record_body("orders", &json!("early")),
         )
         .assert_error(503, "own_chain_unsafe");
+    wait_until(WITHIN, "the lost tail reported in the log", || {
+        a.stderr().contains("own_chain_unsafe")
+    });
 
     b.restart();
     let mut seq = None;
