@@ -81,6 +81,12 @@ pub struct NodeStatus {
     /// fetched (peers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_lag_blocks: Option<u64>,
+    /// Its enrolled head key, 64 hex digits (absent if none is enrolled yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_key: Option<String>,
+    /// How many head keys it has enrolled: 1 + rotations (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_keys_enrolled: Option<usize>,
 }
 
 /// Where a divide stands, for `GET /v1/cluster/divide/progress`.
@@ -210,6 +216,8 @@ mod tests {
                 last_commit_ms: None,
                 lag_ms: None,
                 pull_lag_blocks: None,
+                head_key: None,
+                head_keys_enrolled: None,
             }],
             partitioned: false,
             consistency: Consistency::Ap,

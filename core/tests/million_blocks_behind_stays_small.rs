@@ -160,6 +160,7 @@ impl Run {
                         agent_id: id("b"),
                         holds: self.peer.holds,
                         digest: None,
+                        head_key: None,
                     }),
                 ),
                 Output::Push { call, from, to, .. } if self.peer.up => {

@@ -169,6 +169,8 @@ mod tests {
             last_commit_ms: None,
             lag_ms: Some(192_000),
             pull_lag_blocks: Some(0),
+            head_key: None,
+            head_keys_enrolled: None,
         }
     }
 

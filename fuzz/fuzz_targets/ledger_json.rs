@@ -1,13 +1,14 @@
 //! Any bytes as the ledger's JSON (issue 17): a signed head, an inclusion proof and a
-//! consistency proof, as `sapixctl verify` reads them from a node it does not trust. Never a
+//! consistency proof, as `sapixctl verify` reads them from a node it does not trust, and a
+//! member's enrolled head keys, as a membership announcement carries them. Never a
 //! panic; whatever parses re-encodes to what parses to the same value, and verifying it (against its own
 //! stated roots and against a root made from the input) only ever answers yes or no.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sapix_core::ledger::wire::{ConsistencyProof, HeadJson, InclusionProof};
-use sapix_core::ledger::{verify_consistency, verify_inclusion, SignedHead};
-use sapix_core::Hash;
+use sapix_core::ledger::{verify_consistency, verify_inclusion, HeadKeys, SignedHead};
+use sapix_core::{AgentId, Hash};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -32,6 +33,22 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(SignedHead::try_from(&HeadJson::from(&h)).as_ref(), Ok(&h));
             let _ = h.verifies();
         }
+    }
+    if let Ok(keys) = serde_json::from_str::<HeadKeys>(text) {
+        let again = serde_json::to_string(&keys).expect("serializes");
+        assert_eq!(
+            serde_json::from_str::<HeadKeys>(&again).as_ref().ok(),
+            Some(&keys)
+        );
+        let member = AgentId::new("fuzz").expect("valid id");
+        let valid = keys.clone().valid_prefix(&member);
+        assert!(valid.len() <= keys.len());
+        // Joining never panics, and a list never forks from its own valid prefix.
+        let _ = keys.join(&member, &valid);
+        assert!(!matches!(
+            valid.join(&member, &valid.clone()),
+            sapix_core::ledger::Join::Fork { .. }
+        ));
     }
     // The verifiers on raw sizes and hashes cut from the input.
     if data.len() >= 16 + 64 {

@@ -104,6 +104,11 @@ pub enum Request {
         /// The member.
         agent_id: AgentId,
     },
+    /// Sign `next` in as this node's head key (already written to disk by the caller).
+    RotateHeadKey {
+        /// The new key.
+        next: sapix_core::ledger::HeadKey,
+    },
 }
 
 /// The node stopped; the process is shutting down.
@@ -284,6 +289,7 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             cursors,
         },
         Request::Remove { agent_id } => Input::RemoveRequested { request, agent_id },
+        Request::RotateHeadKey { next } => Input::RotateHeadKey { request, next },
     }
 }
 
@@ -456,6 +462,7 @@ fn probe(ctx: &Ctx, call: CallId, endpoint: String) {
     spawn_call(&ctx.done, call, async move {
         mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
             digest: p.digest(),
+            head_key: p.head_key(),
             agent_id: p.agent_id,
             holds: p.holds,
         })
@@ -544,6 +551,38 @@ fn log(event: Event) {
             alert = "own_chain_unsafe",
             reason = %why,
             "this node's strand does not hold what it signed a head over; its own writes are refused"
+        ),
+        Event::HeadKeyEnrolled {
+            member,
+            key,
+            replaced: None,
+        } => tracing::info!(%member, head_key = %key, "head key enrolled"),
+        Event::HeadKeyEnrolled {
+            member,
+            key,
+            replaced: Some(old),
+        } => tracing::warn!(
+            alert = "head_key_rotated",
+            %member, head_key = %key, replaced = %old,
+            "head key rotated: signed in by the key it replaces"
+        ),
+        Event::HeadKeyRefused {
+            member,
+            enrolled,
+            offered,
+        } => tracing::error!(
+            alert = "head_key_refused",
+            %member,
+            enrolled = %enrolled.map_or("none".into(), |k| k.to_hex()),
+            offered = %offered,
+            "a membership entry offered another head key than the one enrolled, not signed \
+             in by it: refused, the enrolled key kept"
+        ),
+        Event::HeadKeyNotEnrolled { local, enrolled } => tracing::error!(
+            alert = "head_key_not_enrolled",
+            local = %local, %enrolled,
+            "this node's head_key file holds another key than the cluster enrolled for it: \
+             its heads will not verify; restore the key file, or rotate from the enrolled key"
         ),
         Event::OwnChainRecovered { seq } => tracing::info!(
             alert = "own_chain_recovered",

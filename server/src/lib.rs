@@ -7,5 +7,6 @@ pub mod api;
 pub mod codios_dev;
 pub mod config;
 pub mod error;
+pub mod head_key;
 pub mod serve;
 pub mod startup;

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::Router;
 use rand::RngCore;
-use sapix_core::ledger::HeadKey;
 use sapix_core::node::{NodeConfig, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
@@ -101,6 +100,8 @@ pub struct Environment {
     pub blocking: Blocking,
     /// The file system the strand and state files live on.
     pub disk: Arc<dyn Disk>,
+    /// Where the node's head keys are drawn from.
+    pub head_keys: crate::head_key::KeySource,
 }
 
 impl Environment {
@@ -112,6 +113,7 @@ impl Environment {
             rng_seed: rand::rngs::OsRng.next_u64(),
             blocking: Blocking::Pool,
             disk: OsDisk::shared(),
+            head_keys: crate::head_key::KeySource::Os,
         }
     }
 }
@@ -255,13 +257,23 @@ pub async fn start(
         .map_err(io("reading state in", &config.strand_dir))?;
     let head = persist::load_head(&*disk, &config.strand_dir)
         .map_err(io("reading state in", &config.strand_dir))?;
-    let head_key = head_key(&*disk, config)?;
+    let key_files =
+        crate::head_key::KeyFiles::new(disk.clone(), &config.data_dir, env.head_keys.clone());
+    let enrolled = cluster
+        .as_ref()
+        .and_then(|c| c.me.as_ref())
+        .and_then(|me| me.head_keys.current());
+    let key_path = config.data_dir.join(crate::head_key::FILE);
+    let head_key = key_files
+        .load(enrolled)
+        .map_err(io("reading or writing", &key_path))?;
     if let Some(h) = head.as_ref().filter(|h| h.key != head_key.public()) {
         tracing::warn!(
             signed_by = %h.key,
             head_key = %head_key.public(),
             seq = h.head.seq,
-            "the last head in head.json was signed by another head key: the head key was              replaced outside a rotation; auditors that pinned the old key will refuse this node"
+            "the last head in head.json was signed by another head key (a rotation, or a key \
+             file replaced): it is not served; the next head is signed with this key"
         );
     }
     tracing::info!(head_key = %head_key.public(), "head key: this node's own (mode 0600 in the data dir)");
@@ -320,6 +332,7 @@ pub async fn start(
         scheme: config.scheme(),
         require_client_cert: config.tls.require_client_cert,
         metrics,
+        head_key: Arc::new(crate::head_key::Rotation::new(key_files)),
     });
     Ok(Started {
         app,
@@ -471,33 +484,6 @@ fn master_seed(disk: &dyn Disk, config: &Config) -> Result<MasterSeed, StartErro
          Every node of a cluster needs the same seed; pass it as SAPIX_MASTER_SEED to add peers."
     );
     Ok(seed)
-}
-
-/// The node's own head key: kept in the data dir, or drawn from the OS's randomness at first
-/// start and written there (0600). Never derived from the master seed, never logged.
-fn head_key(disk: &dyn Disk, config: &Config) -> Result<HeadKey, StartError> {
-    let path = config.data_dir.join("head_key");
-    if let Some(bytes) = state_file::read_bounded(disk, &path).map_err(io("reading", &path))? {
-        let mut secret = [0u8; 32];
-        let text = String::from_utf8_lossy(&bytes);
-        return match hex::decode_to_slice(text.trim(), &mut secret) {
-            Ok(()) => Ok(HeadKey::from_bytes(secret)),
-            Err(_) => Err(StartError::Io {
-                what: "parsing",
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "the head key must be 64 hex characters",
-                ),
-            }),
-        };
-    }
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let key = HeadKey::from_bytes(secret);
-    let text = format!("{}\n", hex::encode(key.secret_bytes()));
-    state_file::write_atomic(disk, &path, text.as_bytes(), 0o600).map_err(io("writing", &path))?;
-    Ok(key)
 }
 
 /// The configured root key, else the one derived from the seed, written to the data dir.

@@ -185,6 +185,7 @@ async fn serve_node(
         rng_seed,
         blocking: Blocking::Inline,
         disk: Arc::new(disk),
+        head_keys: sapix_server::head_key::KeySource::seeded(rng_seed),
     };
     let started = startup::start(&config, bound, env).await?;
     // What the disk kept must agree with itself right after a crash, before anything heals it.

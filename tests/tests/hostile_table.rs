@@ -432,6 +432,7 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
     );
     for (method, path) in [
         ("POST", "/v1/ledger/heads"),
+        ("GET", "/v1/cluster/rotate-head-key"),
         ("DELETE", "/v1/records"),
         ("PUT", "/v1/records"),
         ("PUT", "/v1/cluster/divide"),
@@ -605,11 +606,12 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
     // ---- every admin route: without a key, with a wrong key, with bad input ----
     let consistency = r#"{"mode":"AP"}"#;
     let divide = r#"{"new_agent_id":"x","endpoint":"http://127.0.0.1:9","role":"Replica"}"#;
-    let admin: [(&str, &str, &str); 4] = [
+    let admin: [(&str, &str, &str); 5] = [
         ("POST", "/v1/cluster/consistency", consistency),
         ("POST", "/v1/cluster/divide", divide),
         ("POST", "/v1/mesh/sync/donor", ""),
         ("DELETE", "/v1/cluster/members/donor", ""),
+        ("POST", "/v1/cluster/rotate-head-key", ""),
     ];
     for (method, path, body) in admin {
         t.req(
@@ -662,6 +664,38 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
         r#"{"members":5}"#,
         bad("bad_request"),
     );
+    let entry = |keys: &str| {
+        format!(
+            r#"{{"members":[{{"agent_id":"ghost","endpoint":"http://127.0.0.1:9","role":"Replica","added_at_ms":1,"head_keys":{keys}}}]}}"#
+        )
+    };
+    let key = "ab".repeat(32);
+    let too_many = vec![format!(r#"{{"key":"{key}"}}"#); 65].join(",");
+    for (name, keys) in [
+        (
+            "members: a head key of 63 hex",
+            format!(r#"[{{"key":"{}"}}]"#, &key[1..]),
+        ),
+        (
+            "members: a first head key with a signature",
+            format!(r#"[{{"key":"{key}","signature":"00"}}]"#),
+        ),
+        (
+            "members: a rotated head key unsigned",
+            format!(r#"[{{"key":"{key}"}},{{"key":"{key}"}}]"#),
+        ),
+        ("members: 65 head keys", format!("[{too_many}]")),
+        ("members: head_keys is a string", format!(r#""{key}""#)),
+    ] {
+        t.req(
+            name,
+            "POST",
+            "/v1/cluster/members",
+            Root,
+            &entry(&keys),
+            bad("bad_request"),
+        );
+    }
     t.req(
         "consistency: unknown mode",
         "POST",

@@ -352,3 +352,109 @@ fn a_damaged_last_frame_is_reported_at_start_and_fetched_back_from_the_peer() {
         a.stderr_tail()
     );
 }
+
+/// `member`'s enrolled head key as `at`'s status shows it, and how many are enrolled.
+fn enrolled(at: &Agent, member: &str) -> (Option<String>, Option<u64>) {
+    let status = at.api().get("/v1/cluster/status").assert_status(200).json();
+    let node = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["agent_id"] == member)
+        .unwrap_or_else(|| panic!("no {member} in {status}"))
+        .clone();
+    (
+        node["head_key"].as_str().map(str::to_string),
+        node["head_keys_enrolled"].as_u64(),
+    )
+}
+
+#[test]
+fn a_divide_enrols_each_head_key_and_a_rotation_spreads_and_survives_restarts() {
+    use sapix_tests::wait_until;
+    use std::time::Duration;
+    const WITHIN: Duration = Duration::from_secs(30);
+
+    let a = seeded("primary");
+    let mut b = seeded("replica-eu");
+    let key_of = |agent: &Agent| {
+        let text = std::fs::read_to_string(agent.data_dir().join("head_key")).expect("head_key");
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut secret).expect("hex");
+        HeadKey::from_bytes(secret).public().to_hex()
+    };
+    let (ka, kb) = (key_of(&a), key_of(&b));
+    let body = json!({ "new_agent_id": "replica-eu", "endpoint": b.base_url(), "role": "Replica" });
+    a.api()
+        .post_with("/v1/cluster/divide", Auth::Root, body.to_string())
+        .assert_status(200);
+    // The divider enrolled the key b answered with; b learned a's with the membership.
+    assert_eq!(enrolled(&a, "replica-eu"), (Some(kb.clone()), Some(1)));
+    assert_eq!(enrolled(&a, "primary"), (Some(ka.clone()), Some(1)));
+    wait_until(WITHIN, "b knows both keys", || {
+        enrolled(&b, "primary") == (Some(ka.clone()), Some(1))
+            && enrolled(&b, "replica-eu") == (Some(kb.clone()), Some(1))
+    });
+
+    // b rotates: the answer names both keys; the file holds the new one, still 0600.
+    let r = b
+        .api()
+        .post_with("/v1/cluster/rotate-head-key", Auth::Root, String::new())
+        .assert_status(200)
+        .json();
+    assert_eq!(
+        (r["replaced"].as_str(), r["enrolled"].as_u64()),
+        (Some(kb.as_str()), Some(2))
+    );
+    let kb2 = r["head_key"].as_str().expect("new key").to_string();
+    assert_ne!(kb2, kb);
+    assert_eq!(key_of(&b), kb2);
+    assert_eq!(mode(&b.data_dir().join("head_key")), 0o600);
+    assert!(!b.data_dir().join("head_key.next").exists());
+    assert!(
+        !b.stderr().contains(&hex_secret(&b)),
+        "the secret is never logged"
+    );
+    wait_until(WITHIN, "a enrolled b's rotation", || {
+        enrolled(&a, "replica-eu") == (Some(kb2.clone()), Some(2))
+    });
+    assert!(a.stderr().contains("head_key_rotated") || b.stderr().contains("head_key_rotated"));
+    // b's heads are signed with the new key from now on.
+    b.api().write("orders", &json!({ "n": 1 }));
+    let own = heads(&b)
+        .into_iter()
+        .find(|h| h.head.author.as_str() == "replica-eu")
+        .expect("b's own head");
+    assert_eq!(own.key.to_hex(), kb2);
+    assert!(own.verifies());
+
+    // A restart keeps the rotated key and the enrolment on both sides.
+    b.restart();
+    assert_eq!(key_of(&b), kb2);
+    assert_eq!(enrolled(&b, "replica-eu"), (Some(kb2.clone()), Some(2)));
+    assert!(!b.stderr().contains("head_key_not_enrolled"));
+
+    // A key file replaced outside a rotation is reported, and cannot rotate.
+    b.kill9();
+    let stranger = HeadKey::from_bytes([7; 32]);
+    std::fs::write(
+        b.data_dir().join("head_key"),
+        format!("{}\n", hex::encode(stranger.secret_bytes())),
+    )
+    .unwrap();
+    b.restart();
+    wait_until(WITHIN, "b reports its key is not the enrolled one", || {
+        b.stderr().contains("head_key_not_enrolled")
+    });
+    b.api()
+        .post_with("/v1/cluster/rotate-head-key", Auth::Root, String::new())
+        .assert_error(409, "rotate_refused");
+    assert_eq!(enrolled(&a, "replica-eu"), (Some(kb2), Some(2)));
+}
+
+fn hex_secret(agent: &Agent) -> String {
+    std::fs::read_to_string(agent.data_dir().join("head_key"))
+        .expect("head_key")
+        .trim()
+        .to_string()
+}

@@ -133,6 +133,11 @@ impl HeadKey {
         Signature(self.key.sign(message).to_bytes())
     }
 
+    /// Signs `message` (a rotation, [`super::enrol`]); the caller puts its domain in it.
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> Signature {
+        self.signature(message)
+    }
+
     /// The secret bytes, for the 0600 key file only.
     pub fn secret_bytes(&self) -> [u8; 32] {
         self.key.to_bytes()

@@ -2,9 +2,11 @@
 //! signed with each node's own head key and cosigned by witnesses ([`head`]), and the JSON
 //! of heads and proofs ([`wire`]).
 
+pub mod enrol;
 pub mod head;
 pub mod merkle;
 pub mod wire;
 
+pub use enrol::{HeadKeys, Join, MAX_HEAD_KEYS};
 pub use head::{Cosignature, Head, HeadKey, HeadPublicKey, SignedHead};
 pub use merkle::{verify_consistency, verify_inclusion, ProofError, Tree};

@@ -116,6 +116,8 @@ impl Node {
             last_commit_ms: Some(self.own.last_commit.0),
             lag_ms: None,
             pull_lag_blocks: None,
+            head_key: info.head_keys.current().map(|k| k.to_hex()),
+            head_keys_enrolled: enrolled(&info.head_keys),
         };
         let own = self.own.durable;
         let policy = self.config.backoff;
@@ -142,6 +144,8 @@ impl Node {
                     age.as_millis() as u64
                 }),
                 pull_lag_blocks: self.pulls.get(id).map(Pull::lag),
+                head_key: p.info.head_keys.current().map(|k| k.to_hex()),
+                head_keys_enrolled: enrolled(&p.info.head_keys),
             });
         }
         let status = ClusterStatus {
@@ -253,8 +257,11 @@ impl Node {
     /// Learns what a member's entries (`members`) hold that this node's do not.
     pub(super) fn learn_members(&mut self, members: &[PeerInfo]) {
         let deltas = self.membership.merge(members);
-        if !deltas.is_empty() {
-            self.apply_members(deltas, &[]);
+        let changed = deltas
+            .iter()
+            .any(|d| !matches!(d, Delta::KeyRefused { .. }));
+        self.apply_members(deltas, &[]);
+        if changed {
             self.persist();
         }
     }
@@ -324,9 +331,29 @@ impl Node {
                 }
                 Delta::Changed(info) => {
                     if let Some(p) = self.peers.get_mut(&info.agent_id) {
+                        let before = p.info.head_keys.current();
+                        let now = info.head_keys.current();
                         p.info = info;
+                        if let Some(key) = now.filter(|k| before != Some(*k)) {
+                            let member = p.info.agent_id.clone();
+                            let replaced = before;
+                            self.log(Event::HeadKeyEnrolled {
+                                member,
+                                key,
+                                replaced,
+                            });
+                        }
                     }
                 }
+                Delta::KeyRefused {
+                    id,
+                    enrolled,
+                    offered,
+                } => self.log(Event::HeadKeyRefused {
+                    member: id,
+                    enrolled,
+                    offered,
+                }),
                 Delta::Removed(id) => {
                     self.peers.remove(&id);
                     self.pulls.remove(&id);
@@ -405,4 +432,9 @@ impl Node {
             });
         }
     }
+}
+
+/// How many head keys are enrolled, if any.
+fn enrolled(keys: &crate::ledger::HeadKeys) -> Option<usize> {
+    (!keys.is_empty()).then(|| keys.len())
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::id::AgentId;
+use crate::ledger::{HeadKeys, HeadPublicKey};
 use crate::repl::peer::PeerInfo;
 use crate::status::DivideProgress;
 
@@ -91,12 +92,31 @@ impl Bootstrap {
 
     /// The new node answered the probe as `answered_as`: copying starts (after offset 0), or,
     /// if it is not the node asked for, the divide fails with this reason.
-    pub(super) fn verified(&mut self, answered_as: &AgentId) -> Result<(), String> {
+    pub(super) fn verified(
+        &mut self,
+        answered_as: &AgentId,
+        head_key: Option<HeadPublicKey>,
+        enrolled: Option<HeadPublicKey>,
+    ) -> Result<(), String> {
         if *answered_as != self.info.agent_id {
             return Err(format!(
                 "{} answered as {answered_as}, not {}; nothing was copied",
                 self.info.endpoint, self.info.agent_id
             ));
+        }
+        if let (Some(key), Some(enrolled)) = (head_key, enrolled) {
+            if key != enrolled {
+                return Err(format!(
+                    "{} answered with head key {key}, but the key enrolled for {} is \
+                     {enrolled}; a member's head key changes only by POST \
+                     /v1/cluster/rotate-head-key on that node; nothing was copied",
+                    self.info.endpoint, self.info.agent_id
+                ));
+            }
+        }
+        // The key it answered with is enrolled with its entry (a member keeps its own).
+        if let Some(key) = head_key {
+            self.info.head_keys = HeadKeys::first(key);
         }
         self.stage = Stage::Copying;
         Ok(())
@@ -275,10 +295,12 @@ mod tests {
     #[test]
     fn a_node_answering_as_another_fails_the_divide_before_any_copy() {
         let mut d = divide();
-        let err = d.verified(&id("impostor")).expect_err("refused");
+        let err = d
+            .verified(&id("impostor"), None, None)
+            .expect_err("refused");
         assert!(err.contains("answered as impostor, not new"), "{err}");
         assert!(d.verifying(&id("new")), "still not copying");
-        assert!(d.verified(&id("new")).is_ok());
+        assert!(d.verified(&id("new"), None, None).is_ok());
         assert!(d.copying(&id("new")));
         assert!(!d.copying(&id("other")));
     }
@@ -286,7 +308,7 @@ mod tests {
     #[test]
     fn batches_are_copied_until_the_tip_and_progress_is_logged_every_10000_blocks() {
         let mut d = divide();
-        d.verified(&id("new")).unwrap();
+        d.verified(&id("new"), None, None).unwrap();
         let mut logged = Vec::new();
         let mut after = 0;
         loop {
@@ -314,14 +336,14 @@ mod tests {
     #[test]
     fn an_empty_batch_ends_the_copy_even_below_the_tip() {
         let mut d = divide();
-        d.verified(&id("new")).unwrap();
+        d.verified(&id("new"), None, None).unwrap();
         assert_eq!(d.batch_copied(7, 0, 9).0, AfterBatch::Tell { through: 7 });
     }
 
     #[test]
     fn the_answer_waits_for_every_member_awaited_and_names_who_is_pending() {
         let mut d = divide();
-        d.verified(&id("new")).unwrap();
+        d.verified(&id("new"), None, None).unwrap();
         d.tell(4);
         assert_eq!(d.own_copied(), Some(4));
         let waiting = [id("b"), id("c"), id("d")].into_iter().collect();

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use crate::auth::{AuthKey, Decision};
 use crate::block::Verified;
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::repl::peer::PeerInfo;
 
 use super::{Failure, Reply};
@@ -108,7 +109,11 @@ pub(super) enum Done {
     /// Writing the cluster view `version` failed.
     ClusterPersistFailed { version: u64, reason: String },
     /// The node a divide adds answered its probe as `answered_as`.
-    Verified { new: AgentId, answered_as: AgentId },
+    Verified {
+        new: AgentId,
+        answered_as: AgentId,
+        head_key: Option<HeadPublicKey>,
+    },
     /// The divide's probe of the node it adds failed.
     VerifyFailed { new: AgentId, reason: Failure },
     /// The node a divide adds recorded the membership; every entry it holds now.
@@ -293,6 +298,7 @@ impl Call {
                     agent_id,
                     holds,
                     digest,
+                    ..
                 },
             ) => Done::ProbeAnswered {
                 peer,
@@ -306,6 +312,7 @@ impl Call {
                     agent_id,
                     holds,
                     digest,
+                    ..
                 },
             ) => Done::ProbedBack {
                 divider,
@@ -322,9 +329,15 @@ impl Call {
             (Call::Announce { to }, Reply::MembersUpdated { members }) => {
                 Done::Announced { to, members }
             }
-            (Call::Verify { new }, Reply::Probed { agent_id, .. }) => Done::Verified {
+            (
+                Call::Verify { new },
+                Reply::Probed {
+                    agent_id, head_key, ..
+                },
+            ) => Done::Verified {
                 new,
                 answered_as: agent_id,
+                head_key,
             },
             (Call::Tell { new }, Reply::MembersUpdated { members }) => Done::Told { new, members },
             (Call::Codios { key }, Reply::Decided(decision)) => {

@@ -282,12 +282,14 @@ impl Node {
                 Pending::Probe { request, holds } => {
                     let agent_id = self.config.agent_id.clone();
                     let digest = self.membership.digest();
+                    let head_key = self.heads.key().public();
                     self.respond(
                         request,
                         Response::ProbeAnswer {
                             agent_id,
                             holds,
                             digest,
+                            head_key,
                         },
                     );
                 }

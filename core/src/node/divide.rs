@@ -11,6 +11,7 @@ use super::bootstrap::{AfterBatch, Bootstrap};
 use super::call::Call;
 use super::{Failure, Node, Output, RequestId, Response};
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::node::Event;
 use crate::repl::membership::Delta;
 use crate::repl::peer::{Peer, PeerInfo, Reach};
@@ -95,11 +96,17 @@ impl Node {
 
     /// The node being added answered the divide's probe as `answered_as`: copy to it if that
     /// is the id it was added as.
-    pub(super) fn divide_verified(&mut self, id: AgentId, answered_as: AgentId) {
+    pub(super) fn divide_verified(
+        &mut self,
+        id: AgentId,
+        answered_as: AgentId,
+        head_key: Option<HeadPublicKey>,
+    ) {
+        let enrolled = self.membership.get(&id).and_then(|p| p.head_keys.current());
         let Some(d) = self.divide_at(|d| d.verifying(&id)) else {
             return;
         };
-        match d.verified(&answered_as) {
+        match d.verified(&answered_as, head_key, enrolled) {
             Ok(()) => self.copy_batch(0),
             Err(reason) => self.divide_fails(reason),
         }

@@ -3,6 +3,7 @@
 use crate::auth::AuthKey;
 use crate::block::Hash;
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::repl::peer::PeerInfo;
 use crate::repl::pull::Totals;
 
@@ -21,6 +22,35 @@ pub enum Event {
         held: Hash,
         /// The other block, refused.
         refused: Hash,
+    },
+    /// A member's head key was enrolled (first seen) or rotated (signed in by its old key).
+    HeadKeyEnrolled {
+        /// The member (this node for its own).
+        member: AgentId,
+        /// The key now current.
+        key: HeadPublicKey,
+        /// The key it replaced, for a rotation.
+        replaced: Option<HeadPublicKey>,
+    },
+    /// An entry offered another head key for a member than the one enrolled, not signed in
+    /// by it: refused, the enrolled kept. Alert: a node's key was replaced outside a
+    /// rotation, or someone holding the cluster's seed forges one.
+    HeadKeyRefused {
+        /// The member.
+        member: AgentId,
+        /// Its enrolled key.
+        enrolled: Option<HeadPublicKey>,
+        /// The key refused.
+        offered: HeadPublicKey,
+    },
+    /// This node's key file holds another head key than the cluster enrolled for it (the
+    /// file replaced, or a rotation lost): its heads will not verify against the enrolled
+    /// key. Alert.
+    HeadKeyNotEnrolled {
+        /// The key in the file.
+        local: HeadPublicKey,
+        /// The key the cluster enrolled.
+        enrolled: HeadPublicKey,
     },
     /// This node's own chain does not hold what its last signed head vouched for. Alert.
     OwnChainUnsafe(super::OwnChainUnsafe),

@@ -116,6 +116,19 @@ pub enum OwnChainUnsafe {
 }
 
 impl Heads {
+    /// The node's head key.
+    pub(super) fn key(&self) -> &HeadKey {
+        &self.key
+    }
+
+    /// Signs with `next` from now on; the own head signed with the old key is dropped (and
+    /// signed again with the new one by the caller).
+    pub(super) fn rotate(&mut self, me: &AgentId, next: HeadKey) {
+        self.key = next;
+        self.latest.remove(me);
+        self.due = None;
+    }
+
     /// With the node's head key and the own head persisted by the last run, if any (kept only
     /// if signed by this key: a head of another key is not this node's to serve).
     pub(super) fn new(key: HeadKey, restored: Option<SignedHead>) -> Self {
@@ -226,7 +239,7 @@ impl Node {
     }
 
     /// Signs the own chain's head at its durable seq, unless the latest one is there.
-    fn sign_own_head(&mut self, now: Instant) {
+    pub(super) fn sign_own_head(&mut self, now: Instant) {
         self.heads.due = None;
         let me = self.config.agent_id.clone();
         let seq = self.own.durable;

@@ -70,6 +70,16 @@ pub enum Input {
         /// How long the client will wait.
         wait: std::time::Duration,
     },
+    /// `POST /v1/cluster/rotate-head-key`: `next` (drawn and written to disk by the shell)
+    /// becomes this node's head key, signed in by the current one; answered with
+    /// [`Response::HeadKeyRotated`](super::Response::HeadKeyRotated) once the membership
+    /// carrying it is persisted, or [`Response::RotateRefused`](super::Response::RotateRefused).
+    RotateHeadKey {
+        /// Echoed in the answer.
+        request: RequestId,
+        /// The new key.
+        next: crate::ledger::HeadKey,
+    },
     /// A client asks for heads or a proof; answered with
     /// [`Response::Ledger`](super::Response::Ledger) or
     /// [`Response::LedgerRefused`](super::Response::LedgerRefused).

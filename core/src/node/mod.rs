@@ -40,6 +40,7 @@ mod planted;
 mod positions;
 mod reply;
 mod response;
+mod rotate;
 mod timers;
 
 use core::time::Duration;
@@ -173,6 +174,13 @@ impl Node {
         if !is_wildcard(&config.endpoint) {
             membership.set_me(Some(&config.endpoint), None);
         }
+        let local_key = config.head_key.public();
+        let enrolled = membership.enrol_me(local_key).is_some();
+        let key_differs = membership
+            .me()
+            .head_keys
+            .current()
+            .filter(|k| *k != local_key);
         let own_durable = restored
             .chains
             .tip(&config.agent_id)
@@ -203,6 +211,20 @@ impl Node {
         for info in cluster.peers.into_iter().filter(|p| !p.removed) {
             let cursor = restored.cursors.get(&info.agent_id).copied().unwrap_or(0);
             node.add_peer(info, cursor);
+        }
+        if enrolled && !node.peers.is_empty() {
+            // An entry from before enrolment: the cluster learns the key. (A node with no
+            // peers keeps it in memory; its probe answers carry it to a divider.)
+            node.log(Event::HeadKeyEnrolled {
+                member: node.config.agent_id.clone(),
+                key: local_key,
+                replaced: None,
+            });
+            node.persist();
+        }
+        if let Some(enrolled) = key_differs {
+            let local = local_key;
+            node.log(Event::HeadKeyNotEnrolled { local, enrolled });
         }
         if !node.peers.is_empty() {
             // Probe and pull at once after a restart: CP refuses writes until peers answer.
@@ -269,6 +291,7 @@ impl Node {
                 wait,
             } => self.positions_wanted(now, request, positions, wait),
             Input::LedgerWanted { request, query } => self.ledger_wanted(now, request, query),
+            Input::RotateHeadKey { request, next } => self.rotate_head_key(now, request, next),
             Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed {
@@ -327,7 +350,11 @@ impl Node {
             Done::ClusterPersistFailed { version, reason } => {
                 self.cluster_persist_failed(now, version, reason)
             }
-            Done::Verified { new, answered_as } => self.divide_verified(new, answered_as),
+            Done::Verified {
+                new,
+                answered_as,
+                head_key,
+            } => self.divide_verified(new, answered_as, head_key),
             Done::VerifyFailed { new, reason } => self.divide_verify_failed(new, reason),
             Done::Told { new, members } => self.divide_told(now, new, members),
             Done::TellFailed { new, reason } => self.divide_tell_failed(new, reason),

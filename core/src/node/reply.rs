@@ -5,6 +5,7 @@ use crate::auth::Decision;
 use crate::block::Verified;
 use crate::chain::Position;
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::repl::peer::PeerInfo;
 
 use super::{Failure, Response};
@@ -35,6 +36,8 @@ pub enum Reply {
         holds: u64,
         /// Its membership digest, if it sent one.
         digest: Option<u64>,
+        /// Its head key, if it sent one (agents before enrolment did not).
+        head_key: Option<HeadPublicKey>,
     },
     /// A page of the target's export, its blocks verified by the shell.
     Page {
@@ -79,10 +82,12 @@ impl Reply {
                 agent_id,
                 holds,
                 digest,
+                head_key,
             } => Ok(Reply::Probed {
                 agent_id,
                 holds,
                 digest: Some(digest),
+                head_key: Some(head_key),
             }),
             Response::MembersUpdated { members, .. } => Ok(Reply::MembersUpdated { members }),
             // The new node's own words reach the divider, as its HTTP answer does.

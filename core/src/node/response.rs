@@ -3,6 +3,7 @@
 use crate::block::Hash;
 use crate::chain::Position;
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::repl::peer::PeerInfo;
 use crate::repl::pull::Totals;
 use crate::status::{ClusterStatus, Consistency};
@@ -68,6 +69,8 @@ pub enum Response {
         holds: u64,
         /// The digest of this node's membership.
         digest: u64,
+        /// This node's head key (a divider enrols it).
+        head_key: HeadPublicKey,
     },
     /// The gating mode switched (and is persisted).
     ConsistencySet {
@@ -170,6 +173,21 @@ pub enum Response {
     ReadAllowed,
     /// Every position a read named is durable here.
     PositionReached,
+    /// This node's head key was rotated; the membership carrying it is persisted and is
+    /// spreading to the members.
+    HeadKeyRotated {
+        /// The key signed heads from now on.
+        key: HeadPublicKey,
+        /// The key that signed it in.
+        replaced: HeadPublicKey,
+        /// Keys enrolled for this node so far (the first and every rotation).
+        enrolled: usize,
+    },
+    /// The rotation was refused; nothing changed.
+    RotateRefused {
+        /// Why, for the operator.
+        reason: String,
+    },
     /// Heads or a proof.
     Ledger(Box<super::LedgerAnswer>),
     /// Why a ledger query has no answer.

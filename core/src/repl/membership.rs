@@ -16,10 +16,11 @@
 //! counted from faults stopping or the last join, whichever is later). An id once
 //! removed is never a member again: its tombstone wins over any live entry of the same id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::peer::PeerInfo;
 use crate::id::AgentId;
+use crate::ledger::{HeadKeys, HeadPublicKey, Join};
 use crate::status::Role;
 
 /// What a merge or a local change did to the members other than this node.
@@ -31,8 +32,20 @@ pub enum Delta {
     Changed(PeerInfo),
     /// A member was removed (its tombstone arrived).
     Removed(AgentId),
-    /// This node's own entry changed (an endpoint or role given by the cluster).
+    /// This node's own entry changed (an endpoint or role given by the cluster, or its own
+    /// head key enrolled or rotated).
     Me(PeerInfo),
+    /// An entry offered head keys for `id` that do not extend the enrolled ones (another
+    /// first key, or a rotation not signed by the current key): refused, the enrolled kept.
+    /// Reported once per offered key.
+    KeyRefused {
+        /// The member.
+        id: AgentId,
+        /// Its enrolled key.
+        enrolled: Option<HeadPublicKey>,
+        /// The key offered instead.
+        offered: HeadPublicKey,
+    },
 }
 
 /// One node's view of the cluster's members.
@@ -40,6 +53,8 @@ pub enum Delta {
 pub struct Membership {
     me: AgentId,
     entries: BTreeMap<AgentId, PeerInfo>,
+    /// Head keys refused so far, so each forged key is reported once, not at every exchange.
+    refused: BTreeSet<(AgentId, HeadPublicKey)>,
 }
 
 impl Membership {
@@ -51,7 +66,11 @@ impl Membership {
             .map(|p| (p.agent_id.clone(), p))
             .collect();
         entries.insert(id.clone(), me);
-        Membership { me: id, entries }
+        Membership {
+            me: id,
+            entries,
+            refused: BTreeSet::new(),
+        }
     }
 
     /// This node's own entry.
@@ -97,6 +116,11 @@ impl Membership {
             h.update(&p.added_at_ms.to_le_bytes());
             h.update(&p.version.to_le_bytes());
             h.update(&[u8::from(p.removed)]);
+            h.update(&(p.head_keys.len() as u64).to_le_bytes());
+            for link in p.head_keys.links() {
+                h.update(&link.key.0);
+                h.update(&link.signature.map_or([0; 64], |s| s.0));
+            }
         }
         let bytes = h.finalize();
         u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
@@ -106,7 +130,7 @@ impl Membership {
     pub fn merge(&mut self, incoming: &[PeerInfo]) -> Vec<Delta> {
         let mut deltas = Vec::new();
         for p in incoming {
-            if let Some(d) = self.offer(p.clone()) {
+            if let Some(d) = self.offer_into(p.clone(), &mut deltas) {
                 deltas.push(d);
             }
         }
@@ -122,6 +146,10 @@ impl Membership {
         match self.entries.get(&info.agent_id) {
             Some(cur) if same_content(cur, &info) => None,
             cur => {
+                // A member's keys change only by its own rotation, never by a divide.
+                if let Some(c) = cur.filter(|c| !c.head_keys.is_empty()) {
+                    info.head_keys = c.head_keys.clone();
+                }
                 info.version = cur.map_or(1, |c| c.version + 1);
                 info.removed = false;
                 self.offer(info)
@@ -157,11 +185,72 @@ impl Membership {
         self.offer(next)
     }
 
-    /// Keeps `p` if it wins over the entry held for its id; says what changed.
+    /// Enrols this node's own head key if its entry has none (first start, or an entry from
+    /// before enrolment): one version up. `None` if a key is enrolled already.
+    pub fn enrol_me(&mut self, key: HeadPublicKey) -> Option<Delta> {
+        if !self.me().head_keys.is_empty() {
+            return None;
+        }
+        let mut next = self.me().clone();
+        next.head_keys = HeadKeys::first(key);
+        next.version += 1;
+        self.offer(next)
+    }
+
+    /// Puts this node's rotated key list in its entry (one version up); `None` unless `keys`
+    /// extends the enrolled list with valid links.
+    pub fn rotate_me(&mut self, keys: HeadKeys) -> Option<Delta> {
+        if self.me().head_keys.join(&self.me, &keys) != Join::Extends {
+            return None;
+        }
+        let mut next = self.me().clone();
+        next.head_keys = keys;
+        next.version += 1;
+        self.offer(next)
+    }
+
+    /// [`Membership::offer_into`] for a local change, which never offers a foreign key.
     fn offer(&mut self, p: PeerInfo) -> Option<Delta> {
+        let mut refused = Vec::new();
+        let delta = self.offer_into(p, &mut refused);
+        debug_assert!(refused.is_empty(), "a local change refused its own key");
+        delta
+    }
+
+    /// Keeps `p` if it wins over the entry held for its id; says what changed. Head keys merge
+    /// apart from the rest: the held list is replaced only by one that extends it with valid
+    /// rotations ([`HeadKeys::join`]); any other offered key is refused into `refused`.
+    fn offer_into(&mut self, mut p: PeerInfo, refused: &mut Vec<Delta>) -> Option<Delta> {
         let id = p.agent_id.clone();
+        match self.entries.get(&id) {
+            Some(cur) => {
+                p.head_keys = match cur.head_keys.join(&id, &p.head_keys) {
+                    Join::Same | Join::Behind => cur.head_keys.clone(),
+                    Join::Extends => p.head_keys,
+                    Join::Fork { offered } => {
+                        if self.refused.insert((id.clone(), offered)) {
+                            let enrolled = cur.head_keys.current();
+                            refused.push(Delta::KeyRefused {
+                                id: id.clone(),
+                                enrolled,
+                                offered,
+                            });
+                        }
+                        cur.head_keys.clone()
+                    }
+                };
+                if !wins(&p, cur) && p.head_keys != cur.head_keys {
+                    // An older entry that carries a rotation: the held entry with its keys.
+                    let mut next = cur.clone();
+                    next.head_keys = p.head_keys;
+                    p = next;
+                }
+            }
+            None => p.head_keys = p.head_keys.valid_prefix(&id),
+        }
         let delta = match self.entries.get(&id) {
-            Some(cur) if !wins(&p, cur) => return None,
+            Some(cur) if *cur == p => return None,
+            Some(cur) if !wins(&p, cur) && p.head_keys == cur.head_keys => return None,
             _ if id == self.me => Delta::Me(p.clone()),
             Some(cur) if p.removed && !cur.removed => Delta::Removed(id.clone()),
             Some(cur) if p.removed || cur.removed => {
@@ -220,6 +309,7 @@ mod tests {
             added_at_ms: 7,
             version,
             removed: false,
+            head_keys: HeadKeys::default(),
         }
     }
 
@@ -267,6 +357,40 @@ mod tests {
         assert_eq!(forward.all(), backward.all());
         assert_eq!(forward.digest(), backward.digest());
         assert!(forward.is_removed(&AgentId::new("d").unwrap()));
+    }
+
+    #[test]
+    fn head_keys_merge_apart_from_the_version_in_any_order() {
+        use crate::ledger::HeadKey;
+        let (k1, k2) = (HeadKey::from_bytes([1; 32]), HeadKey::from_bytes([2; 32]));
+        let b = AgentId::new("b").unwrap();
+        let first = HeadKeys::first(k1.public());
+        let rotated = first.rotated(&b, &k1, k2.public()).unwrap();
+        let with = |endpoint: &str, version: u64, keys: &HeadKeys| PeerInfo {
+            head_keys: keys.clone(),
+            ..info("b", endpoint, version)
+        };
+        // A rotation at v2 and a move at v3 made from a view that had not seen it.
+        let entries = [
+            info("b", "http://b", 1),
+            with("http://b", 1, &first),
+            with("http://b", 2, &rotated),
+            with("http://b-moved", 3, &first),
+        ];
+        let mut views = Vec::new();
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]] {
+            let mut m = view("a");
+            for i in order {
+                m.merge(std::slice::from_ref(&entries[i]));
+            }
+            views.push(m);
+        }
+        for m in &views {
+            let got = m.get(&b).unwrap();
+            assert_eq!((got.endpoint.as_str(), got.version), ("http://b-moved", 3));
+            assert_eq!(got.head_keys, rotated, "the rotation is never lost");
+            assert_eq!(m.digest(), views[0].digest());
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 
 use super::backoff::{Backoff, BackoffPolicy, Delay};
+use crate::ledger::HeadKeys;
 use crate::status::Role;
 use crate::time::Instant;
 use crate::AgentId;
@@ -47,6 +48,10 @@ pub struct PeerInfo {
     /// Removed from the cluster: a tombstone, kept so the id is never a member again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub removed: bool,
+    /// Its enrolled head keys, oldest first ([`crate::ledger::enrol`]); empty in entries
+    /// written before enrolment existed.
+    #[serde(default, skip_serializing_if = "HeadKeys::is_empty")]
+    pub head_keys: HeadKeys,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -68,6 +73,7 @@ impl PeerInfo {
             added_at_ms,
             version: 0,
             removed: false,
+            head_keys: HeadKeys::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::Position;
 use crate::id::AgentId;
+use crate::ledger::HeadPublicKey;
 use crate::repl::peer::PeerInfo;
 use crate::status::Role;
 
@@ -135,16 +136,26 @@ pub struct ProbeAnswer {
     /// The digest of its membership, 16 hex digits (absent from agents before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_digest: Option<String>,
+    /// Its head key, 64 hex digits: what a divider enrols (absent from agents before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_key: Option<String>,
 }
 
 impl ProbeAnswer {
-    /// The answer of `agent_id`, holding `holds`, whose membership digest is `digest`.
-    pub fn new(agent_id: AgentId, holds: u64, digest: u64) -> Self {
+    /// The answer of `agent_id`, holding `holds`, whose membership digest is `digest` and
+    /// head key `head_key`.
+    pub fn new(agent_id: AgentId, holds: u64, digest: u64, head_key: HeadPublicKey) -> Self {
         ProbeAnswer {
             agent_id,
             holds,
             members_digest: Some(format!("{digest:016x}")),
+            head_key: Some(head_key.to_hex()),
         }
+    }
+
+    /// The head key, if sent and well-formed.
+    pub fn head_key(&self) -> Option<HeadPublicKey> {
+        self.head_key.as_deref().and_then(HeadPublicKey::from_hex)
     }
 
     /// The membership digest, if sent and well-formed.
@@ -221,12 +232,15 @@ mod tests {
 
     #[test]
     fn a_probe_answer_round_trips_its_digest() {
-        let a = ProbeAnswer::new(author(), 3, 0xdead_beef);
+        let key = HeadPublicKey([9; 32]);
+        let a = ProbeAnswer::new(author(), 3, 0xdead_beef, key);
         let back: ProbeAnswer =
             serde_json::from_slice(&serde_json::to_vec(&a).expect("serializes")).expect("parses");
         assert_eq!(back.digest(), Some(0xdead_beef));
+        assert_eq!(back.head_key(), Some(key));
         let old: ProbeAnswer =
             serde_json::from_str(r#"{"agent_id":"primary","holds":1}"#).expect("parses");
         assert_eq!(old.digest(), None);
+        assert_eq!(old.head_key(), None);
     }
 }

@@ -63,8 +63,12 @@ pub fn ms(i: Instant) -> u64 {
     i.as_micros() / 1000
 }
 
+/// `s`'s entry as the cluster holds it after enrolment: with its head key.
 pub fn info(s: &str, role: Role) -> PeerInfo {
-    PeerInfo::new(id(s), endpoint(s), role, WALL0)
+    PeerInfo {
+        head_keys: sapix_core::ledger::HeadKeys::first(head_key(s).public()),
+        ..PeerInfo::new(id(s), endpoint(s), role, WALL0)
+    }
 }
 
 /// The config every node in these stories gets, but for the backoff policy and rng seed.
@@ -279,7 +283,7 @@ impl World {
                 role: role(i),
                 consistency: mode,
                 peers,
-                me: None,
+                me: Some(info(name, role(i))),
             };
             w.add(name, Some(state));
         }

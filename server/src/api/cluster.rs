@@ -227,3 +227,77 @@ pub(crate) async fn remove_member(
         other => Err(unexpected(other)),
     }
 }
+
+/// `POST /v1/cluster/rotate-head-key`: a new head key from the OS's randomness, written to
+/// `head_key.next`, signed in by the current key and enrolled in this node's membership entry
+/// (persisted, then spread to every member); then it replaces `head_key`. See
+/// [`crate::head_key`] for what a crash at any step leaves.
+pub(crate) async fn rotate_head_key(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth::require_root(&headers, &s)?;
+    let mut unsettled = s.head_key.unsettled.lock().await;
+    if *unsettled {
+        return Err(ApiError::unavailable(
+            "rotation_unsettled",
+            "the last rotation's membership write failed; restart the node to settle it \
+             before rotating again",
+        ));
+    }
+    let next = s.head_key.files.draw();
+    let files = s.head_key.files.clone();
+    let staged = next.clone();
+    s.blocking
+        .run(move || files.stage(&staged))
+        .await
+        .map_err(|e| key_file_failed(&e.to_string()))?
+        .map_err(|e| key_file_failed(&e.to_string()))?;
+    let answer = s
+        .node
+        .ask(Request::RotateHeadKey { next })
+        .await
+        .map_err(|_| node_gone())?;
+    match answer {
+        Response::HeadKeyRotated {
+            key,
+            replaced,
+            enrolled,
+        } => {
+            let files = s.head_key.files.clone();
+            let committed = s.blocking.run(move || files.commit()).await;
+            if let Err(e) = committed
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                // Enrolled and persisted: a restart takes head_key.next (crate::head_key).
+                tracing::warn!(error = %e, "head key: renaming head_key.next failed; a restart completes it");
+                *unsettled = true;
+            }
+            Ok(Json(json!({
+                "agent_id": s.agent_id,
+                "head_key": key.to_hex(),
+                "replaced": replaced.to_hex(),
+                "enrolled": enrolled,
+            })))
+        }
+        Response::RotateRefused { reason } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rotate_refused",
+            reason,
+        )),
+        Response::NotPersisted { reason } => {
+            *unsettled = true;
+            Err(not_persisted(reason))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn key_file_failed(why: &str) -> ApiError {
+    tracing::error!(error = %why, "head key: writing head_key.next failed; nothing rotated");
+    ApiError::unavailable(
+        "storage_failed",
+        format!("writing the new head key failed ({why}); nothing was rotated"),
+    )
+}

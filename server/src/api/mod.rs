@@ -57,6 +57,8 @@ pub struct AppState {
     pub require_client_cert: bool,
     /// The node's metrics, for `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// The head key files, for `POST /v1/cluster/rotate-head-key`.
+    pub head_key: Arc<crate::head_key::Rotation>,
 }
 
 impl AppState {

@@ -202,6 +202,13 @@ pub const ROUTES: &[Route] = &[
         statuses: &[200, 400, 401, 403, 404, 409, 503],
         handler: || delete(cluster::remove_member),
     },
+    Route {
+        method: "POST",
+        path: "/v1/cluster/rotate-head-key",
+        guard: Guard::Admin,
+        statuses: &[200, 401, 403, 409, 503],
+        handler: || post(cluster::rotate_head_key),
+    },
 ];
 
 #[cfg(test)]

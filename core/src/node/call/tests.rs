@@ -99,6 +99,7 @@ fn a_divide_and_a_peer_probing_one_node_hear_their_own_answers() {
         agent_id: peer(),
         holds: 3,
         digest: None,
+        head_key: None,
     };
     assert!(matches!(
         Call::Probe { peer: peer() }.finished(probed()),
