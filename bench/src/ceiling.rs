@@ -163,7 +163,13 @@ pub async fn verify(blocks: &[Block]) -> Ceiling {
     let appender = tokio::spawn(async move {
         let mut accepted = 0u64;
         while let Some(page) = rx.recv().await {
-            match node.ask(Request::Ingest { blocks: page }).await {
+            match node
+                .ask(Request::Ingest {
+                    blocks: page,
+                    head: None,
+                })
+                .await
+            {
                 Ok(Response::Ingested { accepted: a, .. }) => accepted += a,
                 other => panic!("verify ceiling: ingest answered {other:?}"),
             }

@@ -87,6 +87,12 @@ pub struct NodeStatus {
     /// How many head keys it has enrolled: 1 + rotations (absent if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_keys_enrolled: Option<usize>,
+    /// The seq of its latest signed head held here (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_seq: Option<u64>,
+    /// How many other members cosigned that head, as held here (absent if no head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_witnesses: Option<usize>,
 }
 
 /// Where a divide stands, for `GET /v1/cluster/divide/progress`.
@@ -218,6 +224,8 @@ mod tests {
                 pull_lag_blocks: None,
                 head_key: None,
                 head_keys_enrolled: None,
+                head_seq: None,
+                head_witnesses: None,
             }],
             partitioned: false,
             consistency: Consistency::Ap,

@@ -29,6 +29,8 @@ pub fn decimal(text: &str) -> Option<u64> {
 
 use crate::block::{check_payload, Block, BlockBody, DecodeError, Hash, Signature, BLOCK_VERSION};
 use crate::id::{AgentId, Collection};
+use crate::ledger::wire::{BadLedger, HeadJson};
+use crate::ledger::SignedHead;
 use crate::time::UnixMillis;
 
 /// The most blocks one ingest body or export page may carry.
@@ -84,6 +86,9 @@ pub enum WireError {
     /// Not JSON of the expected shape.
     #[error("malformed JSON: {0}")]
     Json(String),
+    /// The ingest body's `head` is malformed.
+    #[error("`head`: {0}")]
+    Head(BadLedger),
 }
 
 impl WireBlock {
@@ -136,23 +141,39 @@ impl WireBlock {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Batch {
     blocks: Vec<WireBlock>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<HeadJson>,
 }
 
-/// Parses an ingest body — one block object, or `{"blocks":[…]}` — into blocks, in order.
-/// Bounded by [`MAX_BATCH`].
-pub fn parse_ingest(body: &[u8]) -> Result<Vec<Block>, WireError> {
+/// A parsed ingest body: the blocks, and the pusher's latest head of its own chain when it
+/// asks the receiver to witness it (signature not yet checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestBody {
+    /// The blocks, in order.
+    pub blocks: Vec<Block>,
+    /// The pusher's head, if it sent one.
+    pub head: Option<SignedHead>,
+}
+
+/// Parses an ingest body — one block object, or `{"blocks":[…], "head":{…}}` (the head
+/// optional) — into blocks, in order, and the head. Bounded by [`MAX_BATCH`].
+pub fn parse_ingest_body(body: &[u8]) -> Result<IngestBody, WireError> {
     let json = |e: serde_json::Error| WireError::Json(e.to_string());
     // Serde's untagged enums lose `RawValue`'s exact bytes, so look at the keys first.
     let keys: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
         serde_json::from_slice(body).map_err(json)?;
-    let wires = if keys.contains_key("blocks") {
-        serde_json::from_slice::<Batch>(body).map_err(json)?.blocks
+    let (wires, head) = if keys.contains_key("blocks") {
+        let batch = serde_json::from_slice::<Batch>(body).map_err(json)?;
+        (batch.blocks, batch.head)
     } else {
-        vec![serde_json::from_slice::<WireBlock>(body).map_err(json)?]
+        (
+            vec![serde_json::from_slice::<WireBlock>(body).map_err(json)?],
+            None,
+        )
     };
     if wires.len() > MAX_BATCH {
         return Err(WireError::BatchTooLarge {
@@ -160,7 +181,33 @@ pub fn parse_ingest(body: &[u8]) -> Result<Vec<Block>, WireError> {
             max: MAX_BATCH,
         });
     }
-    wires.into_iter().map(WireBlock::into_block).collect()
+    let head = head
+        .as_ref()
+        .map(SignedHead::try_from)
+        .transpose()
+        .map_err(WireError::Head)?;
+    let blocks = wires
+        .into_iter()
+        .map(WireBlock::into_block)
+        .collect::<Result<_, _>>()?;
+    Ok(IngestBody { blocks, head })
+}
+
+/// The blocks of an ingest body ([`parse_ingest_body`]).
+pub fn parse_ingest(body: &[u8]) -> Result<Vec<Block>, WireError> {
+    parse_ingest_body(body).map(|b| b.blocks)
+}
+
+/// The JSON of an ingest body carrying `blocks` and, if given, the pusher's `head`.
+pub fn ingest_json(blocks: &[Block], head: Option<&SignedHead>) -> Vec<u8> {
+    let batch = Batch {
+        blocks: blocks
+            .iter()
+            .map(|b| WireBlock::from_block(b, None))
+            .collect(),
+        head: head.map(HeadJson::from),
+    };
+    serde_json::to_vec(&batch).expect("wire blocks and heads always serialize")
 }
 
 /// A page of a node's strand, as served by `GET /v1/mesh/export`.
@@ -238,6 +285,29 @@ mod tests {
         assert_eq!(back, vec![b.clone()]);
         let ks = KeySchedule::new(MasterSeed::from_bytes([1; 32]));
         back[0].verify(&ks).unwrap();
+    }
+
+    #[test]
+    fn an_ingest_body_carries_the_pushers_head_and_refuses_a_malformed_one() {
+        let b = block("1");
+        let head = crate::ledger::HeadKey::from_bytes([7; 32]).sign(crate::ledger::Head {
+            author: b.author().clone(),
+            seq: 1,
+            root: Hash([2; 32]),
+            ts_ms: 9,
+        });
+        let body = ingest_json(std::slice::from_ref(&b), Some(&head));
+        let parsed = parse_ingest_body(&body).unwrap();
+        assert_eq!(parsed.blocks, vec![b.clone()]);
+        assert_eq!(parsed.head, Some(head));
+        let without = parse_ingest_body(&ingest_json(&[b], None)).unwrap();
+        assert_eq!(without.head, None);
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["head"]["root"] = "00".into();
+        assert_eq!(
+            parse_ingest_body(v.to_string().as_bytes()),
+            Err(WireError::Head(BadLedger::Field("root")))
+        );
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Run {
                     assert!(to >= from);
                     self.peer.holds = to;
                     self.peer.pushes += 1;
-                    ended(call, Ok(Reply::Ingested))
+                    ended(call, Ok(Reply::Ingested { witnessed: None }))
                 }
                 // b has no blocks of its own to serve.
                 Output::FetchPage { call, after, .. } if self.peer.up => ended(

@@ -171,6 +171,8 @@ mod tests {
             pull_lag_blocks: Some(0),
             head_key: None,
             head_keys_enrolled: None,
+            head_seq: None,
+            head_witnesses: None,
         }
     }
 

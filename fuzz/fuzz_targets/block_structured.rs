@@ -269,8 +269,14 @@ impl Sink {
         let expected = self.model.ingest(&plain);
         self.next_request += 1;
         let request = RequestId(self.next_request);
-        self.node
-            .handle(self.now, Input::IngestRequested { request, blocks });
+        self.node.handle(
+            self.now,
+            Input::IngestRequested {
+                request,
+                blocks,
+                head: None,
+            },
+        );
         let mut appended: Vec<Block> = Vec::new();
         let mut answer = None;
         while answer.is_none() {
@@ -312,6 +318,7 @@ impl Sink {
                 Response::Ingested {
                     accepted,
                     duplicates: d,
+                    ..
                 },
             ) => {
                 assert_eq!((accepted, d), (fresh.len() as u64, duplicates));

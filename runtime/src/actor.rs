@@ -13,7 +13,9 @@ use std::sync::Arc;
 use sapix_core::auth::Credential;
 use sapix_core::block::Verified;
 use sapix_core::chain::Chains;
-use sapix_core::node::{CallId, Event, Failure, Input, Output, Reply, RequestId, Response};
+use sapix_core::node::{
+    CallId, Event, Failure, HeadRefusal, Input, Output, Reply, RequestId, Response,
+};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::mesh::{MembersBody, PageLimit};
 use sapix_core::{AgentId, Block, Collection, Consistency, KeySchedule, Node, Role};
@@ -61,6 +63,8 @@ pub enum Request {
     Ingest {
         /// Verified blocks, in order.
         blocks: Vec<Verified>,
+        /// The pusher's head to witness, its signature checked.
+        head: Option<sapix_core::ledger::VerifiedHead>,
     },
     /// Report the cluster status.
     Status,
@@ -266,7 +270,11 @@ fn to_input(request: RequestId, r: Request, clock: &dyn Clock) -> Input {
             wait,
         },
         Request::Ledger(query) => Input::LedgerWanted { request, query },
-        Request::Ingest { blocks } => Input::IngestRequested { request, blocks },
+        Request::Ingest { blocks, head } => Input::IngestRequested {
+            request,
+            blocks,
+            head,
+        },
         Request::Status => Input::StatusRequested {
             request,
             wall: clock.wall(),
@@ -346,6 +354,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             endpoint,
             from,
             to,
+            head,
         } => {
             let (strand, mesh, me) = (
                 ctx.shell.strand.clone(),
@@ -356,7 +365,7 @@ fn perform(output: Output, ctx: &mut Ctx) {
             let metrics = ctx.shell.metrics.clone();
             spawn_call(&ctx.done, call, async move {
                 let blocks = read_own(blocking, strand, me, from, to).await?;
-                let outcome = mesh.ingest(&endpoint, &blocks).await;
+                let outcome = mesh.ingest(&endpoint, &blocks, head.as_ref()).await;
                 metrics.push(peer.as_str(), CallOutcome::of(&outcome));
                 outcome
             });
@@ -530,9 +539,12 @@ async fn copy_batch(
     let sent = blocks.len() as u64;
     if blocks.is_empty() {
         // Nothing left to copy: the batch is done without a request.
-        return Ok(Reply::Ingested.of_copy(next, sent));
+        return Ok(Reply::Ingested { witnessed: None }.of_copy(next, sent));
     }
-    Ok(mesh.ingest(endpoint, &blocks).await?.of_copy(next, sent))
+    Ok(mesh
+        .ingest(endpoint, &blocks, None)
+        .await?
+        .of_copy(next, sent))
 }
 
 fn log(event: Event) {
@@ -583,6 +595,20 @@ fn log(event: Event) {
             local = %local, %enrolled,
             "this node's head_key file holds another key than the cluster enrolled for it: \
              its heads will not verify; restore the key file, or rotate from the enrolled key"
+        ),
+        Event::HeadRefused {
+            author,
+            seq,
+            why: why @ HeadRefusal::Diverged { .. },
+        } => tracing::error!(
+            alert = "head_refused",
+            %author, seq,
+            "a pushed head was not cosigned: {why}"
+        ),
+        Event::HeadRefused { author, seq, why } => tracing::info!(
+            %author, seq,
+            "a pushed head was not cosigned: {why} (a rotation not yet heard of, or a node \
+             outside the membership)"
         ),
         Event::OwnChainRecovered { seq } => tracing::info!(
             alert = "own_chain_recovered",

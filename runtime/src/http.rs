@@ -229,6 +229,18 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// A `POST` of `json` (already encoded) to `url`, reading at most `max_body` bytes of
+    /// answer.
+    pub fn post_json_bytes(url: impl Into<String>, json: Vec<u8>, max_body: usize) -> Self {
+        Call {
+            method: Method::POST,
+            url: url.into(),
+            bearer: None,
+            json: Some(json),
+            max_body,
+        }
+    }
+
     /// Sends `token` as `Authorization: Bearer`.
     pub fn bearer(mut self, token: &'a str) -> Self {
         self.bearer = Some(token);

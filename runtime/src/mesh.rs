@@ -10,11 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use sapix_core::block::Verified;
+use sapix_core::ledger::wire::CosignatureJson;
+use sapix_core::ledger::{Cosignature, SignedHead, Witnessed};
 use sapix_core::node::{Failure, Reply};
 use sapix_core::wire::mesh::{IngestRefusal, MembersAnswer, MembersBody, ProbeAnswer};
-use sapix_core::wire::{ExportPage, ParsedPage, WireBlock};
+use sapix_core::wire::{self, ExportPage, ParsedPage};
 use sapix_core::{AgentId, Block, KeySchedule, RootKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::http::{Answer, Call, Connector, HttpClient};
 use crate::strand::Strand;
@@ -71,22 +73,24 @@ impl MeshClient {
         Ok(self.http.send(call.bearer(self.root_key.expose())).await?)
     }
 
-    /// Sends blocks to `endpoint`'s ingest: [`Reply::Ingested`], or [`Reply::Gap`] when it
-    /// lacks the author's chain before them.
-    pub async fn ingest(&self, endpoint: &str, blocks: &[Block]) -> Result<Reply, Failure> {
-        let body = IngestOut {
-            blocks: blocks
-                .iter()
-                .map(|b| WireBlock::from_block(b, None))
-                .collect(),
-        };
+    /// Sends blocks, and this node's `head` for the peer to witness, to `endpoint`'s ingest:
+    /// [`Reply::Ingested`] (with the peer's cosignature of the head if it gave one that
+    /// verifies against it), or [`Reply::Gap`] when it lacks the author's chain before them.
+    pub async fn ingest(
+        &self,
+        endpoint: &str,
+        blocks: &[Block],
+        head: Option<&SignedHead>,
+    ) -> Result<Reply, Failure> {
         let url = format!("{endpoint}/v1/mesh/ingest");
+        let body = wire::ingest_json(blocks, head);
         let answer = self
-            .send(Call::post_json(url, &body, MAX_ANSWER_BYTES))
+            .send(Call::post_json_bytes(url, body, MAX_ANSWER_BYTES))
             .await?;
         let status = answer.status;
         if status.is_success() {
-            return Ok(Reply::Ingested);
+            let witnessed = head.and_then(|h| cosignature_of(&answer.body, h));
+            return Ok(Reply::Ingested { witnessed });
         }
         if status == StatusCode::CONFLICT {
             let refusal = serde_json::from_slice::<IngestRefusal>(&answer.body).ok();
@@ -153,9 +157,21 @@ impl MeshClient {
     }
 }
 
-#[derive(Serialize)]
-struct IngestOut {
-    blocks: Vec<WireBlock>,
+/// The ingest answer's fields a pusher reads.
+#[derive(Deserialize)]
+struct IngestAnswer {
+    cosignature: Option<CosignatureJson>,
+}
+
+/// The peer's cosignature of `head` in an ingest answer, if it has one that verifies (an
+/// answer without one, or with a bad one, is still an acknowledgement of the blocks).
+fn cosignature_of(body: &[u8], head: &SignedHead) -> Option<Witnessed> {
+    let answer = serde_json::from_slice::<IngestAnswer>(body).ok()?;
+    let cosignature = Cosignature::try_from(&answer.cosignature?).ok()?;
+    cosignature.verifies(&head.head).then(|| Witnessed {
+        head: head.head.clone(),
+        cosignature,
+    })
 }
 
 /// Any agent's JSON error answer, as far as a log line needs it.

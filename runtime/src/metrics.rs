@@ -112,6 +112,11 @@ struct PeerLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthorLabel {
+    author: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModeLabel {
     mode: String,
 }
@@ -286,6 +291,34 @@ fn counter(value: u64) -> Counter {
     c
 }
 
+/// Per author (this node and every peer): the latest signed head held here and how many
+/// members witnessed it.
+fn register_heads(r: &mut Registry, s: &ClusterStatus) {
+    let seq = Family::<AuthorLabel, Gauge>::default();
+    let witnesses = Family::<AuthorLabel, Gauge>::default();
+    for n in &s.nodes {
+        let author = AuthorLabel {
+            author: n.agent_id.to_string(),
+        };
+        if let Some(h) = n.head_seq {
+            seq.get_or_create(&author).set(h as i64);
+        }
+        if let Some(w) = n.head_witnesses {
+            witnesses.get_or_create(&author).set(w as i64);
+        }
+    }
+    r.register(
+        "head_seq",
+        "The seq of the author's latest signed head held here",
+        seq,
+    );
+    r.register(
+        "head_witnesses",
+        "Members that cosigned the author's latest head held here",
+        witnesses,
+    );
+}
+
 fn register_status(r: &mut Registry, s: &ClusterStatus) {
     let reachable = Family::<PeerLabel, Gauge>::default();
     let queue = Family::<PeerLabel, Gauge>::default();
@@ -357,6 +390,7 @@ fn register_status(r: &mut Registry, s: &ClusterStatus) {
         "Blocks the peer's export showed beyond the pull cursor at the last page fetched",
         pull_lag,
     );
+    register_heads(r, s);
     let partitioned = "1 if any peer is unreachable (CP refuses writes)";
     r.register("partitioned", partitioned, gauge(i64::from(s.partitioned)));
     let mode = Family::<ModeLabel, Gauge>::default();

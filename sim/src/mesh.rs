@@ -4,7 +4,8 @@
 //! output carried, with the target's answer read as the mesh client reads it
 //! ([`Reply::from_response`]), the mapping the runtime uses.
 //!
-//! - `Push { from..=to }` reads own blocks from the durable strand and delivers them as the
+//! - `Push { from..=to, head }` reads own blocks from the durable strand and delivers them (and
+//!   the head, its MAC trusted) as the
 //!   peer's `IngestRequested`; `Ingested` returns as `Reply::Ingested`,
 //!   `IngestRefused { Gap { expected } }` as `Reply::Gap`, anything else as a failure.
 //! - `Probe` → the peer's `ProbeRequested { author: me }` → `Reply::Probed`.
@@ -28,6 +29,7 @@
 
 use sapix_core::auth::AuthKey;
 use sapix_core::block::Verified;
+use sapix_core::ledger::VerifiedHead;
 use sapix_core::node::{CallId, Event, Failure, Input, Output, Reply, RequestId, Response};
 use sapix_core::repl::peer::PeerInfo;
 use sapix_core::wire::MAX_BATCH;
@@ -97,7 +99,7 @@ impl Asked {
 /// What travels to the target.
 #[derive(Debug, Clone)]
 pub(crate) enum Req {
-    Ingest(Vec<Verified>),
+    Ingest(Vec<Verified>, Option<VerifiedHead>),
     Probe(AgentId),
     Export(u64, usize),
     Members {
@@ -120,7 +122,11 @@ impl Req {
     /// The input a request other than an export becomes at the target's server.
     pub(crate) fn into_input(self, request: RequestId) -> Input {
         match self {
-            Req::Ingest(blocks) => Input::IngestRequested { request, blocks },
+            Req::Ingest(blocks, head) => Input::IngestRequested {
+                request,
+                blocks,
+                head,
+            },
             Req::Probe(author) => Input::ProbeRequested { request, author },
             Req::Members {
                 from,
@@ -187,14 +193,16 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             endpoint,
             from,
             to,
+            head,
             ..
         } => {
             let kind = Asked::call(call);
             match store.own_range(me, from, to) {
+                // Heads are MACs here: the shell's check is the identity (see `trusted`).
                 Ok(blocks) => Effect::Call {
                     endpoint,
                     kind,
-                    req: Req::Ingest(blocks),
+                    req: Req::Ingest(blocks, head.map(VerifiedHead::trusted)),
                 },
                 Err(missing) => {
                     let message = durable_sends::push_of_non_durable(me, from, to, missing);
@@ -249,12 +257,12 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             };
             if blocks.is_empty() {
                 // Nothing left to copy: the batch is done without a request.
-                Effect::Local(kind.finished(Reply::Ingested))
+                Effect::Local(kind.finished(Reply::Ingested { witnessed: None }))
             } else {
                 Effect::Call {
                     endpoint,
                     kind,
-                    req: Req::Ingest(blocks),
+                    req: Req::Ingest(blocks, None),
                 }
             }
         }

@@ -51,9 +51,14 @@ pub fn input_digest(input: &Input, h: &mut Fx) {
             wall,
             ..
         } => (request, credential, wall.0).hash(h),
-        Input::IngestRequested { request, blocks } => {
+        Input::IngestRequested {
+            request,
+            blocks,
+            head,
+        } => {
             request.hash(h);
             blocks.iter().for_each(|b| b.block().hash.hash(h));
+            head.as_ref().map(|v| v.get().head.seq).hash(h);
         }
         Input::Appended { token, offsets } => (token, offsets).hash(h),
         Input::CallEnded { call, outcome } => {
@@ -79,7 +84,8 @@ fn reply_digest(reply: &Reply, h: &mut Fx) {
             (next, tip).hash(h);
             blocks.iter().for_each(|b| b.block().hash.hash(h));
         }
-        Reply::Ingested | Reply::MembersUpdated { .. } | Reply::Decided(_) | Reply::Stored => {}
+        Reply::Ingested { witnessed } => witnessed.as_ref().map(|w| w.head.seq).hash(h),
+        Reply::MembersUpdated { .. } | Reply::Decided(_) | Reply::Stored => {}
     }
 }
 
@@ -118,7 +124,8 @@ fn response_digest(r: &Response, h: &mut Fx) {
         Response::Ingested {
             accepted,
             duplicates,
-        } => (accepted, duplicates).hash(h),
+            witnessed,
+        } => (accepted, duplicates, witnessed.as_ref().map(|w| w.head.seq)).hash(h),
         Response::ProbeAnswer { holds, .. } => holds.hash(h),
         _ => {}
     }

@@ -536,6 +536,55 @@ fn build(agent: &Agent, chain: &[ExportedBlock], twin: &ExportedBlock) -> Table 
     ] {
         t.req(name, "POST", ingest, Root, &body, bad("bad_request"));
     }
+    // ---- ingest: the pusher's head, malformed or not its key's ----
+    let head = sapix_core::ledger::HeadKey::from_bytes([9; 32]).sign(sapix_core::ledger::Head {
+        author: sapix_core::AgentId::new("primary").unwrap(),
+        seq: 1,
+        root: sapix_core::block::Hash([1; 32]),
+        ts_ms: 5,
+    });
+    let head = serde_json::to_value(sapix_core::ledger::wire::HeadJson::from(&head)).unwrap();
+    let with_head = |change: &dyn Fn(&mut Value)| {
+        let mut h = head.clone();
+        change(&mut h);
+        json!({ "blocks": [], "head": h }).to_string()
+    };
+    let cosig =
+        json!({ "witness": "x", "head_key": "00".repeat(32), "signature": "00".repeat(64) });
+    for (name, body) in [
+        (
+            "ingest: head root not hex",
+            with_head(&|h| h["root"] = json!("zz")),
+        ),
+        (
+            "ingest: head without a signature",
+            with_head(&|h| {
+                h.as_object_mut().unwrap().remove("signature");
+            }),
+        ),
+        (
+            "ingest: head author ../x",
+            with_head(&|h| h["author"] = json!("../x")),
+        ),
+        (
+            "ingest: head with 65 cosignatures",
+            with_head(&|h| h["cosignatures"] = json!(vec![cosig.clone(); 65])),
+        ),
+        (
+            "ingest: head with an unknown field",
+            with_head(&|h| h["x"] = json!(1)),
+        ),
+    ] {
+        t.req(name, "POST", ingest, Root, &body, bad("bad_request"));
+    }
+    t.req(
+        "ingest: head signature not its key's",
+        "POST",
+        ingest,
+        Root,
+        &with_head(&|h| h["seq"] = json!(2)),
+        err(422, "invalid_head"),
+    );
     t.req(
         "ingest: out of order (seq 3 after 1)",
         "POST",

@@ -458,3 +458,98 @@ fn hex_secret(agent: &Agent) -> String {
         .trim()
         .to_string()
 }
+
+/// The head of `author` that `at` holds, if any.
+fn head_of(at: &Agent, author: &str) -> Option<SignedHead> {
+    heads(at)
+        .into_iter()
+        .find(|h| h.head.author.as_str() == author)
+}
+
+/// The witnesses whose cosignatures of `head` verify.
+fn witnessed_by(head: &SignedHead) -> Vec<String> {
+    head.witnesses().iter().map(|w| w.to_string()).collect()
+}
+
+#[test]
+fn a_peer_cosigns_each_pushed_head_and_refuses_one_over_another_chain() {
+    use sapix_tests::wait_until;
+    use std::time::Duration;
+    const WITHIN: Duration = Duration::from_secs(30);
+
+    let a = seeded("primary");
+    let b = seeded("replica-eu");
+    let body = json!({ "new_agent_id": "replica-eu", "endpoint": b.base_url(), "role": "Replica" });
+    a.api()
+        .post_with("/v1/cluster/divide", Auth::Root, body.to_string())
+        .assert_status(200);
+    let kb = enrolled(&a, "replica-eu").0.expect("b enrolled");
+    for n in 0..3 {
+        a.api().write("orders", &json!({ "n": n }));
+    }
+    // The pushes carry a's head; b cosigns it and the cosignature comes back to a.
+    wait_until(WITHIN, "a's head at seq 3 witnessed by b", || {
+        head_of(&a, "primary")
+            .is_some_and(|h| h.head.seq == 3 && witnessed_by(&h) == vec!["replica-eu"])
+    });
+    let own = head_of(&a, "primary").unwrap();
+    assert!(own.verifies());
+    assert_eq!(own.cosignatures[0].key.to_hex(), kb, "b's enrolled key");
+    // b holds the same head, its own cosignature on it, and serves proofs of a's chain.
+    let held = head_of(&b, "primary").expect("b holds a's head");
+    assert_eq!(held.head, own.head);
+    assert!(held.verifies());
+    assert!(witnessed_by(&held).contains(&"replica-eu".to_string()));
+    b.api()
+        .get("/v1/ledger/proof/consistency?author=primary&from=1&to=3")
+        .assert_status(200);
+    // Status and metrics count the witnesses per author.
+    let status = a.api().get("/v1/cluster/status").assert_status(200).json();
+    let me = &status["nodes"][0];
+    assert_eq!(
+        (
+            me["agent_id"].as_str(),
+            me["head_seq"].as_u64(),
+            me["head_witnesses"].as_u64()
+        ),
+        (Some("primary"), Some(3), Some(1))
+    );
+    let scrape = a.api().get("/metrics");
+    let metrics = &scrape.assert_status(200).text;
+    assert!(
+        metrics.contains("sapix_head_witnesses{author=\"primary\"} 1"),
+        "{metrics}"
+    );
+
+    // A head whose signature is not its key's is refused before the node sees it.
+    let mut forged = serde_json::to_value(HeadJson::from(&own)).unwrap();
+    forged["root"] = json!("ab".repeat(32));
+    forged["cosignatures"] = json!([]);
+    let push = |head: serde_json::Value| {
+        b.api().post_with(
+            "/v1/mesh/ingest",
+            Auth::Root,
+            json!({ "blocks": [], "head": head }).to_string(),
+        )
+    };
+    push(forged).assert_error(422, "invalid_head");
+    // a's own key over another chain (a's key file stolen, or a forking its chain): the
+    // blocks are taken, the head is not cosigned, and b raises the alert.
+    let secret = hex_secret(&a);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(&secret, &mut bytes).unwrap();
+    let fork = HeadKey::from_bytes(bytes).sign(sapix_core::ledger::Head {
+        root: sapix_core::block::Hash([0xab; 32]),
+        ..own.head.clone()
+    });
+    let answer = push(serde_json::to_value(HeadJson::from(&fork)).unwrap())
+        .assert_status(200)
+        .json();
+    assert_eq!(answer.get("cosignature"), None, "{answer}");
+    wait_until(WITHIN, "b's alert", || b.stderr().contains("head_refused"));
+    assert_eq!(
+        head_of(&b, "primary").unwrap().head,
+        own.head,
+        "the honest head kept"
+    );
+}

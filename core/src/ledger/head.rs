@@ -227,6 +227,65 @@ impl SignedHead {
     }
 }
 
+/// A head whose author signature verified, carrying only cosignatures that verify (one per
+/// witness, none by the author): what the shell hands the core, which never checks a
+/// signature itself (the simulator's heads are MACs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedHead(SignedHead);
+
+/// Why a received head was refused before the core saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the head's signature is not its head key's")]
+pub struct BadHeadSignature;
+
+impl VerifiedHead {
+    /// Checks the author's signature (strict) and keeps the cosignatures that verify.
+    pub fn check(mut signed: SignedHead) -> Result<VerifiedHead, BadHeadSignature> {
+        if !signed.verifies() {
+            return Err(BadHeadSignature);
+        }
+        let witnesses: Vec<AgentId> = signed.witnesses().into_iter().cloned().collect();
+        let mut kept = Vec::with_capacity(witnesses.len());
+        for w in witnesses {
+            let first_valid = signed
+                .cosignatures
+                .iter()
+                .position(|c| c.witness == w && c.verifies(&signed.head));
+            if let Some(i) = first_valid {
+                kept.push(signed.cosignatures.swap_remove(i));
+            }
+        }
+        signed.cosignatures = kept;
+        Ok(VerifiedHead(signed))
+    }
+
+    /// Wraps a head without checking it. Only for the deterministic simulator (feature
+    /// `sim`), whose heads are honest nodes' MACs moved by value (see [`HeadKey::sim_mac`]).
+    #[cfg(feature = "sim")]
+    pub fn trusted(signed: SignedHead) -> VerifiedHead {
+        VerifiedHead(signed)
+    }
+
+    /// The checked head.
+    pub fn get(&self) -> &SignedHead {
+        &self.0
+    }
+
+    /// The head, giving up the proof.
+    pub fn into_signed(self) -> SignedHead {
+        self.0
+    }
+}
+
+/// A witness's answer to a head it was sent: the head and its cosignature of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witnessed {
+    /// The head cosigned.
+    pub head: Head,
+    /// The witness's cosignature.
+    pub cosignature: Cosignature,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +343,23 @@ mod tests {
         assert!(!fake.verifies(&signed.head));
         signed.cosignatures = vec![co.clone(), co, fake];
         assert_eq!(signed.witnesses(), vec![&me]);
+    }
+
+    #[test]
+    fn a_verified_head_keeps_one_valid_cosignature_per_witness() {
+        let author = HeadKey::from_bytes([1; 32]);
+        let us = AgentId::new("us").unwrap();
+        let ap = AgentId::new("ap").unwrap();
+        let mut signed = author.sign(head(3));
+        let good = HeadKey::from_bytes([3; 32]).cosign(&us, &signed.head);
+        let mut bad = HeadKey::from_bytes([4; 32]).cosign(&ap, &signed.head);
+        bad.signature.0[0] ^= 1;
+        let by_author = author.cosign(&signed.head.author, &signed.head);
+        signed.cosignatures = vec![bad, good.clone(), good.clone(), by_author];
+        let checked = VerifiedHead::check(signed.clone()).unwrap();
+        assert_eq!(checked.get().cosignatures, vec![good]);
+        signed.signature.0[1] ^= 1;
+        assert_eq!(VerifiedHead::check(signed), Err(BadHeadSignature));
     }
 
     #[test]

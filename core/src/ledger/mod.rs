@@ -8,5 +8,8 @@ pub mod merkle;
 pub mod wire;
 
 pub use enrol::{HeadKeys, Join, MAX_HEAD_KEYS};
-pub use head::{Cosignature, Head, HeadKey, HeadPublicKey, SignedHead};
+pub use head::{
+    BadHeadSignature, Cosignature, Head, HeadKey, HeadPublicKey, SignedHead, VerifiedHead,
+    Witnessed,
+};
 pub use merkle::{verify_consistency, verify_inclusion, ProofError, Tree};

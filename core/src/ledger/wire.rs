@@ -101,15 +101,7 @@ impl From<&SignedHead> for HeadJson {
             ts_ms: s.head.ts_ms,
             head_key: s.key.to_hex(),
             signature: s.signature.to_hex(),
-            cosignatures: s
-                .cosignatures
-                .iter()
-                .map(|c| CosignatureJson {
-                    witness: c.witness.to_string(),
-                    head_key: c.key.to_hex(),
-                    signature: c.signature.to_hex(),
-                })
-                .collect(),
+            cosignatures: s.cosignatures.iter().map(CosignatureJson::from).collect(),
         }
     }
 }
@@ -132,14 +124,29 @@ impl TryFrom<&HeadJson> for SignedHead {
             cosignatures: j
                 .cosignatures
                 .iter()
-                .map(|c| {
-                    Ok(Cosignature {
-                        witness: agent(&c.witness, "cosignatures.witness")?,
-                        key: key(&c.head_key, "cosignatures.head_key")?,
-                        signature: signature(&c.signature, "cosignatures.signature")?,
-                    })
-                })
+                .map(Cosignature::try_from)
                 .collect::<Result<_, BadLedger>>()?,
+        })
+    }
+}
+
+impl From<&Cosignature> for CosignatureJson {
+    fn from(c: &Cosignature) -> Self {
+        CosignatureJson {
+            witness: c.witness.to_string(),
+            head_key: c.key.to_hex(),
+            signature: c.signature.to_hex(),
+        }
+    }
+}
+
+impl TryFrom<&CosignatureJson> for Cosignature {
+    type Error = BadLedger;
+    fn try_from(c: &CosignatureJson) -> Result<Self, BadLedger> {
+        Ok(Cosignature {
+            witness: agent(&c.witness, "cosignatures.witness")?,
+            key: key(&c.head_key, "cosignatures.head_key")?,
+            signature: signature(&c.signature, "cosignatures.signature")?,
         })
     }
 }

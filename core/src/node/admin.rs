@@ -118,6 +118,8 @@ impl Node {
             pull_lag_blocks: None,
             head_key: info.head_keys.current().map(|k| k.to_hex()),
             head_keys_enrolled: enrolled(&info.head_keys),
+            head_seq: self.heads.latest(&info.agent_id).map(|h| h.head.seq),
+            head_witnesses: self.heads.witnesses(&info.agent_id),
         };
         let own = self.own.durable;
         let policy = self.config.backoff;
@@ -146,6 +148,8 @@ impl Node {
                 pull_lag_blocks: self.pulls.get(id).map(Pull::lag),
                 head_key: p.info.head_keys.current().map(|k| k.to_hex()),
                 head_keys_enrolled: enrolled(&p.info.head_keys),
+                head_seq: self.heads.latest(id).map(|h| h.head.seq),
+                head_witnesses: self.heads.witnesses(id),
             });
         }
         let status = ClusterStatus {

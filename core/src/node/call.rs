@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::auth::{AuthKey, Decision};
 use crate::block::Verified;
 use crate::id::AgentId;
-use crate::ledger::HeadPublicKey;
+use crate::ledger::{HeadPublicKey, Witnessed};
 use crate::repl::peer::PeerInfo;
 
 use super::{Failure, Reply};
@@ -32,8 +32,13 @@ impl core::fmt::Display for CallId {
 /// What the node asked for in one call, kept until the call ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Call {
-    /// An [`Output::Push`](super::Output::Push) of own blocks through `through`.
-    Push { peer: AgentId, through: u64 },
+    /// An [`Output::Push`](super::Output::Push) of own blocks through `through`, carrying
+    /// the own head (seq, key) `head` if it did.
+    Push {
+        peer: AgentId,
+        through: u64,
+        head: Option<(u64, HeadPublicKey)>,
+    },
     /// One batch of an [`Output::Copy`](super::Output::Copy).
     Copy { to: AgentId },
     /// An [`Output::Probe`](super::Output::Probe) of a peer.
@@ -129,6 +134,10 @@ pub(super) enum Done {
         peer: AgentId,
         /// The last seq it now holds.
         through: u64,
+        /// The own head (seq, key) the push carried, if any.
+        head: Option<(u64, HeadPublicKey)>,
+        /// Its cosignature of that head, if it witnessed it.
+        witnessed: Option<Witnessed>,
     },
     /// A peer refused a push because it lacks this node's blocks from `expected` on.
     PushGap {
@@ -282,7 +291,19 @@ impl Call {
     /// The far side answered `reply`.
     fn finished(self, reply: Reply) -> Done {
         match (self, reply) {
-            (Call::Push { peer, through }, Reply::Ingested) => Done::PushAcked { peer, through },
+            (
+                Call::Push {
+                    peer,
+                    through,
+                    head,
+                },
+                Reply::Ingested { witnessed },
+            ) => Done::PushAcked {
+                peer,
+                through,
+                head,
+                witnessed,
+            },
             (Call::Push { peer, .. }, Reply::Gap { expected }) => Done::PushGap { peer, expected },
             (Call::Copy { to }, Reply::Copied { next, sent }) => Done::Copied { to, next, sent },
             // The new node starts empty, so a gap means the copy went wrong: start again.

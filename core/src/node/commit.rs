@@ -8,6 +8,7 @@ use super::{Failure, Node, Output, Pending, Receipt, RequestId, Response};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
+use crate::ledger::VerifiedHead;
 use crate::node::{AppendToken, Event};
 use crate::time::{Instant, UnixMillis};
 
@@ -79,7 +80,12 @@ impl Node {
         );
     }
 
-    pub(super) fn ingest_request(&mut self, request: RequestId, blocks: Vec<Verified>) {
+    pub(super) fn ingest_request(
+        &mut self,
+        request: RequestId,
+        blocks: Vec<Verified>,
+        head: Option<VerifiedHead>,
+    ) {
         if self.refuse_if_failed(request) {
             return;
         }
@@ -105,6 +111,7 @@ impl Node {
                     let response = Response::Ingested {
                         accepted,
                         duplicates,
+                        witnessed: None,
                     };
                     return self.respond(request, response);
                 }
@@ -114,6 +121,7 @@ impl Node {
                         request,
                         accepted,
                         duplicates,
+                        head: head.map(Box::new),
                     },
                 );
             }
@@ -270,13 +278,16 @@ impl Node {
                     request,
                     accepted,
                     duplicates,
-                } => self.respond(
-                    request,
-                    Response::Ingested {
+                    head,
+                } => {
+                    let witnessed = head.and_then(|h| self.witness(*h));
+                    let response = Response::Ingested {
                         accepted,
                         duplicates,
-                    },
-                ),
+                        witnessed,
+                    };
+                    self.respond(request, response)
+                }
                 Pending::Page { peer, page } => self.page_stored(peer, page),
                 Pending::Positions { request } => self.respond(request, Response::PositionReached),
                 Pending::Probe { request, holds } => {

@@ -52,6 +52,17 @@ pub enum Event {
         /// The key the cluster enrolled.
         enrolled: HeadPublicKey,
     },
+    /// A peer pushed a head of its chain that this node will not cosign: signed with a key
+    /// not enrolled for it (info: a rotation not yet heard of), or over another chain than
+    /// the blocks it signed and this node holds (alert: the author forked its chain).
+    HeadRefused {
+        /// The author.
+        author: AgentId,
+        /// The head's seq.
+        seq: u64,
+        /// Why.
+        why: super::HeadRefusal,
+    },
     /// This node's own chain does not hold what its last signed head vouched for. Alert.
     OwnChainUnsafe(super::OwnChainUnsafe),
     /// The own chain holds its last head again: own writes resume.

@@ -12,6 +12,13 @@
 //! differs was rewritten. Either way the node writes nothing of its own until its chain holds
 //! the head again — a new block at a seq it already signed would fork its own chain.
 //!
+//! Heads travel with pushes: a push carries the own latest head when the peer will hold its
+//! blocks and has neither cosigned it nor been sent it (a caught-up peer gets a push of the
+//! head alone), so each head reaches each peer once. The receiver cosigns it once the blocks
+//! are durable there if it is signed with the author's enrolled key and its root is the root
+//! of the author's blocks held there ([`Node::witness`]); the cosignature comes back in the
+//! answer and joins the head ([`Node::push_witnessed`]).
+//!
 //! Proofs are built here from the chains' Merkle trees: an audit path of a block to a tree
 //! size, and a consistency proof between two sizes, never past what the node vouches for (its
 //! own chain: durable; another author's: the latest head it holds of it).
@@ -20,9 +27,10 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use super::{Event, Node, Output, RequestId, Response};
+use crate::block::Hash;
 use crate::id::AgentId;
 use crate::ledger::wire::{ConsistencyProof, InclusionProof};
-use crate::ledger::{Head, HeadKey, SignedHead};
+use crate::ledger::{Head, HeadKey, HeadPublicKey, SignedHead, VerifiedHead, Witnessed};
 use crate::time::Instant;
 
 /// The least time between two heads signed after commits.
@@ -81,11 +89,30 @@ pub enum LedgerRefusal {
     },
 }
 
+/// Why a pushed head was not cosigned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadRefusal {
+    /// Signed with a key that is not the author's enrolled head key.
+    #[error("it is signed with head key {key}, not the key enrolled for its author")]
+    NotEnrolled {
+        /// The key it carries.
+        key: HeadPublicKey,
+    },
+    /// Its root is not the root of the author's blocks held here at its seq.
+    #[error("its root is not {held}, the root of the author's blocks held here at that seq: the author signed another chain")]
+    Diverged {
+        /// The root held here.
+        held: Hash,
+    },
+}
+
 /// The node's heads: its key, the latest head of each author, and when its own is due.
 #[derive(Debug)]
 pub(super) struct Heads {
     key: HeadKey,
     latest: BTreeMap<AgentId, SignedHead>,
+    /// The own head (seq, key) each peer took in an acknowledged push.
+    offered: BTreeMap<AgentId, (u64, HeadPublicKey)>,
     signed_at: Option<Instant>,
     due: Option<Instant>,
     /// The own chain was compared with the last own head (at the first instant).
@@ -140,6 +167,7 @@ impl Heads {
         Heads {
             key,
             latest,
+            offered: BTreeMap::new(),
             signed_at: None,
             due: None,
             checked: false,
@@ -155,6 +183,11 @@ impl Heads {
     /// The latest head held of `author`.
     pub(super) fn latest(&self, author: &AgentId) -> Option<&SignedHead> {
         self.latest.get(author)
+    }
+
+    /// How many witnesses cosigned the latest head held of `author`.
+    pub(super) fn witnesses(&self, author: &AgentId) -> Option<usize> {
+        self.latest.get(author).map(|h| h.cosignatures.len())
     }
 }
 
@@ -258,6 +291,95 @@ impl Node {
         self.heads.signed_at = Some(now);
         self.heads.latest.insert(me, head.clone());
         self.outputs.push_back(Output::PersistHead { head });
+    }
+
+    /// Whether `peer` is owed the own latest head once it holds own blocks through `holds`:
+    /// it has not cosigned it and was not sent it.
+    pub(super) fn head_owed(&self, peer: &AgentId, holds: u64) -> Option<&SignedHead> {
+        let head = self.heads.latest(&self.config.agent_id)?;
+        let sent = self.heads.offered.get(peer) == Some(&(head.head.seq, head.key));
+        let cosigned = head.cosignatures.iter().any(|c| c.witness == *peer);
+        (head.head.seq <= holds && !sent && !cosigned).then_some(head)
+    }
+
+    /// A push that carried the own head `sent` (seq, key) was acknowledged by `peer`, with
+    /// its cosignature if it witnessed the head: the cosignature joins the head if it is the
+    /// peer's, with its enrolled key, of the own latest head.
+    pub(super) fn push_witnessed(
+        &mut self,
+        peer: &AgentId,
+        sent: Option<(u64, HeadPublicKey)>,
+        witnessed: Option<Witnessed>,
+    ) {
+        if let Some(sent) = sent {
+            self.heads.offered.insert(peer.clone(), sent);
+        }
+        let Some(Witnessed { head, cosignature }) = witnessed else {
+            return;
+        };
+        let enrolled = self
+            .membership
+            .get(peer)
+            .and_then(|i| i.head_keys.current());
+        if cosignature.witness != *peer || enrolled != Some(cosignature.key) {
+            return;
+        }
+        let me = self.config.agent_id.clone();
+        let Some(latest) = self.heads.latest.get_mut(&me) else {
+            return;
+        };
+        if latest.head != head || latest.cosignatures.iter().any(|c| c.witness == *peer) {
+            return;
+        }
+        latest.cosignatures.push(cosignature);
+        let head = latest.clone();
+        self.outputs.push_back(Output::PersistHead { head });
+    }
+
+    /// A peer's pushed head, its blocks durable here: kept and cosigned if it is signed with
+    /// the author's enrolled key and its root is the root of the author's blocks held here;
+    /// refused (and logged) if not; ignored if this node does not hold its blocks yet or holds
+    /// a later head.
+    pub(super) fn witness(&mut self, head: VerifiedHead) -> Option<Witnessed> {
+        let mut signed = head.into_signed();
+        let (author, seq) = (signed.head.author.clone(), signed.head.seq);
+        let me = self.config.agent_id.clone();
+        if author == me || seq == 0 {
+            return None;
+        }
+        let enrolled = self
+            .membership
+            .get(&author)
+            .and_then(|i| i.head_keys.current());
+        if enrolled != Some(signed.key) {
+            let why = HeadRefusal::NotEnrolled { key: signed.key };
+            self.log(Event::HeadRefused { author, seq, why });
+            return None;
+        }
+        let held = self.chains.tree(&author).and_then(|t| t.root(seq))?;
+        if held != signed.head.root {
+            let why = HeadRefusal::Diverged { held };
+            self.log(Event::HeadRefused { author, seq, why });
+            return None;
+        }
+        if let Some(latest) = self.heads.latest(&author) {
+            if latest.head.seq > seq {
+                return None;
+            }
+            if latest.head == signed.head {
+                for c in &latest.cosignatures {
+                    if !signed.cosignatures.iter().any(|k| k.witness == c.witness) {
+                        signed.cosignatures.push(c.clone());
+                    }
+                }
+            }
+        }
+        let cosignature = self.heads.key.cosign(&me, &signed.head);
+        signed.cosignatures.retain(|c| c.witness != me);
+        signed.cosignatures.push(cosignature.clone());
+        let head = signed.head.clone();
+        self.heads.latest.insert(author, signed);
+        Some(Witnessed { head, cosignature })
     }
 
     /// Answers a ledger query, signing the own head first if the chain grew since.

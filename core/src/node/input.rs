@@ -95,6 +95,8 @@ pub enum Input {
         request: RequestId,
         /// The blocks, in the order sent.
         blocks: Vec<Verified>,
+        /// The pusher's head of its own chain to witness, its signature checked.
+        head: Option<crate::ledger::VerifiedHead>,
     },
     /// An [`Output::Append`](super::Output::Append) is durable; `offsets` are the local offsets of
     /// its blocks.

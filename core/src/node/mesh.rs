@@ -59,11 +59,18 @@ impl Node {
         if self.bugs.has(PlantedBug::QueueOverflowDrops) {
             peer.planted_drop_overflow(own, super::planted::PLANTED_QUEUE_CAP);
         }
-        if let Some((from, to)) = peer.next_push(now, own) {
+        let acked = peer.acked();
+        let head_owed = acked.is_some_and(|a| self.head_owed(id, a).is_some());
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        if let Some((from, to)) = peer.next_push(now, own, head_owed) {
             let endpoint = peer.info.endpoint.clone();
+            let head = self.head_owed(id, to).cloned();
             let call = self.calls.open(Call::Push {
                 peer: id.clone(),
                 through: to,
+                head: head.as_ref().map(|h| (h.head.seq, h.key)),
             });
             self.outputs.push_back(Output::Push {
                 call,
@@ -71,6 +78,7 @@ impl Node {
                 endpoint,
                 from,
                 to,
+                head,
             });
         }
     }

@@ -53,7 +53,9 @@ pub use authz::AuthSettings;
 pub use call::CallId;
 pub use event::Event;
 pub use failure::Failure;
-pub use heads::{LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, HEAD_EVERY};
+pub use heads::{
+    HeadRefusal, LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, HEAD_EVERY,
+};
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
 pub use positions::{BadPosition, ChainPosition, MAX_POSITION_WAIT};
@@ -292,7 +294,11 @@ impl Node {
             } => self.positions_wanted(now, request, positions, wait),
             Input::LedgerWanted { request, query } => self.ledger_wanted(now, request, query),
             Input::RotateHeadKey { request, next } => self.rotate_head_key(now, request, next),
-            Input::IngestRequested { request, blocks } => self.ingest_request(request, blocks),
+            Input::IngestRequested {
+                request,
+                blocks,
+                head,
+            } => self.ingest_request(request, blocks, head),
             Input::Appended { token, offsets } => self.appended(now, token, offsets),
             Input::AppendFailed {
                 token,
@@ -358,7 +364,15 @@ impl Node {
             Done::VerifyFailed { new, reason } => self.divide_verify_failed(new, reason),
             Done::Told { new, members } => self.divide_told(now, new, members),
             Done::TellFailed { new, reason } => self.divide_tell_failed(new, reason),
-            Done::PushAcked { peer, through } => self.push_acked(now, peer, through),
+            Done::PushAcked {
+                peer,
+                through,
+                head,
+                witnessed,
+            } => {
+                self.push_witnessed(&peer, head, witnessed);
+                self.push_acked(now, peer, through)
+            }
             Done::PushGap { peer, expected } => self.push_gap(now, peer, expected),
             Done::PushFailed { peer, reason } => self.push_failed(now, peer, reason),
             Done::ProbeAnswered {

@@ -37,8 +37,10 @@ pub enum Output {
         endpoint: String,
         /// First own seq.
         from: u64,
-        /// Last own seq.
+        /// Last own seq (`from - 1`: no blocks, the head alone).
         to: u64,
+        /// The own latest head for the peer to witness, sent with the blocks.
+        head: Option<crate::ledger::SignedHead>,
     },
     /// Ask `endpoint` who it is and how much of this node's chain it holds; report how it ended
     /// ([`Reply::Probed`](super::Reply::Probed) or a failure).

@@ -31,6 +31,7 @@ pub(super) enum Pending {
         request: RequestId,
         accepted: u64,
         duplicates: u64,
+        head: Option<Box<crate::ledger::VerifiedHead>>,
     },
     /// Pulled page `page` (the pull's id for it) from this peer is durable.
     Page { peer: AgentId, page: u64 },

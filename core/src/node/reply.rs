@@ -5,7 +5,7 @@ use crate::auth::Decision;
 use crate::block::Verified;
 use crate::chain::Position;
 use crate::id::AgentId;
-use crate::ledger::HeadPublicKey;
+use crate::ledger::{HeadPublicKey, Witnessed};
 use crate::repl::peer::PeerInfo;
 
 use super::{Failure, Response};
@@ -13,8 +13,12 @@ use super::{Failure, Response};
 /// What the far side of a call answered, as the shell read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The target holds the pushed blocks.
-    Ingested,
+    /// The target holds the pushed blocks; with its cosignature of the head the push carried,
+    /// if it witnessed it (the shell checked the signature against that head).
+    Ingested {
+        /// The head and its cosignature.
+        witnessed: Option<Witnessed>,
+    },
     /// The target holds a copied batch: the shell read it from the strand, so it says what the
     /// batch was (see [`Reply::of_copy`]).
     Copied {
@@ -64,7 +68,7 @@ impl Reply {
     /// [`Reply::Ingested`] becomes [`Reply::Copied`]; any other answer stays as it is.
     pub fn of_copy(self, next: u64, sent: u64) -> Reply {
         match self {
-            Reply::Ingested => Reply::Copied { next, sent },
+            Reply::Ingested { .. } => Reply::Copied { next, sent },
             other => other,
         }
     }
@@ -73,7 +77,7 @@ impl Reply {
     /// the status its server maps that response to (the simulators skip HTTP).
     pub fn from_response(response: Response) -> Result<Reply, Failure> {
         match response {
-            Response::Ingested { .. } => Ok(Reply::Ingested),
+            Response::Ingested { witnessed, .. } => Ok(Reply::Ingested { witnessed }),
             Response::IngestRefused {
                 position: Position::Gap { expected },
                 ..
@@ -99,7 +103,7 @@ impl Reply {
     /// A short name for a failure's reason (a page's blocks are too long to print).
     pub(super) fn what(&self) -> &'static str {
         match self {
-            Reply::Ingested => "an ingest",
+            Reply::Ingested { .. } => "an ingest",
             Reply::Copied { .. } => "a copied batch",
             Reply::Gap { .. } => "a gap",
             Reply::Probed { .. } => "a probe answer",

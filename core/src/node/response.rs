@@ -47,6 +47,8 @@ pub enum Response {
         accepted: u64,
         /// Blocks already held.
         duplicates: u64,
+        /// This node's cosignature of the head the push carried, if it witnessed it.
+        witnessed: Option<crate::ledger::Witnessed>,
     },
     /// The batch was refused whole because of the block at `index`; nothing was stored.
     IngestRefused {

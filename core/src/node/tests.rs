@@ -173,6 +173,7 @@ fn ingest(n: &mut Node, t: u64, req: u64, blocks: &[Block]) {
         Input::IngestRequested {
             request: RequestId(req),
             blocks: verified(blocks),
+            head: None,
         },
     );
 }

@@ -190,14 +190,19 @@ impl Peer {
     }
 
     /// The own-chain seqs to push now, if any: the next batch after `acked`, unless a push is
-    /// in flight, the peer's position is unknown, or it is backing off.
-    pub fn next_push(&mut self, now: Instant, own_tip: u64) -> Option<(u64, u64)> {
+    /// in flight, the peer's position is unknown, or it is backing off. A caught-up peer owed
+    /// a head gets an empty range, `acked + 1..=acked`: the head alone.
+    pub fn next_push(&mut self, now: Instant, own_tip: u64, head_owed: bool) -> Option<(u64, u64)> {
         if self.in_flight.is_some() || self.retry_at.is_some_and(|at| now < at) {
             return None;
         }
         let acked = self.acked?;
         if acked >= own_tip {
-            return None;
+            if !head_owed {
+                return None;
+            }
+            self.in_flight = Some(acked);
+            return Some((acked + 1, acked));
         }
         let last = own_tip.min(acked + MAX_PUSH_BATCH);
         self.in_flight = Some(last);
@@ -355,15 +360,35 @@ mod tests {
     #[test]
     fn nothing_is_pushed_until_a_probe_says_where_the_peer_is() {
         let mut p = peer();
-        assert_eq!(p.next_push(t(0), 10), None);
+        assert_eq!(p.next_push(t(0), 10, false), None);
         assert!(p.wants_probe(t(0)));
         p.probe_sent();
         assert!(!p.wants_probe(t(0)));
         assert_eq!(p.probe_answered(t(1), 4), Change::Healed);
-        assert_eq!(p.next_push(t(1), 10), Some((5, 10)));
-        assert_eq!(p.next_push(t(1), 11), None, "one push in flight at a time");
+        assert_eq!(p.next_push(t(1), 10, false), Some((5, 10)));
+        assert_eq!(
+            p.next_push(t(1), 11, false),
+            None,
+            "one push in flight at a time"
+        );
         assert_eq!(p.push_acked(t(2), 10), Change::None);
-        assert_eq!(p.next_push(t(2), 11), Some((11, 11)));
+        assert_eq!(p.next_push(t(2), 11, false), Some((11, 11)));
+    }
+
+    #[test]
+    fn a_caught_up_peer_owed_a_head_gets_an_empty_push_once_in_flight() {
+        let mut p = peer();
+        p.probe_answered(t(0), 4);
+        assert_eq!(p.next_push(t(1), 4, false), None);
+        assert_eq!(p.next_push(t(1), 4, true), Some((5, 4)), "the head alone");
+        assert_eq!(
+            p.next_push(t(1), 4, true),
+            None,
+            "one push in flight at a time"
+        );
+        p.push_acked(t(2), 4);
+        assert_eq!(p.acked(), Some(4));
+        assert_eq!(p.next_push(t(2), 6, true), Some((5, 6)), "blocks first");
     }
 
     #[test]
@@ -371,7 +396,7 @@ mod tests {
         let mut p = peer();
         p.probe_answered(t(0), 0);
         let mut sent = Vec::new();
-        while let Some((a, b)) = p.next_push(t(0), 1000) {
+        while let Some((a, b)) = p.next_push(t(0), 1000, false) {
             sent.push((a, b));
             p.push_acked(t(0), b);
         }
@@ -389,25 +414,25 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut p = peer();
         p.probe_answered(t(0), 0);
-        p.next_push(t(0), 3).unwrap();
+        p.next_push(t(0), 3, false).unwrap();
         let (change, d) = p.push_failed(t(10), &policy, &mut rng);
         assert_eq!((change, d.wait), (Change::Lost, Duration::from_secs(1)));
-        assert_eq!(p.next_push(t(500), 3), None, "backing off");
-        assert_eq!(p.next_push(t(1010), 3), Some((1, 3)));
+        assert_eq!(p.next_push(t(500), 3, false), None, "backing off");
+        assert_eq!(p.next_push(t(1010), 3, false), Some((1, 3)));
         p.push_failed(t(1020), &policy, &mut rng);
         assert_eq!(p.retry_at(), Some(t(3020)));
         // The peer comes back (a probe answers): backoff resets, the queue drains now.
         assert_eq!(p.probe_answered(t(1500), 0), Change::Healed);
-        assert_eq!(p.next_push(t(1500), 3), Some((1, 3)));
+        assert_eq!(p.next_push(t(1500), 3, false), Some((1, 3)));
     }
 
     #[test]
     fn a_gap_answer_rewinds_to_what_the_peer_lacks() {
         let mut p = peer();
         p.probe_answered(t(0), 8);
-        p.next_push(t(0), 10).unwrap();
+        p.next_push(t(0), 10, false).unwrap();
         p.push_gap(t(1), 3);
-        assert_eq!(p.next_push(t(1), 10), Some((3, 10)));
+        assert_eq!(p.next_push(t(1), 10, false), Some((3, 10)));
     }
 
     #[test]

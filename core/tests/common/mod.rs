@@ -28,6 +28,7 @@ use std::fmt::Write as _;
 use sapix_core::auth::Credential;
 use sapix_core::block::{Block, Hash, Verified};
 use sapix_core::chain::Chains;
+use sapix_core::ledger::VerifiedHead;
 use sapix_core::node::{
     AppendToken, CallId, ClusterState, Event, Failure, Input, Output, Reply, RequestId, Response,
     Restored,
@@ -686,6 +687,7 @@ impl World {
                 endpoint,
                 from,
                 to,
+                head,
             } => {
                 self.pushes
                     .push((self.now, me.clone(), peer.clone(), from, to));
@@ -700,9 +702,12 @@ impl World {
                     }
                     Some(blocks) => {
                         let blocks = self.verified(blocks);
+                        // The shell checks the head's signature as it does the blocks'.
+                        let head = head.map(|h| VerifiedHead::check(h).expect("heads verify"));
                         self.call(&me, &endpoint, rpc, |request| Input::IngestRequested {
                             request,
                             blocks,
+                            head,
                         });
                     }
                 }
@@ -786,7 +791,7 @@ impl World {
                 let end = (start + limit.blocks).min(store.len());
                 let blocks = store[start..end].to_vec();
                 if blocks.is_empty() {
-                    let outcome = Ok(Reply::Ingested.of_copy(after, 0));
+                    let outcome = Ok(Reply::Ingested { witnessed: None }.of_copy(after, 0));
                     self.queue
                         .push_back((me, Input::CallEnded { call, outcome }));
                     return;
@@ -799,6 +804,7 @@ impl World {
                 self.call(&me, &endpoint, rpc, |request| Input::IngestRequested {
                     request,
                     blocks,
+                    head: None,
                 });
             }
             Output::Announce {
@@ -1033,6 +1039,20 @@ pub fn fmt_response(r: &Response) -> String {
                 s.partitioned,
                 nodes.join("; ")
             )
+        }
+        Response::Ingested {
+            accepted,
+            duplicates,
+            witnessed,
+        } => {
+            let cosigned = witnessed.as_ref().map_or(String::new(), |w| {
+                let h = &w.head;
+                format!(
+                    " cosigned {}:{} as {}",
+                    h.author, h.seq, w.cosignature.witness
+                )
+            });
+            format!("Ingested {{ accepted: {accepted}, duplicates: {duplicates} }}{cosigned}")
         }
         other => format!("{other:?}"),
     }

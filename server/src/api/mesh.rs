@@ -6,6 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use sapix_core::block::Verified;
 use sapix_core::chain::Position;
+use sapix_core::ledger::wire::CosignatureJson;
+use sapix_core::ledger::VerifiedHead;
 use sapix_core::wire::mesh::{IngestRefusal, ProbeAnswer, DEFAULT_EXPORT_LIMIT, EXPORT_PAGE_BYTES};
 use sapix_core::wire::{self, ExportPage, WireBlock, WireError};
 use sapix_core::Response;
@@ -73,14 +75,15 @@ pub(crate) async fn ingest(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth::require_root(&headers, &s)?;
     let bytes = body::read(body, body::INGEST_BODY_LIMIT, s.body_timeout).await?;
-    let blocks = wire::parse_ingest(&bytes).map_err(|e| match e {
-        WireError::BatchTooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
-        ),
-        e => ApiError::bad_request(e.to_string()),
-    })?;
+    let wire::IngestBody { blocks, head } =
+        wire::parse_ingest_body(&bytes).map_err(|e| match e {
+            WireError::BatchTooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            e => ApiError::bad_request(e.to_string()),
+        })?;
     let n = blocks.len();
     // Hash and signature before the node sees anything: the core only takes Verified blocks.
     let (keys, strand) = (s.keys.clone(), s.strand.clone());
@@ -102,6 +105,18 @@ pub(crate) async fn ingest(
             })
             .collect()
     };
+    // The pusher's head: its signature checked here too (one a push at most, a few a second).
+    let head = head
+        .map(|h| {
+            VerifiedHead::check(h).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_head",
+                    e.to_string(),
+                )
+            })
+        })
+        .transpose()?;
     let verified = if n <= VERIFY_INLINE_MAX {
         verify()?
     } else {
@@ -109,16 +124,24 @@ pub(crate) async fn ingest(
     };
     let answer = s
         .node
-        .ask(Request::Ingest { blocks: verified })
+        .ask(Request::Ingest {
+            blocks: verified,
+            head,
+        })
         .await
         .map_err(|_| node_gone())?;
     match answer {
         Response::Ingested {
             accepted,
             duplicates,
-        } => Ok(Json(
-            json!({ "accepted": accepted, "duplicates": duplicates }),
-        )),
+            witnessed,
+        } => {
+            let mut answer = json!({ "accepted": accepted, "duplicates": duplicates });
+            if let Some(w) = witnessed {
+                answer["cosignature"] = json!(CosignatureJson::from(&w.cosignature));
+            }
+            Ok(Json(answer))
+        }
         Response::IngestRefused {
             index,
             author,

@@ -11,6 +11,7 @@ fn push() -> Call {
     Call::Push {
         peer: peer(),
         through: 9,
+        head: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn the_ingest_answer_acknowledges_a_push_through_its_last_seq() {
         Response::Ingested {
             accepted: 2,
             duplicates: 0,
+            witnessed: None,
         },
     );
     assert!(matches!(done, Done::PushAcked { through: 9, .. }));
@@ -48,7 +50,8 @@ fn a_gap_is_a_push_gap_but_a_failed_copy() {
 fn a_copy_is_done_only_with_the_batch_the_shell_sent() {
     let copy = Call::Copy { to: peer() };
     assert!(matches!(
-        copy.clone().finished(Reply::Ingested.of_copy(20, 3)),
+        copy.clone()
+            .finished(Reply::Ingested { witnessed: None }.of_copy(20, 3)),
         Done::Copied {
             next: 20,
             sent: 3,
@@ -57,7 +60,7 @@ fn a_copy_is_done_only_with_the_batch_the_shell_sent() {
     ));
     // A bare ingest says nothing of which batch: not a success of the copy.
     assert!(matches!(
-        copy.finished(Reply::Ingested),
+        copy.finished(Reply::Ingested { witnessed: None }),
         Done::CopyFailed { .. }
     ));
 }
@@ -74,7 +77,7 @@ fn an_answer_that_is_not_a_success_is_a_failure_that_names_it() {
 fn a_reply_that_does_not_fit_its_call_is_a_failure() {
     let announce = Call::Announce { to: peer() };
     assert!(matches!(
-        announce.finished(Reply::Ingested),
+        announce.finished(Reply::Ingested { witnessed: None }),
         Done::AnnounceFailed { .. }
     ));
     let probe = Call::Probe { peer: peer() };
@@ -159,7 +162,7 @@ fn a_state_file_write_ends_stored_or_with_the_disks_own_words() {
     };
     assert_eq!(reason, "No space left on device");
     assert!(matches!(
-        cursors.ended(Ok(Reply::Ingested)),
+        cursors.ended(Ok(Reply::Ingested { witnessed: None })),
         Done::CursorPersistFailed { .. }
     ));
 }
