@@ -133,6 +133,9 @@ enum Command {
         /// A record whose inclusion to check (repeatable).
         #[arg(long = "hash")]
         hashes: Vec<String>,
+        /// Fail a head that fewer members witnessed (cosigned with their enrolled keys).
+        #[arg(long, default_value_t = 0)]
+        min_witnesses: usize,
         /// Read with this bearer token (default: the root key, if given).
         #[arg(long, env = "SAPIX_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -424,10 +427,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failed> {
         Command::Verify {
             state,
             hashes,
+            min_witnesses,
             token,
         } => {
-            let report =
-                verify::verify(&client, token.as_deref(), state.as_deref(), &hashes).await?;
+            let asked = verify::Asked {
+                hashes: &hashes,
+                min_witnesses,
+            };
+            let report = verify::verify(&client, token.as_deref(), state.as_deref(), asked).await?;
             print(out, &report.json(), || report.table());
             if !report.ok() {
                 return Ok(ExitCode::FAILURE);

@@ -1,6 +1,8 @@
 //! `sapixctl verify`: an auditor anyone with a read token can run (issue 17). It fetches every
 //! head the node holds, checks each author's signature against the head key pinned for that
-//! author (pinned in the state file on first use), checks that each head extends the one it
+//! author (pinned in the state file on first use, and only if it is the key the cluster
+//! enrolled for that member), counts the witnesses whose cosignatures verify with their own
+//! enrolled keys (at least `--min-witnesses`), checks that each head extends the one it
 //! saw last time (a consistency proof from the node, verified against the root it kept, never
 //! one the node states), and checks the inclusion of records given by hash in their author's
 //! head. Nothing the node says is trusted unless a signature or a proof backs it. The state
@@ -128,15 +130,43 @@ fn parse<T>(
     f(&value.to_string()).map_err(|e| format!("the node's {what} is malformed: {e}"))
 }
 
+/// What a run asks beyond the heads.
+#[derive(Debug, Default)]
+pub struct Asked<'a> {
+    /// Records whose inclusion to check.
+    pub hashes: &'a [String],
+    /// Witnesses each head needs, at least.
+    pub min_witnesses: usize,
+}
+
+/// Every member's enrolled head key, as the node's cluster status shows it (hex).
+async fn enrolled_keys(client: &Client) -> Result<BTreeMap<String, String>, Failed> {
+    let (status, body) = client.get("/v1/cluster/status").await?;
+    if !status.is_success() {
+        return Err(Failed(format!("the cluster status answered {status}")));
+    }
+    let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+    Ok(nodes
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n["agent_id"].as_str()?.into(),
+                n["head_key"].as_str()?.into(),
+            ))
+        })
+        .collect())
+}
+
 /// Runs the audit against `client`; returns the report (the caller exits nonzero unless ok).
 pub async fn verify(
     client: &Client,
     token: Option<&str>,
     state_path: Option<&Path>,
-    hashes: &[String],
+    asked: Asked<'_>,
 ) -> Result<Report, Failed> {
     let mut state = load(state_path)?;
     let mut report = Report::default();
+    let enrolled = enrolled_keys(client).await?;
     let heads = client.read("/v1/ledger/heads", token).await?;
     let heads: HeadsJson = serde_json::from_value(heads)
         .map_err(|e| Failed(format!("the node's heads are malformed: {e}")))?;
@@ -144,7 +174,12 @@ pub async fn verify(
     let mut trusted: BTreeMap<String, SignedHead> = BTreeMap::new();
     for json in &heads.heads {
         let author = json.author.clone();
-        match check_head(client, token, json, state.authors.get(&author)).await {
+        let known = Known {
+            seen: state.authors.get(&author),
+            enrolled: &enrolled,
+            min_witnesses: asked.min_witnesses,
+        };
+        match check_head(client, token, json, known).await {
             Ok((head, detail)) => {
                 report.pass(&author, detail);
                 trusted.insert(author, head);
@@ -163,7 +198,7 @@ pub async fn verify(
             );
         }
     }
-    for hash in hashes {
+    for hash in asked.hashes {
         match check_inclusion(client, token, hash, &trusted).await {
             Ok(detail) => report.pass(short(hash), detail),
             Err(why) => report.fail(short(hash), why),
@@ -191,12 +226,33 @@ fn short(hash: &str) -> String {
     format!("record {}", hash.get(..12).unwrap_or(hash))
 }
 
-/// One author's head: signed by the pinned key, witnesses counted, and extending what was seen.
+/// What one author's head is checked against.
+struct Known<'a> {
+    /// The author as last verified, if ever.
+    seen: Option<&'a Seen>,
+    /// Every member's enrolled head key.
+    enrolled: &'a BTreeMap<String, String>,
+    /// Witnesses the head needs, at least.
+    min_witnesses: usize,
+}
+
+/// The witnesses of `head` whose cosignatures verify with the key enrolled for them.
+fn enrolled_witnesses(head: &SignedHead, enrolled: &BTreeMap<String, String>) -> usize {
+    let key_of = |w: &str| enrolled.get(w).map(String::as_str);
+    head.cosignatures
+        .iter()
+        .filter(|c| key_of(c.witness.as_str()) == Some(c.key.to_hex().as_str()))
+        .filter(|c| head.witnesses().contains(&&c.witness))
+        .count()
+}
+
+/// One author's head: signed by the pinned (and enrolled) key, witnessed by enough members
+/// with their enrolled keys, and extending what was seen.
 async fn check_head(
     client: &Client,
     token: Option<&str>,
     json: &HeadJson,
-    seen: Option<&Seen>,
+    known: Known<'_>,
 ) -> Result<(SignedHead, String), String> {
     let head = SignedHead::try_from(json).map_err(|e| format!("malformed head: {e}"))?;
     if !head.verifies() {
@@ -205,8 +261,31 @@ async fn check_head(
             head.head.seq
         ));
     }
-    let witnesses = head.witnesses().len();
-    let Some(seen) = seen else {
+    let author = head.head.author.as_str();
+    match known.enrolled.get(author) {
+        Some(key) if *key != head.key.to_hex() => {
+            return Err(format!(
+                "seq {} is signed by {}, not by {}, the key enrolled for {author}",
+                head.head.seq,
+                short_key(&head.key),
+                key.get(..16).unwrap_or("")
+            ))
+        }
+        Some(_) => {}
+        None => {
+            return Err(format!(
+                "the cluster shows no enrolled head key for {author}"
+            ))
+        }
+    }
+    let witnesses = enrolled_witnesses(&head, known.enrolled);
+    if witnesses < known.min_witnesses {
+        return Err(format!(
+            "seq {} has {witnesses} witness(es) with enrolled keys, fewer than the {} asked",
+            head.head.seq, known.min_witnesses
+        ));
+    }
+    let Some(seen) = known.seen else {
         return Ok((
             head.clone(),
             format!(
@@ -315,4 +394,37 @@ async fn check_inclusion(
         head.head.seq,
         proof.path.len()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sapix_core::ledger::{Head, HeadKey};
+    use sapix_core::AgentId;
+
+    #[test]
+    fn only_cosignatures_with_the_witness_enrolled_key_count() {
+        let author = HeadKey::from_bytes([1; 32]);
+        let (b, c) = (HeadKey::from_bytes([2; 32]), HeadKey::from_bytes([3; 32]));
+        let mut head = author.sign(Head {
+            author: AgentId::new("a").unwrap(),
+            seq: 4,
+            root: Hash([9; 32]),
+            ts_ms: 1,
+        });
+        let as_b = AgentId::new("b").unwrap();
+        let as_c = AgentId::new("c").unwrap();
+        head.cosignatures = vec![b.cosign(&as_b, &head.head), c.cosign(&as_c, &head.head)];
+        let enrolled: BTreeMap<String, String> = [
+            ("b".to_string(), b.public().to_hex()),
+            // c is enrolled with another key: its cosignature is not a witness's.
+            (
+                "c".to_string(),
+                HeadKey::from_bytes([4; 32]).public().to_hex(),
+            ),
+        ]
+        .into();
+        assert_eq!(head.witnesses().len(), 2);
+        assert_eq!(enrolled_witnesses(&head, &enrolled), 1);
+    }
 }

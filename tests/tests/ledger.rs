@@ -157,6 +157,10 @@ fn heads_and_proofs_verify_against_the_nodes_own_head_key() {
 }
 
 fn verify(agent: &Agent, state: &std::path::Path, hashes: &[&str]) -> Output {
+    verify_with(agent, state, hashes, &[])
+}
+
+fn verify_with(agent: &Agent, state: &std::path::Path, hashes: &[&str], extra: &[&str]) -> Output {
     let mut cmd = Command::new(cargo_bin("sapix-ctl", "sapixctl"));
     cmd.arg("--url")
         .arg(agent.base_url())
@@ -171,6 +175,7 @@ fn verify(agent: &Agent, state: &std::path::Path, hashes: &[&str]) -> Output {
     for h in hashes {
         cmd.arg("--hash").arg(h);
     }
+    cmd.args(extra);
     cmd.output().expect("run sapixctl")
 }
 
@@ -519,6 +524,19 @@ fn a_peer_cosigns_each_pushed_head_and_refuses_one_over_another_chain() {
     assert!(
         metrics.contains("sapix_head_witnesses{author=\"primary\"} 1"),
         "{metrics}"
+    );
+    // The auditor counts witnesses with their enrolled keys, and holds a head to a minimum.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let state = scratch.path().join("audit.json");
+    let out = verify_with(&a, &state, &[], &["--min-witnesses", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1 witness(es)"), "{}", text(&out));
+    let out = verify_with(&a, &state, &[], &["--min-witnesses", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("fewer than the 2 asked"),
+        "{}",
+        text(&out)
     );
 
     // A head whose signature is not its key's is refused before the node sees it.
