@@ -93,6 +93,9 @@ pub struct NodeStatus {
     /// How many other members cosigned that head, as held here (absent if no head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_witnesses: Option<usize>,
+    /// Pieces of equivocation evidence of it kept here (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivocations: Option<u64>,
 }
 
 /// Where a divide stands, for `GET /v1/cluster/divide/progress`.
@@ -226,6 +229,7 @@ mod tests {
                 head_keys_enrolled: None,
                 head_seq: None,
                 head_witnesses: None,
+                equivocations: None,
             }],
             partitioned: false,
             consistency: Consistency::Ap,

@@ -8,7 +8,7 @@ mod common;
 use common::{head_key, id, World};
 use sapix_core::block::Hash;
 use sapix_core::ledger::{Head, SignedHead, VerifiedHead, Witnessed};
-use sapix_core::node::{Event, HeadRefusal, Input, LedgerAnswer, LedgerQuery};
+use sapix_core::node::{Event, HeadRefusal, Input, LedgerAnswer, LedgerQuery, LedgerRefusal};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{Consistency, Response};
 
@@ -180,4 +180,102 @@ fn a_head_over_another_chain_or_under_another_key_is_refused_and_not_cosigned() 
     });
     assert_eq!(push_head(&mut w, "b", older), None);
     assert_eq!(head_refusals(&w).len(), 2);
+}
+
+fn proof_to(w: &mut World, at: &str, author: &str, to: u64) -> Response {
+    let q = w.ask(at, |request| Input::LedgerWanted {
+        request,
+        query: LedgerQuery::Consistency {
+            author: id(author),
+            from: 1,
+            to: Some(to),
+        },
+    });
+    w.answer(q).cloned().expect("answered")
+}
+
+fn equivocations(w: &mut World, at: &str, of: &str) -> Option<u64> {
+    let status = w.status(at);
+    let node = status.nodes.iter().find(|n| n.agent_id == id(of)).unwrap();
+    node.equivocations
+}
+
+#[test]
+fn a_head_over_another_chain_is_kept_as_evidence_once_and_no_proof_crosses_it() {
+    let mut w = trio();
+    for n in 0..3 {
+        w.write("a", &format!(r#"{{"n":{n}}}"#));
+    }
+    w.advance(3_000);
+    assert!(matches!(proof_to(&mut w, "b", "a", 3), Response::Ledger(_)));
+    let held = head_at(&mut w, "b", "a").unwrap();
+    let forged = head_key("a").sign(Head {
+        seq: 2,
+        root: Hash([7; 32]),
+        ..held.head.clone()
+    });
+    // Refused twice (a push retried): one piece of evidence.
+    assert_eq!(push_head(&mut w, "b", forged.clone()), None);
+    assert_eq!(push_head(&mut w, "b", forged.clone()), None);
+    let kept: Vec<String> = w.host("b").evidence.keys().cloned().collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with("a@2.head."), "{kept:?}");
+    assert_eq!(equivocations(&mut w, "b", "a"), Some(1));
+    assert_eq!(equivocations(&mut w, "c", "a"), None);
+    // No proof reaches seq 2 or past it; below it, proofs are served.
+    let refused = proof_to(&mut w, "b", "a", 3);
+    assert_eq!(
+        refused,
+        Response::LedgerRefused(LedgerRefusal::Equivocated {
+            author: id("a"),
+            seq: 2
+        })
+    );
+    assert!(matches!(proof_to(&mut w, "b", "a", 1), Response::Ledger(_)));
+    // The evidence outlives a restart.
+    w.crash("b");
+    w.restart("b");
+    w.advance(1_000);
+    assert_eq!(equivocations(&mut w, "b", "a"), Some(1));
+    assert!(matches!(
+        proof_to(&mut w, "b", "a", 3),
+        Response::LedgerRefused(LedgerRefusal::Equivocated { .. })
+    ));
+}
+
+#[test]
+fn a_second_block_at_a_held_seq_is_kept_as_evidence_beside_the_held_one() {
+    let mut w = trio();
+    w.write("a", r#"{"n":1}"#);
+    w.advance(3_000);
+    let held = w
+        .host("b")
+        .block(&id("a"), 1)
+        .cloned()
+        .expect("b holds a:1");
+    // Someone holding the seed signs another block as a at seq 1.
+    let mut twin = held.body.clone();
+    twin.payload = b"\"forked\"".to_vec();
+    let forged = twin.seal(&common::keys().signing_key(&id("a")));
+    for _ in 0..2 {
+        let blocks = vec![forged.clone().into_verified(&common::keys()).unwrap()];
+        let req = w.ask("b", |request| Input::IngestRequested {
+            request,
+            blocks,
+            head: None,
+        });
+        assert!(matches!(
+            w.answer(req),
+            Some(Response::IngestRefused { .. })
+        ));
+    }
+    let kept: Vec<_> = w.host("b").evidence.values().cloned().collect();
+    assert_eq!(
+        kept,
+        vec![sapix_core::ledger::Evidence::Blocks {
+            held: held.hash,
+            refused: forged
+        }]
+    );
+    assert_eq!(equivocations(&mut w, "b", "a"), Some(1));
 }

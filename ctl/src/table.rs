@@ -173,6 +173,7 @@ mod tests {
             head_keys_enrolled: None,
             head_seq: None,
             head_witnesses: None,
+            equivocations: None,
         }
     }
 

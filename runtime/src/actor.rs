@@ -401,6 +401,30 @@ fn perform(output: Output, ctx: &mut Ctx) {
         Output::PersistHead { head } => {
             let _ = ctx.persist.send(Job::head(&ctx.shell.state_dir, &head));
         }
+        Output::KeepEvidence { evidence } => {
+            let (disk, strand) = (ctx.shell.disk.clone(), ctx.shell.strand.clone());
+            let dir = ctx.shell.state_dir.clone();
+            let blocking = ctx.shell.blocking;
+            tokio::spawn(async move {
+                let path = crate::evidence::path(&dir, &evidence);
+                let kept = blocking
+                    .run(move || crate::evidence::keep(&*disk, &strand, &dir, &evidence))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                match kept {
+                    Ok(()) => tracing::warn!(
+                        path = %path.display(),
+                        "equivocation evidence kept"
+                    ),
+                    Err(e) => tracing::error!(
+                        alert = "evidence_not_kept",
+                        path = %path.display(),
+                        "equivocation evidence could not be written: {e}"
+                    ),
+                }
+            });
+        }
         Output::Copy {
             call,
             endpoint,

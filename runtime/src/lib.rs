@@ -9,6 +9,7 @@ pub mod blocking;
 pub mod clock;
 pub mod codios;
 pub mod disk;
+pub mod evidence;
 pub mod http;
 pub mod mesh;
 pub mod metrics;

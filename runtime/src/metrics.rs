@@ -296,6 +296,7 @@ fn counter(value: u64) -> Counter {
 fn register_heads(r: &mut Registry, s: &ClusterStatus) {
     let seq = Family::<AuthorLabel, Gauge>::default();
     let witnesses = Family::<AuthorLabel, Gauge>::default();
+    let equivocations = Family::<AuthorLabel, Gauge>::default();
     for n in &s.nodes {
         let author = AuthorLabel {
             author: n.agent_id.to_string(),
@@ -306,6 +307,9 @@ fn register_heads(r: &mut Registry, s: &ClusterStatus) {
         if let Some(w) = n.head_witnesses {
             witnesses.get_or_create(&author).set(w as i64);
         }
+        equivocations
+            .get_or_create(&author)
+            .set(n.equivocations.unwrap_or(0) as i64);
     }
     r.register(
         "head_seq",
@@ -316,6 +320,11 @@ fn register_heads(r: &mut Registry, s: &ClusterStatus) {
         "head_witnesses",
         "Members that cosigned the author's latest head held here",
         witnesses,
+    );
+    r.register(
+        "equivocations",
+        "Pieces of equivocation evidence of the author kept here (two blocks or heads at one seq)",
+        equivocations,
     );
 }
 

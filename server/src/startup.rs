@@ -283,6 +283,10 @@ pub async fn start(
         cluster,
         cursors,
         head,
+        evidence: sapix_runtime::evidence::list(&*disk, &config.strand_dir).map_err(io(
+            "listing",
+            &config.strand_dir.join(sapix_runtime::evidence::DIR),
+        ))?,
     };
     let node = Node::new(
         NodeConfig {

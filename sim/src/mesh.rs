@@ -181,6 +181,8 @@ pub(crate) enum Effect {
     Log(Event),
     /// A Codios call (a driver without a Codios model answers it with a failure).
     AskCodios(CallId, AuthKey),
+    /// Nothing to do.
+    Nothing,
 }
 
 /// What node `me`'s output `out` asks for, with `store` its disk.
@@ -241,6 +243,8 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             Effect::Persist(StateWrite::Cluster { state, call })
         }
         Output::PersistHead { head } => Effect::Persist(StateWrite::Head(head)),
+        // Not modelled (see `Store::restored`); the equivocation is in the log.
+        Output::KeepEvidence { .. } => Effect::Nothing,
         Output::Copy {
             call,
             endpoint,

@@ -299,6 +299,8 @@ impl Store {
             cluster: self.cluster.clone(),
             cursors: self.cursors.clone(),
             head: self.head.clone(),
+            // Evidence files are not modelled: a restarted simulated node starts without.
+            evidence: Vec::new(),
         }
     }
 }

@@ -483,7 +483,7 @@ fn a_peer_cosigns_each_pushed_head_and_refuses_one_over_another_chain() {
     const WITHIN: Duration = Duration::from_secs(30);
 
     let a = seeded("primary");
-    let b = seeded("replica-eu");
+    let mut b = seeded("replica-eu");
     let body = json!({ "new_agent_id": "replica-eu", "endpoint": b.base_url(), "role": "Replica" });
     a.api()
         .post_with("/v1/cluster/divide", Auth::Root, body.to_string())
@@ -570,4 +570,38 @@ fn a_peer_cosigns_each_pushed_head_and_refuses_one_over_another_chain() {
         own.head,
         "the honest head kept"
     );
+    // Both sides of it are kept on disk, counted in status, and no proof crosses seq 3.
+    let evidence = b.data_dir().join("strand").join("evidence");
+    wait_until(WITHIN, "the evidence file", || {
+        std::fs::read_dir(&evidence).is_ok_and(|d| d.count() == 1)
+    });
+    let file = std::fs::read_dir(&evidence)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+    assert_eq!(kept["kind"], "head");
+    assert_eq!(kept["held_root"], own.head.root.to_hex());
+    let refused =
+        SignedHead::try_from(&serde_json::from_value::<HeadJson>(kept["refused"].clone()).unwrap())
+            .unwrap();
+    assert!(refused.verifies(), "the evidence is signed by a's own key");
+    let equivocations = |at: &Agent| {
+        let status = at.api().get("/v1/cluster/status").assert_status(200).json();
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["agent_id"] == "primary")
+            .unwrap()["equivocations"]
+            .as_u64()
+    };
+    assert_eq!(equivocations(&b), Some(1));
+    b.api()
+        .get("/v1/ledger/proof/consistency?author=primary&from=1&to=3")
+        .assert_error(409, "equivocation");
+    b.restart();
+    assert_eq!(equivocations(&b), Some(1), "kept across a restart");
 }

@@ -3,11 +3,13 @@
 //! of heads and proofs ([`wire`]).
 
 pub mod enrol;
+pub mod evidence;
 pub mod head;
 pub mod merkle;
 pub mod wire;
 
 pub use enrol::{HeadKeys, Join, MAX_HEAD_KEYS};
+pub use evidence::{Evidence, EvidenceId};
 pub use head::{
     BadHeadSignature, Cosignature, Head, HeadKey, HeadPublicKey, SignedHead, VerifiedHead,
     Witnessed,

@@ -120,6 +120,7 @@ impl Node {
             head_keys_enrolled: enrolled(&info.head_keys),
             head_seq: self.heads.latest(&info.agent_id).map(|h| h.head.seq),
             head_witnesses: self.heads.witnesses(&info.agent_id),
+            equivocations: self.heads.equivocations(&info.agent_id),
         };
         let own = self.own.durable;
         let policy = self.config.backoff;
@@ -150,6 +151,7 @@ impl Node {
                 head_keys_enrolled: enrolled(&p.info.head_keys),
                 head_seq: self.heads.latest(id).map(|h| h.head.seq),
                 head_witnesses: self.heads.witnesses(id),
+                equivocations: self.heads.equivocations(id),
             });
         }
         let status = ClusterStatus {

@@ -8,7 +8,7 @@ use super::{Failure, Node, Output, Pending, Receipt, RequestId, Response};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
-use crate::ledger::VerifiedHead;
+use crate::ledger::{Evidence, VerifiedHead};
 use crate::node::{AppendToken, Event};
 use crate::time::{Instant, UnixMillis};
 
@@ -149,6 +149,10 @@ impl Node {
                             held,
                             refused: block.hash,
                         }));
+                        self.keep_evidence(Evidence::Blocks {
+                            held,
+                            refused: block.clone(),
+                        });
                     }
                     return Batch::Refuse {
                         index,

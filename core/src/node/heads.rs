@@ -24,13 +24,15 @@
 //! own chain: durable; another author's: the latest head it holds of it).
 
 use core::time::Duration;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Event, Node, Output, RequestId, Response};
 use crate::block::Hash;
 use crate::id::AgentId;
 use crate::ledger::wire::{ConsistencyProof, InclusionProof};
-use crate::ledger::{Head, HeadKey, HeadPublicKey, SignedHead, VerifiedHead, Witnessed};
+use crate::ledger::{
+    Evidence, EvidenceId, Head, HeadKey, HeadPublicKey, SignedHead, VerifiedHead, Witnessed,
+};
 use crate::time::Instant;
 
 /// The least time between two heads signed after commits.
@@ -79,6 +81,14 @@ pub enum LedgerRefusal {
     /// This node holds no head of the author.
     #[error("no head of {0} is held here")]
     NoHead(AgentId),
+    /// The author equivocated at `seq`: no proof reaches it or past it.
+    #[error("{author} signed two different blocks or heads at seq {seq} (evidence kept): no proof reaches seq {seq} or past it")]
+    Equivocated {
+        /// Whose chain.
+        author: AgentId,
+        /// The first seq it equivocated at.
+        seq: u64,
+    },
     /// A size past what this node vouches for of that chain, or sizes in the wrong order.
     #[error("this node vouches for {author}'s chain through seq {vouched}; the sizes asked are out of that range")]
     OutOfRange {
@@ -113,6 +123,8 @@ pub(super) struct Heads {
     latest: BTreeMap<AgentId, SignedHead>,
     /// The own head (seq, key) each peer took in an acknowledged push.
     offered: BTreeMap<AgentId, (u64, HeadPublicKey)>,
+    /// Equivocation evidence kept, by author.
+    evidence: BTreeMap<AgentId, BTreeSet<EvidenceId>>,
     signed_at: Option<Instant>,
     due: Option<Instant>,
     /// The own chain was compared with the last own head (at the first instant).
@@ -158,7 +170,15 @@ impl Heads {
 
     /// With the node's head key and the own head persisted by the last run, if any (kept only
     /// if signed by this key: a head of another key is not this node's to serve).
-    pub(super) fn new(key: HeadKey, restored: Option<SignedHead>) -> Self {
+    pub(super) fn new(
+        key: HeadKey,
+        restored: Option<SignedHead>,
+        evidence: Vec<(AgentId, EvidenceId)>,
+    ) -> Self {
+        let mut kept: BTreeMap<AgentId, BTreeSet<EvidenceId>> = BTreeMap::new();
+        for (author, id) in evidence {
+            kept.entry(author).or_default().insert(id);
+        }
         let latest = restored
             .filter(|h| h.key == key.public())
             .into_iter()
@@ -168,6 +188,7 @@ impl Heads {
             key,
             latest,
             offered: BTreeMap::new(),
+            evidence: kept,
             signed_at: None,
             due: None,
             checked: false,
@@ -183,6 +204,16 @@ impl Heads {
     /// The latest head held of `author`.
     pub(super) fn latest(&self, author: &AgentId) -> Option<&SignedHead> {
         self.latest.get(author)
+    }
+
+    /// How many pieces of equivocation evidence of `author` are kept.
+    pub(super) fn equivocations(&self, author: &AgentId) -> Option<u64> {
+        self.evidence.get(author).map(|e| e.len() as u64)
+    }
+
+    /// The first seq at which `author` equivocated, if it did: no proof reaches past it.
+    fn equivocated_at(&self, author: &AgentId) -> Option<u64> {
+        self.evidence.get(author)?.iter().map(|e| e.seq).min()
     }
 
     /// How many witnesses cosigned the latest head held of `author`.
@@ -360,6 +391,10 @@ impl Node {
         if held != signed.head.root {
             let why = HeadRefusal::Diverged { held };
             self.log(Event::HeadRefused { author, seq, why });
+            self.keep_evidence(Evidence::Head {
+                held_root: held,
+                refused: signed,
+            });
             return None;
         }
         if let Some(latest) = self.heads.latest(&author) {
@@ -380,6 +415,20 @@ impl Node {
         let head = signed.head.clone();
         self.heads.latest.insert(author, signed);
         Some(Witnessed { head, cosignature })
+    }
+
+    /// Keeps `evidence` on disk unless the same piece is kept already.
+    pub(super) fn keep_evidence(&mut self, evidence: Evidence) {
+        let author = evidence.author().clone();
+        if self
+            .heads
+            .evidence
+            .entry(author)
+            .or_default()
+            .insert(evidence.id())
+        {
+            self.outputs.push_back(Output::KeepEvidence { evidence });
+        }
     }
 
     /// Answers a ledger query, signing the own head first if the chain grew since.
@@ -427,6 +476,21 @@ impl Node {
         Ok((size, head))
     }
 
+    /// A proof to tree size `size` must not reach a seq the author equivocated at.
+    /// This node's own chain is exempt: it knows which of the two it signed.
+    fn not_across_equivocation(&self, author: &AgentId, size: u64) -> Result<(), LedgerRefusal> {
+        if *author == self.config.agent_id {
+            return Ok(());
+        }
+        match self.heads.equivocated_at(author) {
+            Some(seq) if size >= seq => Err(LedgerRefusal::Equivocated {
+                author: author.clone(),
+                seq,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn out_of_range(&self, author: AgentId) -> LedgerRefusal {
         let vouched = self.vouched(&author);
         LedgerRefusal::OutOfRange { author, vouched }
@@ -439,6 +503,7 @@ impl Node {
         size: Option<u64>,
     ) -> Result<LedgerAnswer, LedgerRefusal> {
         let (size, head) = self.size_and_head(&author, size)?;
+        self.not_across_equivocation(&author, size)?;
         let tree = self.chains.tree(&author);
         let proof = (seq >= 1 && size <= self.vouched(&author))
             .then(|| tree?.inclusion(seq - 1, size).zip(tree?.root(size)))
@@ -465,6 +530,7 @@ impl Node {
         to: Option<u64>,
     ) -> Result<LedgerAnswer, LedgerRefusal> {
         let (to, head) = self.size_and_head(&author, to)?;
+        self.not_across_equivocation(&author, to)?;
         let tree = self.chains.tree(&author);
         let proof = (to <= self.vouched(&author))
             .then(|| {

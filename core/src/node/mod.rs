@@ -116,6 +116,8 @@ pub struct Restored {
     pub cursors: BTreeMap<AgentId, u64>,
     /// The last head this node signed of its own chain, as persisted.
     pub head: Option<SignedHead>,
+    /// The equivocation evidence kept on disk, by author.
+    pub evidence: Vec<(AgentId, crate::ledger::EvidenceId)>,
 }
 
 /// One node's sans-IO state machine.
@@ -203,7 +205,7 @@ impl Node {
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
             own: own::OwnChain::new(own_durable, config.added_at),
-            heads: heads::Heads::new(config.head_key.clone(), restored.head),
+            heads: heads::Heads::new(config.head_key.clone(), restored.head, restored.evidence),
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
             last_wake: None,

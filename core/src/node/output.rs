@@ -108,6 +108,14 @@ pub enum Output {
         /// The head.
         head: crate::ledger::SignedHead,
     },
+    /// Keep this equivocation evidence on disk (atomically, synced) under
+    /// [`Evidence::file_name`](crate::ledger::Evidence::file_name), with the held block read
+    /// from the strand for [`Evidence::Blocks`](crate::ledger::Evidence::Blocks). Nothing is
+    /// reported back; the next start lists what is kept ([`super::Restored::evidence`]).
+    KeepEvidence {
+        /// The evidence.
+        evidence: crate::ledger::Evidence,
+    },
     /// Send the local strand's blocks after offset `after` (a batch) to a new node's ingest;
     /// report how it ended: [`Reply::Copied`](super::Reply::Copied) naming the batch read (see
     /// [`Reply::of_copy`](super::Reply::of_copy)), or a failure.

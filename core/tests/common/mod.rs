@@ -120,6 +120,8 @@ pub struct Host {
     pub persisted_cluster: Option<ClusterState>,
     /// The last own head written.
     pub persisted_head: Option<sapix_core::ledger::SignedHead>,
+    /// The equivocation evidence kept, by file name.
+    pub evidence: BTreeMap<String, sapix_core::ledger::Evidence>,
 }
 
 impl Host {
@@ -165,6 +167,11 @@ impl Host {
             cluster: self.persisted_cluster.clone(),
             cursors: self.persisted_cursors.iter().cloned().collect(),
             head: self.persisted_head.clone(),
+            evidence: self
+                .evidence
+                .values()
+                .map(|e| (e.author().clone(), e.id()))
+                .collect(),
         }
     }
 }
@@ -315,6 +322,7 @@ impl World {
             persisted_cursors: Vec::new(),
             persisted_cluster: cluster,
             persisted_head: None,
+            evidence: BTreeMap::new(),
         };
         host.node = Some(self.boot(&host));
         self.hosts.insert(id(name), host);
@@ -779,6 +787,10 @@ impl World {
             Output::PersistHead { head } => {
                 self.hosts.get_mut(&me).unwrap().persisted_head = Some(head);
             }
+            Output::KeepEvidence { evidence } => {
+                let host = self.hosts.get_mut(&me).unwrap();
+                host.evidence.insert(evidence.file_name(), evidence);
+            }
             Output::Copy {
                 call,
                 endpoint,
@@ -957,6 +969,7 @@ fn kind_of(out: &Output) -> &'static str {
         Output::PersistCursors { .. } => "PersistCursors",
         Output::PersistCluster { .. } => "PersistCluster",
         Output::PersistHead { .. } => "PersistHead",
+        Output::KeepEvidence { .. } => "KeepEvidence",
         Output::Copy { .. } => "Copy",
         Output::Announce { .. } => "Announce",
         Output::Respond {
@@ -997,6 +1010,7 @@ pub fn fmt_output(out: &Output) -> String {
         Output::PersistHead { head } => {
             format!("PersistHead {}:{}", head.head.author, head.head.seq)
         }
+        Output::KeepEvidence { evidence } => format!("KeepEvidence {}", evidence.file_name()),
         Output::Copy { to, after, .. } => format!("Copy {to} after={after}"),
         Output::Announce {
             to,

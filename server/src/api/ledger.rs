@@ -62,6 +62,11 @@ fn refused(r: LedgerRefusal) -> ApiError {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_head", message)
                 .with("author", author.to_string())
         }
+        LedgerRefusal::Equivocated { author, seq } => {
+            ApiError::new(axum::http::StatusCode::CONFLICT, "equivocation", message)
+                .with("author", author.to_string())
+                .with("seq", seq)
+        }
         LedgerRefusal::OutOfRange { author, vouched } => {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, "beyond_head", message)
                 .with("author", author.to_string())

@@ -65,6 +65,7 @@ where
                 let v = self.checks.logged(i, &event);
                 self.verdict(v);
             }
+            Effect::Nothing => {}
             Effect::AskCodios(call, key) => {
                 if self.codios.on() {
                     self.hosts[i].codios_asks.insert(call, key.clone());
