@@ -98,6 +98,12 @@ impl Checkers {
             Event::Equivocation { .. } => {
                 Err(("no_equivocation", format!("n{node} logged {event:?}")))
             }
+            // Honest nodes sign heads only over the chains they hold, and every peer that
+            // holds a head's blocks holds the same ones: a head over another chain is a bug.
+            Event::HeadRefused {
+                why: sapix_core::node::HeadRefusal::Diverged { .. },
+                ..
+            } => Err(("honest_heads", format!("n{node} logged {event:?}"))),
             // An honest disk never loses what a node signed a head over.
             Event::OwnChainUnsafe(why) => {
                 Err(("own_chain_intact", format!("n{node} logged {why}")))
