@@ -198,10 +198,11 @@ pub async fn verify(blocks: &[Block]) -> Ceiling {
 }
 
 /// One thread's rate of appending block hashes to an author's Merkle tree (every stored
-/// block is appended once) and of signing heads (at most one every 100 ms per node): what the
-/// tamper-evident ledger adds to the write path.
-pub fn ledger(count: u64) -> (f64, f64) {
-    use sapix_core::ledger::{Head, HeadKey, Tree};
+/// block is appended once), of signing heads (at most one every 100 ms per node), and of
+/// witness rounds (a peer checks a pushed head carrying one cosignature and cosigns it, the
+/// author checks that cosignature): what the tamper-evident ledger adds to the write path.
+pub fn ledger(count: u64) -> (f64, f64, f64) {
+    use sapix_core::ledger::{Head, HeadKey, Tree, VerifiedHead};
     let blocks: Vec<Hash> = (0..count)
         .map(|i| Hash(*blake3::hash(&i.to_le_bytes()).as_bytes()))
         .collect();
@@ -226,7 +227,33 @@ pub fn ledger(count: u64) -> (f64, f64) {
         std::hint::black_box(key.sign(head));
     }
     let sign = heads as f64 / started.elapsed().as_secs_f64();
-    (append, sign)
+    let (peer, other) = (HeadKey::from_bytes([8; 32]), HeadKey::from_bytes([9; 32]));
+    let (peer_id, other_id) = (
+        AgentId::new("peer").expect("id"),
+        AgentId::new("other").expect("id"),
+    );
+    let rounds = 1_000u64;
+    let pushed: Vec<_> = (1..=rounds)
+        .map(|seq| {
+            let mut h = key.sign(Head {
+                author: author.clone(),
+                seq,
+                root,
+                ts_ms: seq,
+            });
+            let co = other.cosign(&other_id, &h.head);
+            h.cosignatures.push(co);
+            h
+        })
+        .collect();
+    let started = Instant::now();
+    for h in pushed {
+        let checked = VerifiedHead::check(h).expect("honest heads verify");
+        let co = peer.cosign(&peer_id, &checked.get().head);
+        assert!(co.verifies(&checked.get().head));
+    }
+    let witness = rounds as f64 / started.elapsed().as_secs_f64();
+    (append, sign, witness)
 }
 
 /// One thread's rate of sealing blocks (hash and sign) and of verifying them (hash and

@@ -217,6 +217,8 @@ pub mod names {
     pub const MERKLE: &str = "ledger: Merkle append (1 thread)";
     /// Head signatures, one thread.
     pub const HEAD_SIGN: &str = "ledger: sign a head (1 thread)";
+    /// Checking a pushed head, cosigning it, and checking the cosignature back.
+    pub const HEAD_WITNESS: &str = "ledger: witness a head (1 thread)";
     /// One node.
     pub const ONE: &str = "1 node";
     /// One node in Codios mode, every authorization a cache hit.

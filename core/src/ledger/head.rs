@@ -244,15 +244,13 @@ impl VerifiedHead {
         if !signed.verifies() {
             return Err(BadHeadSignature);
         }
-        let witnesses: Vec<AgentId> = signed.witnesses().into_iter().cloned().collect();
-        let mut kept = Vec::with_capacity(witnesses.len());
-        for w in witnesses {
-            let first_valid = signed
-                .cosignatures
-                .iter()
-                .position(|c| c.witness == w && c.verifies(&signed.head));
-            if let Some(i) = first_valid {
-                kept.push(signed.cosignatures.swap_remove(i));
+        // One signature check per cosignature: the first valid one of each witness is kept.
+        let mut kept: Vec<Cosignature> = Vec::with_capacity(signed.cosignatures.len());
+        for c in std::mem::take(&mut signed.cosignatures) {
+            let fresh =
+                c.witness != signed.head.author && !kept.iter().any(|k| k.witness == c.witness);
+            if fresh && c.verifies(&signed.head) {
+                kept.push(c);
             }
         }
         signed.cosignatures = kept;
