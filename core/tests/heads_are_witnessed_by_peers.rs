@@ -90,6 +90,24 @@ fn every_peer_cosigns_the_head_a_push_carries_and_the_author_keeps_the_cosignatu
     assert_eq!(a.head_seq, Some(3));
     assert!(a.head_witnesses >= Some(1), "{:?}", a.head_witnesses);
     assert_eq!(head_refusals(&w), vec![]);
+    // A witness keeps the heads it witnessed across a restart, and proves up to them.
+    let before = head_at(&mut w, "b", "a").unwrap();
+    w.crash("b");
+    w.restart("b");
+    assert_eq!(head_at(&mut w, "b", "a"), Some(before));
+    let q = w.ask("b", |request| Input::LedgerWanted {
+        request,
+        query: LedgerQuery::Consistency {
+            author: id("a"),
+            from: 1,
+            to: None,
+        },
+    });
+    assert!(
+        matches!(w.answer(q), Some(Response::Ledger(_))),
+        "{:?}",
+        w.answer(q)
+    );
 }
 
 #[test]

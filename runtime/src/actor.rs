@@ -401,6 +401,11 @@ fn perform(output: Output, ctx: &mut Ctx) {
         Output::PersistHead { head } => {
             let _ = ctx.persist.send(Job::head(&ctx.shell.state_dir, &head));
         }
+        Output::PersistWitnessed { heads } => {
+            let _ = ctx
+                .persist
+                .send(Job::witnessed(&ctx.shell.state_dir, &heads));
+        }
         Output::KeepEvidence { evidence } => {
             let (disk, strand) = (ctx.shell.disk.clone(), ctx.shell.strand.clone());
             let dir = ctx.shell.state_dir.clone();

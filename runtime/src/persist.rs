@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sapix_core::ledger::wire::HeadJson;
+use sapix_core::ledger::wire::{HeadJson, HeadsJson};
 use sapix_core::ledger::SignedHead;
 use sapix_core::node::{CallId, ClusterState, Failure, Input, Reply};
 use sapix_core::AgentId;
@@ -26,6 +26,8 @@ pub const CURSORS_FILE: &str = "sync_cursors.json";
 pub const CLUSTER_FILE: &str = "cluster.json";
 /// File name of the own chain's latest signed head.
 pub const HEAD_FILE: &str = "head.json";
+/// File name of the latest heads of other authors this node witnessed.
+pub const WITNESSED_FILE: &str = "witnessed_heads.json";
 
 /// Reads the persisted cluster view and cursors from `dir`.
 pub fn load(
@@ -40,6 +42,27 @@ pub fn load(
 /// Reads the own head persisted in `dir`, if any.
 pub fn load_head(disk: &dyn Disk, dir: &Path) -> io::Result<Option<SignedHead>> {
     read(disk, &dir.join(HEAD_FILE), parse_head)
+}
+
+/// Reads the heads of other authors persisted in `dir` (signatures not yet checked).
+pub fn load_witnessed(disk: &dyn Disk, dir: &Path) -> io::Result<Vec<SignedHead>> {
+    Ok(read(disk, &dir.join(WITNESSED_FILE), parse_witnessed)?.unwrap_or_default())
+}
+
+/// Parses the bytes of a `witnessed_heads.json` read from `path` (named in the error only).
+pub fn parse_witnessed(bytes: &[u8], path: &Path) -> io::Result<Vec<SignedHead>> {
+    let json: HeadsJson = state_file::parse_json(bytes, path)?;
+    json.heads
+        .iter()
+        .map(|h| {
+            SignedHead::try_from(h).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Parses the bytes of a `head.json` read from `path` (named in the error only).
@@ -97,6 +120,14 @@ impl Job {
     /// and the next head replaces the file anyway).
     pub fn head(dir: &Path, head: &SignedHead) -> Self {
         Job::json(dir.join(HEAD_FILE), &HeadJson::from(head), None)
+    }
+
+    /// Persist the latest heads of other authors witnessed; nothing is reported back.
+    pub fn witnessed(dir: &Path, heads: &[SignedHead]) -> Self {
+        let json = HeadsJson {
+            heads: heads.iter().map(HeadJson::from).collect(),
+        };
+        Job::json(dir.join(WITNESSED_FILE), &json, None)
     }
 
     fn json<T: serde::Serialize>(path: PathBuf, value: &T, call: Option<CallId>) -> Self {

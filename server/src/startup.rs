@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use rand::RngCore;
+use sapix_core::ledger::VerifiedHead;
 use sapix_core::node::{NodeConfig, Restored};
 use sapix_core::repl::backoff::BackoffPolicy;
 use sapix_core::{AgentId, KeySchedule, MasterSeed, Node, RootKey};
@@ -76,6 +77,24 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The other authors' heads this node witnessed before, each checked again: one whose
+/// signature fails (the file was edited) is dropped with a warning, never served.
+fn witnessed_heads(disk: &dyn Disk, dir: &Path) -> Result<Vec<VerifiedHead>, StartError> {
+    let path = dir.join(persist::WITNESSED_FILE);
+    let heads = persist::load_witnessed(disk, dir).map_err(io("reading", &path))?;
+    Ok(heads
+        .into_iter()
+        .filter_map(|h| {
+            let (author, seq) = (h.head.author.clone(), h.head.seq);
+            VerifiedHead::check(h)
+                .inspect_err(|e| {
+                    tracing::warn!(%author, seq, "a witnessed head in {}: {e}; dropped", path.display())
+                })
+                .ok()
+        })
+        .collect())
 }
 
 /// The node's persisted identity, kept in the strand dir beside the blocks it authored.
@@ -287,6 +306,7 @@ pub async fn start(
             "listing",
             &config.strand_dir.join(sapix_runtime::evidence::DIR),
         ))?,
+        witnessed: witnessed_heads(&*disk, &config.strand_dir)?,
     };
     let node = Node::new(
         NodeConfig {

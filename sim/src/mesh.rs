@@ -244,7 +244,7 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
         }
         Output::PersistHead { head } => Effect::Persist(StateWrite::Head(head)),
         // Not modelled (see `Store::restored`); the equivocation is in the log.
-        Output::KeepEvidence { .. } => Effect::Nothing,
+        Output::KeepEvidence { .. } | Output::PersistWitnessed { .. } => Effect::Nothing,
         Output::Copy {
             call,
             endpoint,

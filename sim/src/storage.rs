@@ -299,8 +299,10 @@ impl Store {
             cluster: self.cluster.clone(),
             cursors: self.cursors.clone(),
             head: self.head.clone(),
-            // Evidence files are not modelled: a restarted simulated node starts without.
+            // Evidence and witnessed heads are not modelled: a restarted simulated node
+            // starts without (and learns heads again from the next pushes).
             evidence: Vec::new(),
+            witnessed: Vec::new(),
         }
     }
 }

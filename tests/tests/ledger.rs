@@ -604,4 +604,9 @@ fn a_peer_cosigns_each_pushed_head_and_refuses_one_over_another_chain() {
         .assert_error(409, "equivocation");
     b.restart();
     assert_eq!(equivocations(&b), Some(1), "kept across a restart");
+    assert_eq!(
+        head_of(&b, "primary").map(|h| h.head),
+        Some(own.head),
+        "the head witnessed is kept across a restart"
+    );
 }

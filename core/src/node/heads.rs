@@ -174,14 +174,22 @@ impl Heads {
         key: HeadKey,
         restored: Option<SignedHead>,
         evidence: Vec<(AgentId, EvidenceId)>,
+        witnessed: Vec<VerifiedHead>,
     ) -> Self {
         let mut kept: BTreeMap<AgentId, BTreeSet<EvidenceId>> = BTreeMap::new();
         for (author, id) in evidence {
             kept.entry(author).or_default().insert(id);
         }
-        let latest = restored
-            .filter(|h| h.key == key.public())
+        let own = restored.filter(|h| h.key == key.public());
+        // Witnessed heads of others, never one of this node's own author.
+        let own_author = own.as_ref().map(|o| o.head.author.clone());
+        let others = witnessed
             .into_iter()
+            .map(VerifiedHead::into_signed)
+            .filter(move |h| own_author.as_ref() != Some(&h.head.author));
+        let latest = own
+            .into_iter()
+            .chain(others)
             .map(|h| (h.head.author.clone(), h))
             .collect();
         Heads {
@@ -414,6 +422,9 @@ impl Node {
         signed.cosignatures.push(cosignature.clone());
         let head = signed.head.clone();
         self.heads.latest.insert(author, signed);
+        let others = self.heads.latest.iter().filter(|(a, _)| **a != me);
+        let heads = others.map(|(_, h)| h.clone()).collect();
+        self.outputs.push_back(Output::PersistWitnessed { heads });
         Some(Witnessed { head, cosignature })
     }
 

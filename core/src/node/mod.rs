@@ -118,6 +118,9 @@ pub struct Restored {
     pub head: Option<SignedHead>,
     /// The equivocation evidence kept on disk, by author.
     pub evidence: Vec<(AgentId, crate::ledger::EvidenceId)>,
+    /// The latest heads of other authors this node witnessed, as persisted (checked by the
+    /// shell on reading).
+    pub witnessed: Vec<crate::ledger::VerifiedHead>,
 }
 
 /// One node's sans-IO state machine.
@@ -205,7 +208,12 @@ impl Node {
             authz: authz::Authz::new(&config.auth, config.root),
             bugs: planted::Bugs::default(),
             own: own::OwnChain::new(own_durable, config.added_at),
-            heads: heads::Heads::new(config.head_key.clone(), restored.head, restored.evidence),
+            heads: heads::Heads::new(
+                config.head_key.clone(),
+                restored.head,
+                restored.evidence,
+                restored.witnessed,
+            ),
             rng: ChaCha8Rng::seed_from_u64(config.rng_seed),
             tick_at: None,
             last_wake: None,

@@ -108,6 +108,13 @@ pub enum Output {
         /// The head.
         head: crate::ledger::SignedHead,
     },
+    /// Keep `heads`, the latest head of every other author this node witnessed, in place of
+    /// the last ones (atomically). Nothing is reported back: they are served from memory, the
+    /// file gives them back to the next start ([`super::Restored::witnessed`]).
+    PersistWitnessed {
+        /// The heads, author order.
+        heads: Vec<crate::ledger::SignedHead>,
+    },
     /// Keep this equivocation evidence on disk (atomically, synced) under
     /// [`Evidence::file_name`](crate::ledger::Evidence::file_name), with the held block read
     /// from the strand for [`Evidence::Blocks`](crate::ledger::Evidence::Blocks). Nothing is

@@ -120,6 +120,8 @@ pub struct Host {
     pub persisted_cluster: Option<ClusterState>,
     /// The last own head written.
     pub persisted_head: Option<sapix_core::ledger::SignedHead>,
+    /// The latest heads of other authors witnessed, as last written.
+    pub persisted_witnessed: Vec<sapix_core::ledger::SignedHead>,
     /// The equivocation evidence kept, by file name.
     pub evidence: BTreeMap<String, sapix_core::ledger::Evidence>,
 }
@@ -171,6 +173,12 @@ impl Host {
                 .evidence
                 .values()
                 .map(|e| (e.author().clone(), e.id()))
+                .collect(),
+            // The shell checks them as it reads them.
+            witnessed: self
+                .persisted_witnessed
+                .iter()
+                .map(|h| VerifiedHead::check(h.clone()).expect("persisted heads verify"))
                 .collect(),
         }
     }
@@ -323,6 +331,7 @@ impl World {
             persisted_cluster: cluster,
             persisted_head: None,
             evidence: BTreeMap::new(),
+            persisted_witnessed: Vec::new(),
         };
         host.node = Some(self.boot(&host));
         self.hosts.insert(id(name), host);
@@ -787,6 +796,9 @@ impl World {
             Output::PersistHead { head } => {
                 self.hosts.get_mut(&me).unwrap().persisted_head = Some(head);
             }
+            Output::PersistWitnessed { heads } => {
+                self.hosts.get_mut(&me).unwrap().persisted_witnessed = heads;
+            }
             Output::KeepEvidence { evidence } => {
                 let host = self.hosts.get_mut(&me).unwrap();
                 host.evidence.insert(evidence.file_name(), evidence);
@@ -970,6 +982,7 @@ fn kind_of(out: &Output) -> &'static str {
         Output::PersistCluster { .. } => "PersistCluster",
         Output::PersistHead { .. } => "PersistHead",
         Output::KeepEvidence { .. } => "KeepEvidence",
+        Output::PersistWitnessed { .. } => "PersistWitnessed",
         Output::Copy { .. } => "Copy",
         Output::Announce { .. } => "Announce",
         Output::Respond {
@@ -1011,6 +1024,13 @@ pub fn fmt_output(out: &Output) -> String {
             format!("PersistHead {}:{}", head.head.author, head.head.seq)
         }
         Output::KeepEvidence { evidence } => format!("KeepEvidence {}", evidence.file_name()),
+        Output::PersistWitnessed { heads } => {
+            let heads: Vec<String> = heads
+                .iter()
+                .map(|h| format!("{}:{}", h.head.author, h.head.seq))
+                .collect();
+            format!("PersistWitnessed [{}]", heads.join(", "))
+        }
         Output::Copy { to, after, .. } => format!("Copy {to} after={after}"),
         Output::Announce {
             to,
