@@ -83,7 +83,12 @@ impl EvidenceId {
     pub fn from_file_name(name: &str) -> Option<(AgentId, EvidenceId)> {
         let (author, rest) = name.split_once('@')?;
         let mut parts = rest.split('.');
-        let seq = crate::wire::decimal(parts.next()?)?;
+        let seq = parts.next()?;
+        // Digits only (no sign); `ledger` does not reach into `wire`, which depends on it.
+        let seq: u64 = seq
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| seq.parse().ok())??;
         let kind = parts.next()?;
         let refused = Hash::from_hex(parts.next()?)?;
         let tail_ok = parts.next() == Some("json") && parts.next().is_none();
