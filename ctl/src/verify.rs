@@ -238,12 +238,16 @@ struct Known<'a> {
 
 /// The witnesses of `head` whose cosignatures verify with the key enrolled for them.
 fn enrolled_witnesses(head: &SignedHead, enrolled: &BTreeMap<String, String>) -> usize {
-    let key_of = |w: &str| enrolled.get(w).map(String::as_str);
-    head.cosignatures
-        .iter()
-        .filter(|c| key_of(c.witness.as_str()) == Some(c.key.to_hex().as_str()))
-        .filter(|c| head.witnesses().contains(&&c.witness))
-        .count()
+    let mut counted: Vec<&str> = Vec::new();
+    for c in &head.cosignatures {
+        let witness = c.witness.as_str();
+        let enrolled_key = enrolled.get(witness) == Some(&c.key.to_hex());
+        let other = c.witness != head.head.author && !counted.contains(&witness);
+        if enrolled_key && other && c.verifies(&head.head) {
+            counted.push(witness);
+        }
+    }
+    counted.len()
 }
 
 /// One author's head: signed by the pinned (and enrolled) key, witnessed by enough members
@@ -414,7 +418,12 @@ mod tests {
         });
         let as_b = AgentId::new("b").unwrap();
         let as_c = AgentId::new("c").unwrap();
-        head.cosignatures = vec![b.cosign(&as_b, &head.head), c.cosign(&as_c, &head.head)];
+        // b's twice: one witness all the same.
+        head.cosignatures = vec![
+            b.cosign(&as_b, &head.head),
+            b.cosign(&as_b, &head.head),
+            c.cosign(&as_c, &head.head),
+        ];
         let enrolled: BTreeMap<String, String> = [
             ("b".to_string(), b.public().to_hex()),
             // c is enrolled with another key: its cosignature is not a witness's.
