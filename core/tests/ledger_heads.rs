@@ -252,12 +252,12 @@ fn an_own_chain_rewritten_under_its_head_refuses_own_writes() {
     }
     let head = heads(&mut w, "a")[0].clone();
     w.crash("a");
-    // Blocks 3 and 4 replaced by others, validly signed with the seed's key for a.
+    // Blocks 3 and 4 replaced by a longer fork, validly signed with the seed's key for a.
     let prev = w.host("a").block(&id("a"), 2).unwrap().hash;
     let key = common::keys().signing_key(&id("a"));
     let mut forged = Vec::new();
     let mut prev = prev;
-    for seq in 3..=4 {
+    for seq in 3..=6 {
         let b = BlockBody {
             author: id("a"),
             seq,
@@ -275,5 +275,19 @@ fn an_own_chain_rewritten_under_its_head_refuses_own_writes() {
     assert_eq!(
         write_answer(&mut w, "a", r#"{"n":9}"#),
         Response::OwnChainUnsafe(OwnChainUnsafe::Diverged { seq: head.head.seq })
+    );
+    // No head is signed over the fork, and no proof is served from it.
+    assert_eq!(heads(&mut w, "a"), vec![head]);
+    let query = LedgerQuery::Consistency {
+        author: id("a"),
+        from: 1,
+        to: None,
+    };
+    assert_eq!(
+        ledger(&mut w, "a", query),
+        Err(LedgerRefusal::Diverged {
+            author: id("a"),
+            seq: 4
+        })
     );
 }

@@ -639,6 +639,16 @@ fn log(event: Event) {
             "a pushed head was not cosigned: {why} (a rotation not yet heard of, or a node \
              outside the membership)"
         ),
+        Event::WitnessedChainUnsafe(why) => tracing::error!(
+            alert = "witnessed_chain_unsafe",
+            reason = %why,
+            "this node's strand does not hold a chain it witnessed a head over"
+        ),
+        Event::WitnessedChainRecovered { author, seq } => tracing::info!(
+            alert = "witnessed_chain_recovered",
+            %author, seq,
+            "this node's copy of the chain holds the head it witnessed again"
+        ),
         Event::OwnChainRecovered { seq } => tracing::info!(
             alert = "own_chain_recovered",
             seq,

@@ -243,8 +243,9 @@ pub(crate) fn effect(out: Output, store: &Store, me: &AgentId) -> Effect {
             Effect::Persist(StateWrite::Cluster { state, call })
         }
         Output::PersistHead { head } => Effect::Persist(StateWrite::Head(head)),
+        Output::PersistWitnessed { heads } => Effect::Persist(StateWrite::Witnessed(heads)),
         // Not modelled (see `Store::restored`); the equivocation is in the log.
-        Output::KeepEvidence { .. } | Output::PersistWitnessed { .. } => Effect::Nothing,
+        Output::KeepEvidence { .. } => Effect::Nothing,
         Output::Copy {
             call,
             endpoint,

@@ -45,6 +45,8 @@ pub enum StateWrite {
     },
     /// The node's own latest head (nothing is reported back).
     Head(SignedHead),
+    /// The latest head of every other author the node witnessed (nothing is reported back).
+    Witnessed(Vec<SignedHead>),
 }
 
 /// What a completed append turned into.
@@ -84,6 +86,8 @@ pub struct Store {
     pub cluster: Option<ClusterState>,
     /// The own head last persisted.
     pub head: Option<SignedHead>,
+    /// `witnessed_heads.json`.
+    pub witnessed: Vec<SignedHead>,
     /// The durable `sync_cursors.json`.
     pub cursors: BTreeMap<AgentId, u64>,
     writes: VecDeque<StateWrite>,
@@ -240,6 +244,7 @@ impl Store {
             StateWrite::Cursors { cursors, .. } => self.cursors = cursors.clone(),
             StateWrite::Cluster { state, .. } => self.cluster = Some(state.clone()),
             StateWrite::Head(head) => self.head = Some(head.clone()),
+            StateWrite::Witnessed(heads) => self.witnessed = heads.clone(),
         }
         Some((w, true))
     }
@@ -299,10 +304,11 @@ impl Store {
             cluster: self.cluster.clone(),
             cursors: self.cursors.clone(),
             head: self.head.clone(),
-            // Evidence and witnessed heads are not modelled: a restarted simulated node
-            // starts without (and learns heads again from the next pushes).
+            // Evidence is not modelled: honest nodes never leave any.
             evidence: Vec::new(),
-            witnessed: Vec::new(),
+            witnessed: (self.witnessed.iter().cloned())
+                .map(sapix_core::ledger::VerifiedHead::trusted)
+                .collect(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //!   same data and port, stderr kept and shown when a test fails;
 //! - [`Api`] is a blocking client with a timeout on every call and the contract's answers;
 //! - [`strand`] parses export pages byte-exactly and verifies a strand with `sapix-core`;
+//! - [`audit`] runs `sapixctl verify` and tampers with a stopped agent's strand on disk;
 //! - [`wait_until`] polls a condition against a deadline: tests never sleep for an event;
 //! - [`turmoil_cluster`] runs three real nodes and a Codios host under turmoil with seeded
 //!   faults (Layer 1), over the adapters in [`turmoil_net`] and the simulated file system in
@@ -18,6 +19,7 @@
 //! generator built on the same harness.
 
 pub mod agent;
+pub mod audit;
 pub mod codios;
 pub mod http;
 pub mod locate;

@@ -3,11 +3,11 @@
 //! against them over HTTP, typed errors, and `sapixctl verify` pinning the key on first use,
 //! accepting a chain that grew, and catching a rewritten history and a replaced head key.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sapix_core::ledger::wire::{ConsistencyProof, HeadJson, HeadsJson, InclusionProof};
 use sapix_core::ledger::{HeadKey, SignedHead};
-use sapix_tests::locate::cargo_bin;
+use sapix_tests::audit::{self, text};
 use sapix_tests::{Agent, Auth};
 use serde_json::json;
 
@@ -157,34 +157,11 @@ fn heads_and_proofs_verify_against_the_nodes_own_head_key() {
 }
 
 fn verify(agent: &Agent, state: &std::path::Path, hashes: &[&str]) -> Output {
-    verify_with(agent, state, hashes, &[])
+    audit::verify(agent, state, hashes, &[])
 }
 
 fn verify_with(agent: &Agent, state: &std::path::Path, hashes: &[&str], extra: &[&str]) -> Output {
-    let mut cmd = Command::new(cargo_bin("sapix-ctl", "sapixctl"));
-    cmd.arg("--url")
-        .arg(agent.base_url())
-        .arg("--root-key-file")
-        .arg(agent.data_dir().join("root_key"))
-        .arg("verify")
-        .arg("--state")
-        .arg(state)
-        .env_remove("SAPIX_ROOT_KEY")
-        .env_remove("SAPIX_URL")
-        .env_remove("SAPIX_TOKEN");
-    for h in hashes {
-        cmd.arg("--hash").arg(h);
-    }
-    cmd.args(extra);
-    cmd.output().expect("run sapixctl")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    audit::verify(agent, state, hashes, extra)
 }
 
 #[test]
@@ -296,18 +273,7 @@ fn a_damaged_last_frame_is_reported_at_start_and_fetched_back_from_the_peer() {
     // scan meets the damaged frame and cuts it off like a torn write. b is down meanwhile.
     a.kill9();
     b.kill9();
-    let strand = a.data_dir().join("strand");
-    let mut segments: Vec<_> = std::fs::read_dir(&strand)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("segment-")
-        })
-        .collect();
-    segments.sort();
+    let segments = audit::segments(a.data_dir());
     let seg = segments.last().expect("a segment");
     let mut bytes = std::fs::read(seg).unwrap();
     let at = bytes.len() - 3;

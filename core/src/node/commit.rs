@@ -310,7 +310,7 @@ impl Node {
                 }
             }
         }
-        self.own_tail_progress();
+        self.tails_progress();
         if self.own.durable > own_before {
             self.own_grew(now);
             self.forget_held_marks();

@@ -70,6 +70,16 @@ pub enum Event {
         /// The head's seq.
         seq: u64,
     },
+    /// Another author's chain as held here does not hold the head this node witnessed of it.
+    /// Alert.
+    WitnessedChainUnsafe(super::WitnessedChainUnsafe),
+    /// That chain holds the witnessed head again (its tail came back from peers).
+    WitnessedChainRecovered {
+        /// Whose chain.
+        author: AgentId,
+        /// The head's seq.
+        seq: u64,
+    },
     /// Storage failed; the node has stopped accepting writes.
     StorageFailed {
         /// What the storage said.

@@ -6,11 +6,14 @@
 //! its next start, what it had vouched for.
 //!
 //! At its first instant the node compares its own chain with the last head it signed
-//! ([`Node::check_own_tail`]): blocks it vouched for that are missing at the tail (a torn or
+//! ([`Node::check_tails`]): blocks it vouched for that are missing at the tail (a torn or
 //! damaged last frame is cut off by the strand's recovery like a torn write) are reported, and
 //! fetched back by pulling every peer's strand from the start; a chain whose root at that seq
 //! differs was rewritten. Either way the node writes nothing of its own until its chain holds
-//! the head again — a new block at a seq it already signed would fork its own chain.
+//! the head again — a new block at a seq it already signed would fork its own chain. Every
+//! other author's chain is compared the same way with the last head of it this node witnessed:
+//! a missing tail is reported and fetched back; a rewritten copy is reported, and no proof of
+//! that chain is served from it (nor is any later head of it cosigned or blamed on its author).
 //!
 //! Heads travel with pushes: a push carries the own latest head when the peer will hold its
 //! blocks and has neither cosigned it nor been sent it (a caught-up peer gets a push of the
@@ -89,6 +92,15 @@ pub enum LedgerRefusal {
         /// The first seq it equivocated at.
         seq: u64,
     },
+    /// This node's copy of the author's chain is not the chain of the head it holds there (it
+    /// signed or witnessed it): the strand was rewritten on this disk.
+    #[error("this node's copy of {author}'s chain at seq {seq} is not the chain its head there vouches for (the strand was rewritten on this disk): no proof of that chain is served from it")]
+    Diverged {
+        /// Whose chain.
+        author: AgentId,
+        /// The witnessed head's seq.
+        seq: u64,
+    },
     /// A size past what this node vouches for of that chain, or sizes in the wrong order.
     #[error("this node vouches for {author}'s chain through seq {vouched}; the sizes asked are out of that range")]
     OutOfRange {
@@ -131,6 +143,34 @@ pub(super) struct Heads {
     checked: bool,
     /// The own chain does not hold what the last own head vouched for: why, for refusals.
     unsafe_own: Option<OwnChainUnsafe>,
+    /// Other authors' chains that do not hold the head this node witnessed of them.
+    unsafe_witnessed: BTreeMap<AgentId, WitnessedChainUnsafe>,
+}
+
+/// Why another author's chain, as this node's strand holds it, is not the chain this node
+/// witnessed a head of.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WitnessedChainUnsafe {
+    /// Blocks under a head this node witnessed are missing at the tail of its copy; they are
+    /// being fetched back from peers.
+    #[error("this node witnessed {author}'s head at seq {witnessed} but holds its chain only through seq {held}: the missing tail is being fetched back from peers")]
+    TailMissing {
+        /// Whose chain.
+        author: AgentId,
+        /// Its length here now.
+        held: u64,
+        /// The witnessed head's seq.
+        witnessed: u64,
+    },
+    /// The copy's root at the witnessed head's seq is not the head's: the strand was
+    /// rewritten here.
+    #[error("this node's copy of {author}'s chain at seq {seq} is not the chain it witnessed a head over: its strand was rewritten; no proof of that chain is served from it")]
+    Diverged {
+        /// Whose chain.
+        author: AgentId,
+        /// The witnessed head's seq.
+        seq: u64,
+    },
 }
 
 /// Why this node writes nothing of its own for now.
@@ -201,6 +241,7 @@ impl Heads {
             due: None,
             checked: false,
             unsafe_own: None,
+            unsafe_witnessed: BTreeMap::new(),
         }
     }
 
@@ -231,31 +272,84 @@ impl Heads {
 }
 
 impl Node {
-    /// Compares the own chain with the last own head, once, at the node's first instant.
-    pub(super) fn check_own_tail(&mut self) {
+    /// Compares every chain with the last head of it this node signed or witnessed, once, at
+    /// the node's first instant; a missing tail is fetched back by pulling every peer's strand
+    /// from the start (the missing blocks were pushed to them or pulled by them, and pull
+    /// cursors are past them).
+    pub(super) fn check_tails(&mut self) {
         if std::mem::replace(&mut self.heads.checked, true) {
             return;
         }
         let me = self.config.agent_id.clone();
-        let Some(head) = self.heads.latest(&me).map(|h| h.head.clone()) else {
-            return;
-        };
-        let held = self.chains.tip(&me).map_or(0, |(s, _)| s);
-        if held < head.seq {
-            let why = OwnChainUnsafe::TailMissing {
-                held,
-                signed: head.seq,
-            };
-            self.log(Event::OwnChainUnsafe(why.clone()));
-            self.heads.unsafe_own = Some(why);
-            // Every peer's strand from the start: the missing blocks were pushed to them (or
-            // pulled by them), and pull cursors are past them.
+        let mut refetch = false;
+        if let Some(head) = self.heads.latest(&me).map(|h| h.head.clone()) {
+            let held = self.chains.tip(&me).map_or(0, |(s, _)| s);
+            if held < head.seq {
+                let why = OwnChainUnsafe::TailMissing {
+                    held,
+                    signed: head.seq,
+                };
+                self.log(Event::OwnChainUnsafe(why.clone()));
+                self.heads.unsafe_own = Some(why);
+                refetch = true;
+            } else {
+                self.own_tail_matches(&head);
+            }
+        }
+        let others: Vec<Head> = (self.heads.latest.iter())
+            .filter(|(a, _)| **a != me)
+            .map(|(_, h)| h.head.clone())
+            .collect();
+        for head in others {
+            let held = self.chains.tip(&head.author).map_or(0, |(s, _)| s);
+            if held < head.seq {
+                let why = WitnessedChainUnsafe::TailMissing {
+                    author: head.author.clone(),
+                    held,
+                    witnessed: head.seq,
+                };
+                self.witnessed_unsafe(why);
+                refetch = true;
+            } else {
+                self.witnessed_tail_matches(&head);
+            }
+        }
+        if refetch {
             for pull in self.pulls.values_mut() {
                 *pull = crate::repl::pull::Pull::new(0);
                 pull.want();
             }
+        }
+    }
+
+    fn witnessed_unsafe(&mut self, why: WitnessedChainUnsafe) {
+        self.log(Event::WitnessedChainUnsafe(why.clone()));
+        let author = match &why {
+            WitnessedChainUnsafe::TailMissing { author, .. }
+            | WitnessedChainUnsafe::Diverged { author, .. } => author.clone(),
+        };
+        self.heads.unsafe_witnessed.insert(author, why);
+    }
+
+    /// The copy of another author's chain holds the witnessed head's seq: its root there must
+    /// be the head's.
+    fn witnessed_tail_matches(&mut self, head: &Head) {
+        let root = self
+            .chains
+            .tree(&head.author)
+            .and_then(|t| t.root(head.seq));
+        if root == Some(head.root) {
+            if self.heads.unsafe_witnessed.remove(&head.author).is_some() {
+                self.log(Event::WitnessedChainRecovered {
+                    author: head.author.clone(),
+                    seq: head.seq,
+                });
+            }
         } else {
-            self.own_tail_matches(&head);
+            self.witnessed_unsafe(WitnessedChainUnsafe::Diverged {
+                author: head.author.clone(),
+                seq: head.seq,
+            });
         }
     }
 
@@ -274,17 +368,29 @@ impl Node {
         }
     }
 
-    /// Blocks became durable: a missing own tail may be back.
-    pub(super) fn own_tail_progress(&mut self) {
-        let Some(OwnChainUnsafe::TailMissing { signed, .. }) = self.heads.unsafe_own else {
-            return;
-        };
-        let me = &self.config.agent_id;
-        let held = self.chains.tip(me).map_or(0, |(s, _)| s);
-        if held >= signed {
-            if let Some(head) = self.heads.latest(me).map(|h| h.head.clone()) {
-                self.own_tail_matches(&head);
+    /// Blocks became durable: a missing tail, own or witnessed, may be back.
+    pub(super) fn tails_progress(&mut self) {
+        if let Some(OwnChainUnsafe::TailMissing { signed, .. }) = self.heads.unsafe_own {
+            let me = &self.config.agent_id;
+            let held = self.chains.tip(me).map_or(0, |(s, _)| s);
+            if held >= signed {
+                if let Some(head) = self.heads.latest(me).map(|h| h.head.clone()) {
+                    self.own_tail_matches(&head);
+                }
             }
+        }
+        let back: Vec<Head> = (self.heads.unsafe_witnessed.values())
+            .filter_map(|why| match why {
+                WitnessedChainUnsafe::TailMissing {
+                    author, witnessed, ..
+                } if self.chains.tip(author).map_or(0, |(s, _)| s) >= *witnessed => {
+                    self.heads.latest(author).map(|h| h.head.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for head in back {
+            self.witnessed_tail_matches(&head);
         }
     }
 
@@ -310,9 +416,14 @@ impl Node {
         }
     }
 
-    /// Signs the own chain's head at its durable seq, unless the latest one is there.
+    /// Signs the own chain's head at its durable seq, unless the latest one is there or the
+    /// own chain does not hold the latest one (a head over a rewritten chain would vouch for
+    /// the rewrite).
     pub(super) fn sign_own_head(&mut self, now: Instant) {
         self.heads.due = None;
+        if self.heads.unsafe_own.is_some() {
+            return;
+        }
         let me = self.config.agent_id.clone();
         let seq = self.own.durable;
         if seq == 0 || self.heads.latest(&me).is_some_and(|h| h.head.seq >= seq) {
@@ -383,7 +494,12 @@ impl Node {
         let mut signed = head.into_signed();
         let (author, seq) = (signed.head.author.clone(), signed.head.seq);
         let me = self.config.agent_id.clone();
-        if author == me || seq == 0 {
+        // A copy rewritten here proves nothing about the author: neither cosign nor blame.
+        let rewritten = matches!(
+            self.heads.unsafe_witnessed.get(&author),
+            Some(WitnessedChainUnsafe::Diverged { .. })
+        );
+        if author == me || seq == 0 || rewritten {
             return None;
         }
         let enrolled = self
@@ -487,11 +603,26 @@ impl Node {
         Ok((size, head))
     }
 
-    /// A proof to tree size `size` must not reach a seq the author equivocated at.
-    /// This node's own chain is exempt: it knows which of the two it signed.
-    fn not_across_equivocation(&self, author: &AgentId, size: u64) -> Result<(), LedgerRefusal> {
+    /// A proof to tree size `size` must not reach a seq the author equivocated at (this
+    /// node's own chain is exempt: it knows which of the two it signed), and none is served
+    /// from a copy rewritten under its head.
+    fn provable(&self, author: &AgentId, size: u64) -> Result<(), LedgerRefusal> {
         if *author == self.config.agent_id {
-            return Ok(());
+            return match self.heads.unsafe_own {
+                Some(OwnChainUnsafe::Diverged { seq }) => Err(LedgerRefusal::Diverged {
+                    author: author.clone(),
+                    seq,
+                }),
+                _ => Ok(()),
+            };
+        }
+        if let Some(WitnessedChainUnsafe::Diverged { seq, .. }) =
+            self.heads.unsafe_witnessed.get(author)
+        {
+            return Err(LedgerRefusal::Diverged {
+                author: author.clone(),
+                seq: *seq,
+            });
         }
         match self.heads.equivocated_at(author) {
             Some(seq) if size >= seq => Err(LedgerRefusal::Equivocated {
@@ -514,7 +645,7 @@ impl Node {
         size: Option<u64>,
     ) -> Result<LedgerAnswer, LedgerRefusal> {
         let (size, head) = self.size_and_head(&author, size)?;
-        self.not_across_equivocation(&author, size)?;
+        self.provable(&author, size)?;
         let tree = self.chains.tree(&author);
         let proof = (seq >= 1 && size <= self.vouched(&author))
             .then(|| tree?.inclusion(seq - 1, size).zip(tree?.root(size)))
@@ -541,7 +672,7 @@ impl Node {
         to: Option<u64>,
     ) -> Result<LedgerAnswer, LedgerRefusal> {
         let (to, head) = self.size_and_head(&author, to)?;
-        self.not_across_equivocation(&author, to)?;
+        self.provable(&author, to)?;
         let tree = self.chains.tree(&author);
         let proof = (to <= self.vouched(&author))
             .then(|| {

@@ -54,7 +54,8 @@ pub use call::CallId;
 pub use event::Event;
 pub use failure::Failure;
 pub use heads::{
-    HeadRefusal, LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, HEAD_EVERY,
+    HeadRefusal, LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, WitnessedChainUnsafe,
+    HEAD_EVERY,
 };
 pub use input::{AppendToken, Input, RequestId};
 pub use output::{ClusterState, Output};
@@ -461,7 +462,7 @@ impl Node {
 
     fn clamp(&mut self, now: Instant) -> Instant {
         self.own.start(now);
-        self.check_own_tail();
+        self.check_tails();
         self.last_now = self.last_now.max(now);
         self.last_now
     }

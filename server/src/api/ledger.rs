@@ -67,6 +67,11 @@ fn refused(r: LedgerRefusal) -> ApiError {
                 .with("author", author.to_string())
                 .with("seq", seq)
         }
+        LedgerRefusal::Diverged { author, seq } => {
+            ApiError::new(axum::http::StatusCode::CONFLICT, "chain_diverged", message)
+                .with("author", author.to_string())
+                .with("seq", seq)
+        }
         LedgerRefusal::OutOfRange { author, vouched } => {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, "beyond_head", message)
                 .with("author", author.to_string())

@@ -108,6 +108,10 @@ impl Checkers {
             Event::OwnChainUnsafe(why) => {
                 Err(("own_chain_intact", format!("n{node} logged {why}")))
             }
+            // Nor what it witnessed a head over.
+            Event::WitnessedChainUnsafe(why) => {
+                Err(("witnessed_chain_intact", format!("n{node} logged {why}")))
+            }
             Event::PushRetry {
                 peer,
                 failures,

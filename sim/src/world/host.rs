@@ -166,7 +166,7 @@ fn write_landed(
         Some((StateWrite::Cursors { call, .. } | StateWrite::Cluster { call, .. }, ok)) => {
             (ended(call, ok), Ok(()))
         }
-        Some((StateWrite::Head(_), _)) | None => (None, Ok(())),
+        Some((StateWrite::Head(_) | StateWrite::Witnessed(_), _)) | None => (None, Ok(())),
     }
 }
 
