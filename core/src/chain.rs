@@ -36,6 +36,13 @@ pub enum Position {
         /// The hash this node holds for seq - 1.
         expected_prev: Hash,
     },
+    /// A block of the receiving node's own chain past what it vouches for: it never signed
+    /// it (anyone with the master seed can sign as any author). Only the node says this,
+    /// never [`Chains::classify`], which knows nobody's identity.
+    NotSignedHere {
+        /// The last own seq the node vouches for (its last signed head's).
+        vouched: u64,
+    },
 }
 
 /// Every author's chain of hashes.

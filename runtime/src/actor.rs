@@ -588,6 +588,12 @@ fn log(event: Event) {
             %author, seq, held = %held, refused = %refused,
             "author signed two different blocks at one position; the second was refused"
         ),
+        Event::ForgedOwnBlock { seq, hash } => tracing::error!(
+            alert = "forged_own_block",
+            seq, hash = %hash,
+            "a peer sent a block of this node's own chain that it never signed (valid under the \
+             master seed's key for it): refused; someone other than this node holds the seed"
+        ),
         Event::OwnChainUnsafe(why) => tracing::error!(
             alert = "own_chain_unsafe",
             reason = %why,

@@ -3,7 +3,8 @@
 //! For each, against a real agent killed and started again on the tampered disk, both the
 //! node's own start-up (its strand against the last head it signed: 503 `own_chain_unsafe`,
 //! an alert in its log) and the auditor (`sapixctl verify` with the state it kept from before,
-//! and a receipt's hash: exit 1) catch it.
+//! and a receipt's hash: exit 1) catch it. And over the mesh: a block of the node's own chain
+//! forged with the seed is refused.
 
 use sapix_core::block::{Block, BlockBody};
 use sapix_core::{AgentId, Collection, KeySchedule, UnixMillis};
@@ -135,4 +136,27 @@ fn a_block_forged_with_the_seed() {
     start_up_catches(&a, "at seq 5 is not the chain it signed a head over");
     auditor_catches(&a, scratch.path(), &written[2], "no such record");
     auditor_catches(&a, scratch.path(), &written[0], "chain_diverged");
+}
+
+/// Not on disk but over the mesh: a block of the node's own chain, one past its tip and
+/// validly signed with the master seed's key for it, pushed by someone else. The node refuses
+/// it (409), alerts `forged_own_block`, and its own next write takes that seq.
+#[test]
+fn a_block_of_its_own_chain_forged_with_the_seed_is_refused_over_the_mesh() {
+    let a = Agent::builder().env("SAPIX_AGENT_ID", "primary").start();
+    let written: Vec<Written> = (0..2)
+        .map(|n| a.api().write("orders", &json!({ "n": n })))
+        .collect();
+    let held = a.api().export_all().pop().expect("a block").block;
+    assert_eq!(held.hash.to_string(), written[1].hash);
+    let forged = forged(&a, &held, 3).pop().expect("a/3");
+    let body = String::from_utf8(sapix_core::wire::ingest_json(&[forged], None)).unwrap();
+    let reply = a.api().post_with("/v1/mesh/ingest", Auth::Root, body);
+    reply.assert_error(409, "conflict");
+    wait_until(WITHIN, "the alert in the log", || {
+        a.stderr().contains("forged_own_block")
+    });
+    let own = a.api().write("orders", &json!({ "n": 2 }));
+    assert_eq!(own.seq, 3);
+    assert_eq!(a.api().read(&own.hash)["data"], json!({ "n": 2 }));
 }

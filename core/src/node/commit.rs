@@ -4,7 +4,7 @@
 //! every peer holds it (DESIGN §4).
 
 use super::planted::PlantedBug;
-use super::{Failure, Node, Output, Pending, Receipt, RequestId, Response};
+use super::{Failure, Node, Output, OwnChainUnsafe, Pending, Receipt, RequestId, Response};
 use crate::block::{Block, BlockBody, Hash, Verified};
 use crate::chain::Position;
 use crate::id::{AgentId, Collection};
@@ -133,9 +133,27 @@ impl Node {
         let mut scratch = self.chains.overlay();
         let mut fresh = Vec::new();
         let mut duplicates = 0;
+        let me = self.config.agent_id.clone();
+        // Own blocks come back only to refill what the last own head vouched for — or, while
+        // a lost own tail is being fetched back, what was written after it (a head lags the
+        // durable chain by up to `HEAD_EVERY`; there the seed's signature is all there is).
+        let vouched = self.heads.latest(&me).map_or(0, |h| h.head.seq);
+        let refilling = matches!(
+            self.own_chain_unsafe(),
+            Some(OwnChainUnsafe::TailMissing { .. })
+        );
         for (index, v) in blocks.into_iter().enumerate() {
             let block = v.into_block();
-            match scratch.classify(&block) {
+            let mut position = scratch.classify(&block);
+            let own = *block.author() == me;
+            if position == Position::Next && own && block.seq() > vouched && !refilling {
+                self.outputs.push_back(Output::Log(Event::ForgedOwnBlock {
+                    seq: block.seq(),
+                    hash: block.hash,
+                }));
+                position = Position::NotSignedHere { vouched };
+            }
+            match position {
                 Position::Next => {
                     scratch.push(&block);
                     fresh.push(block);

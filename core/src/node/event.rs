@@ -63,6 +63,15 @@ pub enum Event {
         /// Why.
         why: super::HeadRefusal,
     },
+    /// A peer sent a block of this node's own chain past what it vouches for: validly signed
+    /// with the seed's key for this node, but never signed here. Refused. Alert: someone holds
+    /// the master seed.
+    ForgedOwnBlock {
+        /// Its seq.
+        seq: u64,
+        /// Its hash.
+        hash: crate::block::Hash,
+    },
     /// This node's own chain does not hold what its last signed head vouched for. Alert.
     OwnChainUnsafe(super::OwnChainUnsafe),
     /// The own chain holds its last head again: own writes resume.

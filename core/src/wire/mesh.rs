@@ -105,6 +105,11 @@ impl IngestRefusal {
                 format!("a different block {held} is held at this position"),
                 None,
             ),
+            Position::NotSignedHere { vouched } => (
+                RefusalCode::Conflict,
+                format!("the receiver never signed a block of its own chain past seq {vouched}"),
+                None,
+            ),
             Position::Next | Position::Duplicate => (RefusalCode::Conflict, "refused".into(), None),
         };
         IngestRefusal {

@@ -1,0 +1,87 @@
+//! A node never takes a block of its own chain that it did not sign (issue 17, forging
+//! fault). Anyone with the master seed can sign blocks as any author; pushed to that author
+//! one seq past its tip, such a block used to be taken as the next link — and the node's
+//! next write extended it and its next head vouched for it. Now a node takes a block of its
+//! own authorship only to fetch back what its last head vouched for; past that it refuses the
+//! block and alerts (`forged_own_block`). At a held seq, it is equivocation as before.
+
+mod common;
+
+use common::{id, World};
+use sapix_core::block::{Block, BlockBody};
+use sapix_core::chain::Position;
+use sapix_core::node::{Event, Input, LedgerAnswer, LedgerQuery};
+use sapix_core::repl::backoff::BackoffPolicy;
+use sapix_core::{Collection, Consistency, Response, UnixMillis};
+
+/// `author`'s block `seq` over `prev`, signed with the seed's key: what a forger can make.
+fn forge(author: &str, seq: u64, prev: sapix_core::block::Hash) -> Block {
+    BlockBody {
+        author: id(author),
+        seq,
+        prev,
+        ts: UnixMillis(0),
+        collection: Collection::new("orders").unwrap(),
+        payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
+    }
+    .seal(&common::keys().signing_key(&id(author)))
+}
+
+fn ingest(w: &mut World, at: &str, block: Block) -> Response {
+    let req = w.ask(at, |request| Input::IngestRequested {
+        request,
+        blocks: vec![block
+            .into_verified(&common::keys())
+            .expect("validly signed")],
+        head: None,
+    });
+    w.answer(req).cloned().expect("answered")
+}
+
+#[test]
+fn a_forged_block_one_past_the_own_tip_is_refused_and_the_chain_goes_on_unharmed() {
+    let mut w = World::cluster(&["a", "b"], Consistency::Ap, BackoffPolicy::default());
+    w.tracing = false;
+    w.start_quietly();
+    for n in 0..3 {
+        w.write("a", &format!(r#"{{"n":{n}}}"#));
+    }
+    w.advance(1_000);
+    let tip = w.host("a").block(&id("a"), 3).unwrap().hash;
+    let forged = forge("a", 4, tip);
+    let answer = ingest(&mut w, "a", forged.clone());
+    assert!(
+        matches!(
+            answer,
+            Response::IngestRefused {
+                position: Position::NotSignedHere { vouched: 3 },
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    assert!(w.events.iter().any(|(_, at, e)| at.as_str() == "a"
+        && *e
+            == Event::ForgedOwnBlock {
+                seq: 4,
+                hash: forged.hash
+            }));
+    // a's own seq 4 is its own, and its head vouches for its own blocks only.
+    w.write("a", r#"{"n":3}"#);
+    w.advance(1_000);
+    let own4 = w.host("a").block(&id("a"), 4).expect("a/4").clone();
+    assert_ne!(own4.hash, forged.hash);
+    assert_eq!(own4.body.payload, br#"{"n":3}"#.to_vec());
+    let q = w.ask("a", |request| Input::LedgerWanted {
+        request,
+        query: LedgerQuery::Heads,
+    });
+    let Some(Response::Ledger(answer)) = w.answer(q) else {
+        panic!("no heads")
+    };
+    let LedgerAnswer::Heads(heads) = answer.as_ref() else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(heads[0].head.seq, 4);
+    assert_eq!(w.chain_view("b"), w.chain_view("a"), "b holds a's own a/4");
+}
