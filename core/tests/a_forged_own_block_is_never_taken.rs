@@ -85,3 +85,35 @@ fn a_forged_block_one_past_the_own_tip_is_refused_and_the_chain_goes_on_unharmed
     assert_eq!(heads[0].head.seq, 4);
     assert_eq!(w.chain_view("b"), w.chain_view("a"), "b holds a's own a/4");
 }
+
+/// Found by the simulator's forging fault (seed 0x781ad46616aa207c): a peer that took a forged
+/// block of `a`'s chain before `a` wrote that seq answered `a`'s probe "holds 1", and `a`
+/// counted its own later block 1 as held there — a CP write acknowledged that the peer never
+/// stored. Now a probe's answer names the hash it holds at that seq; one that is not `a`'s
+/// own counts for nothing, and `a` alerts.
+#[test]
+fn a_peer_holding_a_forged_block_of_the_chain_is_not_counted_as_holding_it() {
+    let mut w = World::cluster(&["a", "b"], Consistency::Cp, BackoffPolicy::default());
+    w.tracing = false;
+    w.start_quietly();
+    let forged = forge("a", 1, sapix_core::block::Hash::ZERO);
+    let answer = ingest(&mut w, "b", forged.clone());
+    assert!(
+        matches!(answer, Response::Ingested { accepted: 1, .. }),
+        "b cannot tell it from a's: {answer:?}"
+    );
+    // a comes to probe b (a link that went down and back), then writes its own seq 1.
+    w.cut("a", "b");
+    w.advance(10_000);
+    w.heal("a", "b");
+    w.advance(10_000);
+    let req = w.write("a", r#"{"n":1}"#);
+    w.advance(5_000);
+    let answer = w.answer(req).cloned();
+    assert!(
+        !matches!(answer, Some(Response::Written(_))),
+        "a CP write acknowledged though b holds another block at a/1: {answer:?}"
+    );
+    assert!(w.events.iter().any(|(_, at, e)| at.as_str() == "a"
+        && matches!(e, Event::PeerHoldsForgedBlock { peer, seq: 1 } if peer.as_str() == "b")));
+}

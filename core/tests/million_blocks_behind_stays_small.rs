@@ -159,6 +159,7 @@ impl Run {
                     Ok(Reply::Probed {
                         agent_id: id("b"),
                         holds: self.peer.holds,
+                        tip: None,
                         digest: None,
                         head_key: None,
                     }),

@@ -501,6 +501,7 @@ fn probe(ctx: &Ctx, call: CallId, endpoint: String) {
         mesh.probe(&endpoint, &me).await.map(|p| Reply::Probed {
             digest: p.digest(),
             head_key: p.head_key(),
+            tip: p.tip(),
             agent_id: p.agent_id,
             holds: p.holds,
         })
@@ -593,6 +594,13 @@ fn log(event: Event) {
             seq, hash = %hash,
             "a peer sent a block of this node's own chain that it never signed (valid under the \
              master seed's key for it): refused; someone other than this node holds the seed"
+        ),
+        Event::PeerHoldsForgedBlock { peer, seq } => tracing::error!(
+            alert = "peer_holds_forged_block",
+            %peer, seq,
+            "a peer holds a block of this node's chain at this seq that this node never signed \
+             (valid under the master seed's key for it): someone else holds the seed; nothing \
+             it holds of this chain is counted as delivered"
         ),
         Event::OwnChainUnsafe(why) => tracing::error!(
             alert = "own_chain_unsafe",

@@ -44,6 +44,9 @@ pub enum Stream {
     /// Read-your-writes reads: when they fire and what they ask. Its own stream, so the
     /// other draws of a seed are those it had before reads were modelled.
     Reads = 8,
+    /// The forging node: whether it acts, when, and what it forges. Its own stream, so a
+    /// seed without it runs exactly as before it was modelled.
+    Forgery = 9,
 }
 
 /// The rng of one concern of the run seeded by `seed`.
@@ -150,6 +153,10 @@ pub struct NodeConfig {
     pub slow_fsync: f64,
     /// Latency range of one state-file write.
     pub persist: (Micros, Micros),
+    /// Forgeries per second, if on: someone holding the master seed signs a block as a
+    /// member and sends it to every node (issue 17). Never with a member left down for good,
+    /// whose blocks only pulls spread (a forged block stops a pull at it).
+    pub forgeries: Option<f64>,
 }
 
 /// Clocks.
@@ -375,6 +382,7 @@ impl Config {
             crash_keeps_tail: r.gen_bool(0.5),
             storage_faults: maybe(r, 0.15, |r| log_uniform(r, 0.002, 0.02)),
             disk_full: None, // drawn last, below, so earlier draws keep their values
+            forgeries: None, // drawn from its own stream, below
             fsync: (fsync_lo, r.gen_range(fsync_lo..=fsync_lo + 30 * MILLI)),
             slow_fsync: maybe(r, 0.3, |r| log_uniform(r, 0.001, 0.05)).unwrap_or(0.0),
             persist: (
@@ -405,6 +413,12 @@ impl Config {
         nodes.disk_full = maybe(r, 0.3, |r| {
             episodes(r, (0.01, 0.1), (100 * MILLI, 20 * SECOND))
         });
+        let f = &mut stream(seed, Stream::Forgery);
+        nodes.forgeries = if leave_down.is_none() {
+            maybe(f, 0.15, |f| log_uniform(f, 0.02, 0.3))
+        } else {
+            None
+        };
         Config {
             seed,
             members,
@@ -513,6 +527,7 @@ impl fmt::Display for Config {
         write!(f, " keep-tail={}", d.crash_keeps_tail)?;
         rate(f, "storage-faults", d.storage_faults)?;
         episode(f, "disk-full", d.disk_full)?;
+        rate(f, "forgeries", d.forgeries)?;
         writeln!(
             f,
             " fsync {}..{} slow={:.3} persist {}..{}",

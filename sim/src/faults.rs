@@ -56,6 +56,8 @@ pub(crate) enum Fault {
         node: usize,
         generation: u32,
     },
+    /// The forging node acts (its schedule and choices are `crate::forger`'s).
+    ForgeTick,
 }
 
 /// The faults' rng, which the world's glue (`world/faults.rs`) draws from as faults fire.

@@ -44,6 +44,8 @@ pub(crate) struct Host {
     /// The running process's Codios calls in flight: what each asked about (the checker
     /// notes the answer against it).
     pub(crate) codios_asks: BTreeMap<CallId, AuthKey>,
+    /// The forger's requests this process is handling (their answers go nowhere).
+    pub(crate) forged: std::collections::BTreeSet<RequestId>,
 }
 
 impl Host {
@@ -68,6 +70,7 @@ impl Host {
             deferred: Default::default(),
             member,
             codios_asks: BTreeMap::new(),
+            forged: Default::default(),
         }
     }
 }

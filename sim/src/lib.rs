@@ -30,6 +30,7 @@ mod codios;
 pub mod config;
 pub mod coverage;
 mod faults;
+mod forger;
 mod host;
 #[cfg(madsim)]
 pub mod madsim_driver;

@@ -70,12 +70,15 @@ pub enum Class {
     SpareWrites,
     /// Reads at an acknowledged write's position (a client operation).
     Reads,
+    /// A forging node: blocks signed with the master seed as a member, sent to every node.
+    Forgery,
 }
 
 impl Class {
     /// Every class, faults first, in the order the shrinker tries them.
-    pub const ALL: [Class; 28] = [
+    pub const ALL: [Class; 29] = [
         Class::Codios,
+        Class::Forgery,
         Class::LeaveDown,
         Class::Swizzle,
         Class::Partitions,
@@ -136,6 +139,7 @@ impl Class {
             Class::Divides => "divides",
             Class::SpareWrites => "spare-writes",
             Class::Reads => "reads",
+            Class::Forgery => "forgery",
         }
     }
 
@@ -185,6 +189,7 @@ impl Class {
             Class::Divides => w.divides_per_sec.is_some(),
             Class::SpareWrites => w.writes_on_spares,
             Class::Reads => w.reads_per_sec.is_some(),
+            Class::Forgery => d.forgeries.is_some(),
         }
     }
 
@@ -237,6 +242,7 @@ impl Class {
             Class::Divides => w.divides_per_sec = None,
             Class::SpareWrites => w.writes_on_spares = false,
             Class::Reads => w.reads_per_sec = None,
+            Class::Forgery => d.forgeries = None,
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::auth::{AuthKey, Decision};
-use crate::block::Verified;
+use crate::block::{Hash, Verified};
 use crate::id::AgentId;
 use crate::ledger::{HeadPublicKey, Witnessed};
 use crate::repl::peer::PeerInfo;
@@ -161,6 +161,8 @@ pub(super) enum Done {
         agent_id: AgentId,
         /// The last seq of this node's chain it holds.
         holds: u64,
+        /// The hash it holds at that seq, if it said.
+        tip: Option<Hash>,
         /// Its membership digest, if it sent one.
         digest: Option<u64>,
     },
@@ -318,6 +320,7 @@ impl Call {
                 Reply::Probed {
                     agent_id,
                     holds,
+                    tip,
                     digest,
                     ..
                 },
@@ -325,6 +328,7 @@ impl Call {
                 peer,
                 agent_id,
                 holds,
+                tip,
                 digest,
             },
             (

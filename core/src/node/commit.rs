@@ -312,7 +312,11 @@ impl Node {
                 }
                 Pending::Page { peer, page } => self.page_stored(peer, page),
                 Pending::Positions { request } => self.respond(request, Response::PositionReached),
-                Pending::Probe { request, holds } => {
+                Pending::Probe {
+                    request,
+                    holds,
+                    tip,
+                } => {
                     let agent_id = self.config.agent_id.clone();
                     let digest = self.membership.digest();
                     let head_key = self.heads.key().public();
@@ -321,6 +325,7 @@ impl Node {
                         Response::ProbeAnswer {
                             agent_id,
                             holds,
+                            tip,
                             digest,
                             head_key,
                         },

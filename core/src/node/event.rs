@@ -72,6 +72,14 @@ pub enum Event {
         /// Its hash.
         hash: crate::block::Hash,
     },
+    /// A peer answered a probe holding a block of this node's chain at `seq` that is not this
+    /// node's: it took a forged one. Nothing it holds of this chain is counted. Alert.
+    PeerHoldsForgedBlock {
+        /// The peer.
+        peer: AgentId,
+        /// The seq it claimed to hold through.
+        seq: u64,
+    },
     /// This node's own chain does not hold what its last signed head vouched for. Alert.
     OwnChainUnsafe(super::OwnChainUnsafe),
     /// The own chain holds its last head again: own writes resume.

@@ -81,7 +81,7 @@ impl Node {
                 self.record_announcement(now, j.request, j.members, role, j.cursors);
                 // The probe back reached the divider: it counts as the first probe, so the
                 // new member does not report a partition (and refuse CP writes) until the next.
-                return self.probe_answered(now, divider, id, holds, digest);
+                return self.probe_answered(now, divider, id, (holds, None), digest);
             }
             Ok((other, ..)) => format!("it answered as {other}"),
             Err(e) => e.to_string(),

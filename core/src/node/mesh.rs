@@ -6,8 +6,8 @@
 use super::call::Call;
 use super::commit::Batch;
 use super::planted::PlantedBug;
-use super::{Failure, Node, Output, Pending, RequestId, Response, TICK};
-use crate::block::Verified;
+use super::{Failure, Node, Output, OwnChainUnsafe, Pending, RequestId, Response, TICK};
+use crate::block::{Hash, Verified};
 use crate::id::AgentId;
 use crate::node::Event;
 use crate::repl::peer::Change;
@@ -146,7 +146,7 @@ impl Node {
         now: Instant,
         id: AgentId,
         answered_as: AgentId,
-        holds: u64,
+        (holds, tip): (u64, Option<Hash>),
         digest: Option<u64>,
     ) {
         let Some(peer) = self.peers.get_mut(&id) else {
@@ -160,6 +160,10 @@ impl Node {
             self.settle_cp(Some(&id));
             return;
         }
+        let holds = self.vetted_holds(&id, holds, tip);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         let change = peer.probe_answered(now, holds);
         self.reach_changed(&id, change, None);
         if digest.is_some_and(|d| d != self.membership.digest()) {
@@ -167,6 +171,35 @@ impl Node {
         }
         self.settle_cp(None);
         self.push_one(now, &id);
+    }
+
+    /// What `peer` holds of this node's chain, as it answered a probe, unless the block it
+    /// holds at that seq is not this node's own: then it took a forged block of this chain
+    /// (signed with the seed by someone else) at or before that seq, and none of it counts —
+    /// pushes start from the beginning, and it refuses the first block it holds otherwise.
+    fn vetted_holds(&mut self, peer: &AgentId, holds: u64, tip: Option<Hash>) -> u64 {
+        let me = &self.config.agent_id;
+        let own = self.chains.get(me, holds);
+        let Some(tip) = tip.filter(|_| holds > 0) else {
+            // An agent from before probes named the hash: as far as this chain goes.
+            let len = self.chains.tip(me).map_or(0, |(s, _)| s);
+            return holds.min(len);
+        };
+        if own == Some(tip) {
+            return holds;
+        }
+        // Its tail past a lost own tail, being fetched back, is not evidence of a forgery.
+        let refilling = matches!(
+            self.own_chain_unsafe(),
+            Some(OwnChainUnsafe::TailMissing { .. })
+        );
+        if own.is_some() || !refilling {
+            self.log(Event::PeerHoldsForgedBlock {
+                peer: peer.clone(),
+                seq: holds,
+            });
+        }
+        0
     }
 
     pub(super) fn probe_failed(&mut self, now: Instant, id: AgentId, reason: Failure) {

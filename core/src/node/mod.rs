@@ -320,8 +320,15 @@ impl Node {
             Input::ProbeRequested { request, author } => {
                 // The prober counts the answer as held (it may settle a CP write on it), so
                 // answer only once every block counted here is durable.
-                let holds = self.chains.tip(&author).map_or(0, |(seq, _)| seq);
-                self.wait(self.commit.issued(), Pending::Probe { request, holds });
+                let tip = self.chains.tip(&author);
+                let holds = tip.map_or(0, |(seq, _)| seq);
+                let tip = tip.map(|(_, hash)| hash);
+                let answer = Pending::Probe {
+                    request,
+                    holds,
+                    tip,
+                };
+                self.wait(self.commit.issued(), answer);
             }
             Input::ConsistencyRequested { request, mode } => self.set_consistency(request, mode),
             Input::SyncRequested { request, peer } => self.sync_requested(now, request, peer),
@@ -390,8 +397,9 @@ impl Node {
                 peer,
                 agent_id,
                 holds,
+                tip,
                 digest,
-            } => self.probe_answered(now, peer, agent_id, holds, digest),
+            } => self.probe_answered(now, peer, agent_id, (holds, tip), digest),
             Done::ProbeFailed { peer, reason } => self.probe_failed(now, peer, reason),
             Done::PageFetched {
                 peer,

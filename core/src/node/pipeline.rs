@@ -36,7 +36,11 @@ pub(super) enum Pending {
     /// Pulled page `page` (the pull's id for it) from this peer is durable.
     Page { peer: AgentId, page: u64 },
     /// A probe answer: the asked author's chain is durable here through `holds`.
-    Probe { request: RequestId, holds: u64 },
+    Probe {
+        request: RequestId,
+        holds: u64,
+        tip: Option<crate::block::Hash>,
+    },
     /// A read's positions are durable here.
     Positions { request: RequestId },
 }
@@ -215,6 +219,7 @@ mod tests {
         Pending::Probe {
             request: RequestId(request),
             holds: 0,
+            tip: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`Input::CallEnded`](super::Input::CallEnded).
 
 use crate::auth::Decision;
-use crate::block::Verified;
+use crate::block::{Hash, Verified};
 use crate::chain::Position;
 use crate::id::AgentId;
 use crate::ledger::{HeadPublicKey, Witnessed};
@@ -38,6 +38,8 @@ pub enum Reply {
         agent_id: AgentId,
         /// The last seq of the prober's chain it holds.
         holds: u64,
+        /// The hash it holds at that seq, if it sent one (agents before it did not).
+        tip: Option<Hash>,
         /// Its membership digest, if it sent one.
         digest: Option<u64>,
         /// Its head key, if it sent one (agents before enrolment did not).
@@ -85,11 +87,13 @@ impl Reply {
             Response::ProbeAnswer {
                 agent_id,
                 holds,
+                tip,
                 digest,
                 head_key,
             } => Ok(Reply::Probed {
                 agent_id,
                 holds,
+                tip,
                 digest: Some(digest),
                 head_key: Some(head_key),
             }),

@@ -69,6 +69,8 @@ pub enum Response {
         agent_id: AgentId,
         /// The last seq of the asked author's chain held here.
         holds: u64,
+        /// The hash held at that seq (none at 0): the prober checks it is its own block.
+        tip: Option<Hash>,
         /// The digest of this node's membership.
         digest: u64,
         /// This node's head key (a divider enrols it).

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::block::Hash;
 use crate::chain::Position;
 use crate::id::AgentId;
 use crate::ledger::HeadPublicKey;
@@ -138,6 +139,9 @@ pub struct ProbeAnswer {
     pub agent_id: AgentId,
     /// The last seq of the asked author's chain held there.
     pub holds: u64,
+    /// The hash held at that seq, 64 hex digits (absent at 0, and from agents before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<String>,
     /// The digest of its membership, 16 hex digits (absent from agents before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_digest: Option<String>,
@@ -147,15 +151,26 @@ pub struct ProbeAnswer {
 }
 
 impl ProbeAnswer {
-    /// The answer of `agent_id`, holding `holds`, whose membership digest is `digest` and
-    /// head key `head_key`.
-    pub fn new(agent_id: AgentId, holds: u64, digest: u64, head_key: HeadPublicKey) -> Self {
+    /// The answer of `agent_id`, holding `holds` (`tip` at that seq), whose membership
+    /// digest is `digest` and head key `head_key`.
+    pub fn new(
+        agent_id: AgentId,
+        (holds, tip): (u64, Option<Hash>),
+        digest: u64,
+        head_key: HeadPublicKey,
+    ) -> Self {
         ProbeAnswer {
             agent_id,
             holds,
+            tip: tip.map(|h| h.to_hex()),
             members_digest: Some(format!("{digest:016x}")),
             head_key: Some(head_key.to_hex()),
         }
+    }
+
+    /// The hash held at `holds`, if sent and well-formed.
+    pub fn tip(&self) -> Option<Hash> {
+        self.tip.as_deref().and_then(Hash::from_hex)
     }
 
     /// The head key, if sent and well-formed.
@@ -236,16 +251,19 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_answer_round_trips_its_digest() {
+    fn a_probe_answer_round_trips_its_digest_and_tip() {
         let key = HeadPublicKey([9; 32]);
-        let a = ProbeAnswer::new(author(), 3, 0xdead_beef, key);
+        let tip = Hash([7; 32]);
+        let a = ProbeAnswer::new(author(), (3, Some(tip)), 0xdead_beef, key);
         let back: ProbeAnswer =
             serde_json::from_slice(&serde_json::to_vec(&a).expect("serializes")).expect("parses");
         assert_eq!(back.digest(), Some(0xdead_beef));
         assert_eq!(back.head_key(), Some(key));
+        assert_eq!((back.holds, back.tip()), (3, Some(tip)));
         let old: ProbeAnswer =
             serde_json::from_str(r#"{"agent_id":"primary","holds":1}"#).expect("parses");
         assert_eq!(old.digest(), None);
         assert_eq!(old.head_key(), None);
+        assert_eq!(old.tip(), None);
     }
 }

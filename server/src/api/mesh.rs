@@ -191,9 +191,15 @@ pub(crate) async fn probe(
         Response::ProbeAnswer {
             agent_id,
             holds,
+            tip,
             digest,
             head_key,
-        } => Ok(Json(ProbeAnswer::new(agent_id, holds, digest, head_key))),
+        } => Ok(Json(ProbeAnswer::new(
+            agent_id,
+            (holds, tip),
+            digest,
+            head_key,
+        ))),
         Response::StorageFull => Err(ApiError::storage_full()),
         Response::StorageFailed => Err(storage_failed()),
         other => Err(unexpected(other)),

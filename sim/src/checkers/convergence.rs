@@ -2,17 +2,28 @@
 //! set of blocks — the same tip (seq and hash) of every author's chain — and to the full mesh:
 //! each member knows every other member as a peer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sapix_core::block::Hash;
 use sapix_core::AgentId;
 
 use crate::storage::Store;
 
-/// Whether the durable strands of `members` agree; otherwise, where they differ.
-pub fn same_blocks(members: &[usize], stores: &[Store]) -> Result<(), String> {
-    let tips: Vec<BTreeMap<AgentId, (u64, Hash)>> =
-        members.iter().map(|&m| stores[m].tips()).collect();
+/// Whether the durable strands of `members` agree, but on the chains of `except` (authors a
+/// forged block of which is stored somewhere: an equivocated chain stops where it forked, and
+/// which fork a node holds depends on what reached it first); otherwise, where they differ.
+pub fn same_blocks(
+    members: &[usize],
+    stores: &[Store],
+    except: &BTreeSet<AgentId>,
+) -> Result<(), String> {
+    let tips: Vec<BTreeMap<AgentId, (u64, Hash)>> = (members.iter())
+        .map(|&m| {
+            let mut t = stores[m].tips();
+            t.retain(|a, _| !except.contains(a));
+            t
+        })
+        .collect();
     let Some(first) = tips.first() else {
         return Ok(());
     };

@@ -13,6 +13,8 @@ pub mod convergence;
 pub mod cp_replicated;
 pub mod cursors;
 pub mod durable_sends;
+pub mod forgery;
+pub mod heads_forward;
 pub mod no_equivocation;
 pub mod peer_acks;
 pub mod read_your_writes;
@@ -20,6 +22,7 @@ pub mod stored_once;
 
 use sapix_core::block::Block;
 use sapix_core::node::Event;
+use sapix_core::AgentId;
 
 use crate::config::Micros;
 use crate::storage::Store;
@@ -64,6 +67,8 @@ pub struct Checkers {
     pub backoff: backoff::BackoffSchedule,
     /// §6.6: Codios decisions.
     pub auth: auth::AuthDecisions,
+    /// Forged blocks and what the nodes did with them.
+    pub forgery: forgery::Forgeries,
 }
 
 impl Checkers {
@@ -75,15 +80,21 @@ impl Checkers {
             cursors: cursors::CursorsBehindDurable::new(n),
             backoff: backoff::BackoffSchedule::new(n),
             auth: auth::AuthDecisions::new(n),
+            forgery: forgery::Forgeries::default(),
         }
     }
 }
 
 impl Checkers {
-    /// A block is about to become durable on node `node` (`store` is its disk): stored once
-    /// there, and no second block at its author and seq anywhere.
-    pub fn landing(&mut self, store: &Store, block: &Block) -> Verdict {
+    /// A block is about to become durable on node `node`, agent `me` (`store` is its disk):
+    /// stored once there, and no second block at its author and seq anywhere — unless it is
+    /// forged, which only its author must never store.
+    pub fn landing(&mut self, node: usize, me: &AgentId, store: &Store, block: &Block) -> Verdict {
         let once = stored_once::check_landing(store, block).map_err(|m| ("stored_once", m));
+        if self.forgery.is_forged(&block.hash) {
+            let own = self.forgery.stored(node, me, block);
+            return once.and(own.map_err(|m| ("forgery", m)));
+        }
         // Always record the landing, so later blocks are judged against it.
         let honest = self
             .equivocation
@@ -93,17 +104,31 @@ impl Checkers {
     }
 
     /// Node `node` logged `event`: an equivocation, or a retry off the schedule, is a violation.
-    pub fn logged(&mut self, node: usize, event: &Event) -> Verdict {
+    pub fn logged(&mut self, node: usize, me: &AgentId, event: &Event) -> Verdict {
         match event {
-            Event::Equivocation { .. } => {
-                Err(("no_equivocation", format!("n{node} logged {event:?}")))
-            }
+            // Honest authors never equivocate: one of the two must be forged.
+            Event::Equivocation { held, refused, .. } => self
+                .forgery
+                .equivocation(node, held, refused)
+                .map_err(|m| ("no_equivocation", m)),
+            Event::PeerHoldsForgedBlock { .. } => self
+                .forgery
+                .peer_holds_forged(node, me)
+                .map_err(|m| ("forgery", m)),
+            Event::ForgedOwnBlock { hash, .. } => self
+                .forgery
+                .forged_own(node, me, hash)
+                .map_err(|m| ("forgery", m)),
             // Honest nodes sign heads only over the chains they hold, and every peer that
-            // holds a head's blocks holds the same ones: a head over another chain is a bug.
+            // holds a head's blocks holds the same ones — unless it stores a forged one.
             Event::HeadRefused {
+                author,
                 why: sapix_core::node::HeadRefusal::Diverged { .. },
                 ..
-            } => Err(("honest_heads", format!("n{node} logged {event:?}"))),
+            } => self
+                .forgery
+                .head_refused(node, author)
+                .map_err(|m| ("honest_heads", m)),
             // An honest disk never loses what a node signed a head over.
             Event::OwnChainUnsafe(why) => {
                 Err(("own_chain_intact", format!("n{node} logged {why}")))

@@ -8,15 +8,19 @@ use sapix_core::node::ChainPosition;
 
 use crate::storage::Store;
 
-/// Node `i` answered that it holds `position`, the write acknowledged as `hash`.
+/// Node `i` answered that it holds `position`, the write acknowledged as `hash`. A node that
+/// took a forged block at that position before the author's own cannot tell the two apart
+/// (a position names no hash); the forgery checker requires it to detect the forgery later.
 pub fn reached(
     i: usize,
     position: &ChainPosition,
     hash: &Hash,
     store: &Store,
+    forged: impl Fn(&Hash) -> bool,
 ) -> Result<(), String> {
     match store.get(&position.author, position.seq) {
         Some((_, block)) if block.block().hash == *hash => Ok(()),
+        Some((_, block)) if forged(&block.block().hash) => Ok(()),
         Some((_, block)) => Err(format!(
             "n{i} answered a read at {position} holding {:?} there, not the acknowledged {hash:?}",
             block.block().hash

@@ -15,6 +15,15 @@ impl World<Heap> {
     pub(crate) fn fault(&mut self, f: Fault) {
         let n = self.hosts.len();
         let f = match f {
+            Fault::ForgeTick => {
+                if self.phase == Phase::Active {
+                    self.forge();
+                    if let Some(at) = self.d.forger.next(self.now) {
+                        self.schedule(at, Ev::Fault(Fault::ForgeTick));
+                    }
+                }
+                return;
+            }
             Fault::Restart { node, inc } => {
                 if !self.up(node) && self.hosts[node].inc == inc {
                     self.boot(node);

@@ -20,6 +20,7 @@ use super::{Driver, Phase, Report, World};
 use crate::codios::CodiosEv;
 use crate::config::{stream, Config, Micros, Stream};
 use crate::faults::{Fault, Faults};
+use crate::forger::Forger;
 use crate::mesh::{reset, Asked, InFlight, Req};
 use crate::network::Network;
 use crate::overrides::Class;
@@ -98,6 +99,7 @@ pub(crate) struct Heap {
     pub(crate) net: Network,
     pub(crate) calls: BTreeMap<u64, InFlight>,
     pub(crate) faults: Faults,
+    pub(crate) forger: Forger,
 }
 
 impl World<Heap> {
@@ -110,6 +112,7 @@ impl World<Heap> {
             net: Network::new(cfg.net.clone(), n, stream(seed, Stream::Network)),
             calls: BTreeMap::new(),
             faults: Faults::new(stream(seed, Stream::Faults)),
+            forger: Forger::new(&cfg),
         };
         World::build(cfg, trace, heap)
     }
@@ -129,6 +132,9 @@ impl World<Heap> {
         }
         for (at, ev) in self.codios.first() {
             self.schedule(at, Ev::Codios(ev));
+        }
+        if let Some(at) = self.d.forger.next(0) {
+            self.schedule(at, Ev::Fault(Fault::ForgeTick));
         }
         self.schedule(self.cfg.active, Ev::Liveness);
         while self.violation.is_none() && self.phase != Phase::Done {

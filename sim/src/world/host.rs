@@ -16,7 +16,7 @@ use sapix_core::{AgentId, Node};
 
 use super::heap::{Ev, Heap};
 use super::{Driver, World};
-use crate::checkers::{Checkers, Verdict};
+use crate::checkers::{heads_forward, Checkers, Verdict};
 use crate::config::{Config, Micros};
 use crate::host::Host;
 use crate::overrides::Class;
@@ -101,7 +101,7 @@ fn crash_disk(
     let kept_blocks = kept.len();
     let mut verdict = Ok(());
     for b in kept {
-        verdict = verdict.and(checks.landing(&stores[i], &b));
+        verdict = verdict.and(checks.landing(i, &names[i], &stores[i], &b));
         stores[i].land(b);
     }
     stores[i].settle_view();
@@ -115,16 +115,21 @@ fn crash_disk(
     }
 }
 
-/// The oldest append in flight on `store` completes: its blocks are checked as they land, and
-/// the input that tells the node.
-fn append_landed(store: &mut Store, checks: &mut Checkers) -> (Option<Input>, Verdict) {
+/// The oldest append in flight on node `i` (agent `me`, disk `store`) completes: its blocks
+/// are checked as they land, and the input that tells the node.
+fn append_landed(
+    i: usize,
+    me: &AgentId,
+    store: &mut Store,
+    checks: &mut Checkers,
+) -> (Option<Input>, Verdict) {
     let blocks: Vec<sapix_core::Block> = match store.next_append() {
         Some(b) if store.next_lands() => b.to_vec(),
         _ => Vec::new(),
     };
     let mut verdict = Ok(());
     for b in &blocks {
-        verdict = verdict.and(checks.landing(store, b));
+        verdict = verdict.and(checks.landing(i, me, store, b));
     }
     let input = match store.complete_append() {
         Some(Completion::Durable(token, offsets)) => Some(Input::Appended { token, offsets }),
@@ -158,7 +163,16 @@ fn write_landed(
         };
         Some(Input::CallEnded { call, outcome })
     };
+    let (head, witnessed) = (stores[i].head.clone(), stores[i].witnessed.clone());
     match stores[i].complete_write() {
+        Some((StateWrite::Head(new), true)) => {
+            let r = heads_forward::own(i, head.as_ref(), &new);
+            (None, r.map_err(|m| ("heads_forward", m)))
+        }
+        Some((StateWrite::Witnessed(new), true)) => {
+            let r = heads_forward::witnessed(i, &witnessed, &new);
+            (None, r.map_err(|m| ("heads_forward", m)))
+        }
         Some((StateWrite::Cursors { call, .. }, true)) => {
             let verdict = cursors_landed(i, stores, checks, names);
             (ended(call, true), verdict)
@@ -212,6 +226,7 @@ where
         let host = &mut self.hosts[i];
         host.wake = None;
         host.clients.clear();
+        host.forged.clear();
         host.paused_until = 0;
         host.deferred.clear();
         let serving = std::mem::take(&mut host.server);
@@ -239,7 +254,8 @@ where
 
     /// The oldest append in flight on node `i` lands; the node hears how it went.
     pub(crate) fn append_done(&mut self, i: usize) {
-        let (input, verdict) = append_landed(&mut self.stores[i], &mut self.checks);
+        let me = self.hosts[i].agent.clone();
+        let (input, verdict) = append_landed(i, &me, &mut self.stores[i], &mut self.checks);
         self.verdict(verdict);
         if let Some(input) = input {
             self.feed(i, input);

@@ -6,6 +6,7 @@ use sapix_core::AgentId;
 
 use super::heap::{Ev, Heap};
 use super::{Phase, World};
+use crate::checkers::forgery::Forgeries;
 use crate::checkers::{self, Verdict};
 use crate::config::{Micros, MILLI, SECOND};
 use crate::host::Host;
@@ -31,11 +32,29 @@ fn knows_all(hosts: &[Host], left_down: Option<usize>) -> Result<(), String> {
 
 /// Whether the cluster has settled: the members hold the same blocks, each knows every other
 /// member, and no client is left waiting.
-fn settled(hosts: &[Host], stores: &[Store], left_down: Option<usize>) -> Verdict {
+fn settled(
+    hosts: &[Host],
+    stores: &[Store],
+    left_down: Option<usize>,
+    forgeries: &Forgeries,
+) -> Verdict {
     let live: Vec<usize> = (0..hosts.len())
         .filter(|&i| hosts[i].member && left_down != Some(i))
         .collect();
-    checkers::convergence::same_blocks(&live, stores).map_err(|m| ("convergence", m))?;
+    let victims = forgeries.victims();
+    checkers::convergence::same_blocks(&live, stores, &victims).map_err(|m| ("convergence", m))?;
+    // Every node that stores a forged block has detected it, once its author's own block at
+    // that seq is durable on a live member (not itself forged there).
+    let genuine = |author: &AgentId, seq: u64| {
+        live.iter().any(|&m| {
+            stores[m]
+                .get(author, seq)
+                .is_some_and(|(_, v)| !forgeries.is_forged(&v.block().hash))
+        })
+    };
+    forgeries
+        .undetected(&live, genuine)
+        .map_err(|m| ("forgery", m))?;
     knows_all(hosts, left_down).map_err(|e| ("membership", e))?;
     for (i, h) in hosts.iter().enumerate() {
         if let Some(m) = checkers::answered::hanging(i, &h.clients) {
@@ -60,7 +79,12 @@ impl<D> World<D> {
         let Phase::Liveness { since } = self.phase else {
             return false;
         };
-        let Err((checker, m)) = settled(&self.hosts, &self.stores, self.cfg.leave_down) else {
+        let Err((checker, m)) = settled(
+            &self.hosts,
+            &self.stores,
+            self.cfg.leave_down,
+            &self.checks.forgery,
+        ) else {
             self.stats.converged_after = Some(self.now - since);
             self.trace.line(self.now, || "CONVERGED".into());
             self.phase = Phase::Done;

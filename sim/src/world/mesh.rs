@@ -62,7 +62,7 @@ where
                 {
                     self.write_authorized(i, *request, key, *degraded);
                 }
-                let v = self.checks.logged(i, &event);
+                let v = self.checks.logged(i, &me, &event);
                 self.verdict(v);
             }
             Effect::Nothing => {}
@@ -90,8 +90,12 @@ where
         d
     }
 
-    /// Node `i` answered `request`: back to the peer that called, or to a client.
+    /// Node `i` answered `request`: back to the peer that called, or to a client (the
+    /// forger listens to no answer).
     fn respond(&mut self, i: usize, request: RequestId, response: Response) {
+        if self.hosts[i].forged.remove(&request) {
+            return;
+        }
         if let Some((call, from)) = self.hosts[i].server.remove(&request) {
             self.reply(i, from, call, response);
             return;

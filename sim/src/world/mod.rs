@@ -34,6 +34,7 @@ use crate::workload::Workload;
 mod codios;
 mod driver;
 mod faults;
+mod forger;
 mod heap;
 mod host;
 mod liveness;

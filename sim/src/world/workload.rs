@@ -118,7 +118,8 @@ fn judge(
         }
         (Client::Read { position, hash }, Response::PositionReached) => {
             stats.reads_reached += 1;
-            let v = read_your_writes::reached(i, &position, &hash, &stores[i]);
+            let forged = |h: &sapix_core::block::Hash| checks.forgery.is_forged(h);
+            let v = read_your_writes::reached(i, &position, &hash, &stores[i], forged);
             (None, v.map_err(|m| ("read_your_writes", m)))
         }
         (Client::Read { position, .. }, Response::PositionNotReached { holds }) => {

@@ -101,6 +101,7 @@ fn a_divide_and_a_peer_probing_one_node_hear_their_own_answers() {
     let probed = || Reply::Probed {
         agent_id: peer(),
         holds: 3,
+        tip: None,
         digest: None,
         head_key: None,
     };
