@@ -87,6 +87,10 @@ pub struct NodeStatus {
     /// How many head keys it has enrolled: 1 + rotations (absent if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_keys_enrolled: Option<usize>,
+    /// Every head key it has enrolled, oldest first, each rotation signed by the key before
+    /// it: what an auditor follows from a key it pinned to the current one (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_keys: Option<crate::ledger::HeadKeys>,
     /// The seq of its latest signed head held here (absent if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_seq: Option<u64>,
@@ -227,6 +231,7 @@ mod tests {
                 pull_lag_blocks: None,
                 head_key: None,
                 head_keys_enrolled: None,
+                head_keys: None,
                 head_seq: None,
                 head_witnesses: None,
                 equivocations: None,

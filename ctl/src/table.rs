@@ -171,6 +171,7 @@ mod tests {
             pull_lag_blocks: Some(0),
             head_key: None,
             head_keys_enrolled: None,
+            head_keys: None,
             head_seq: None,
             head_witnesses: None,
             equivocations: None,

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sapix_core::ledger::wire::{ConsistencyProof, HeadJson, HeadsJson, InclusionProof};
-use sapix_core::ledger::{HeadPublicKey, SignedHead};
+use sapix_core::ledger::{HeadKeys, HeadPublicKey, SignedHead};
+use sapix_core::AgentId;
 use sapix_core::Hash;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -139,22 +140,50 @@ pub struct Asked<'a> {
     pub min_witnesses: usize,
 }
 
-/// Every member's enrolled head key, as the node's cluster status shows it (hex).
-async fn enrolled_keys(client: &Client) -> Result<BTreeMap<String, String>, Failed> {
+/// Every member's enrolled head key (hex) and its chain of rotations, as the node's cluster
+/// status shows them.
+async fn enrolled_keys(client: &Client) -> Result<Enrolled, Failed> {
     let (status, body) = client.get("/v1/cluster/status").await?;
     if !status.is_success() {
         return Err(Failed(format!("the cluster status answered {status}")));
     }
     let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
-    Ok(nodes
-        .iter()
-        .filter_map(|n| {
-            Some((
-                n["agent_id"].as_str()?.into(),
-                n["head_key"].as_str()?.into(),
-            ))
-        })
-        .collect())
+    let mut enrolled = Enrolled::default();
+    for n in &nodes {
+        let (Some(id), Some(key)) = (n["agent_id"].as_str(), n["head_key"].as_str()) else {
+            continue;
+        };
+        enrolled.current.insert(id.into(), key.into());
+        if let Ok(chain) = serde_json::from_value::<HeadKeys>(n["head_keys"].clone()) {
+            enrolled.chains.insert(id.into(), chain);
+        }
+    }
+    Ok(enrolled)
+}
+
+/// The members' enrolled head keys.
+#[derive(Debug, Default)]
+struct Enrolled {
+    /// Each member's current key, hex.
+    current: BTreeMap<String, String>,
+    /// Each member's keys, oldest first, with their rotation signatures (if shown).
+    chains: BTreeMap<String, HeadKeys>,
+}
+
+impl Enrolled {
+    /// How many rotations, each signed by the key before it, lead from `pinned` to `now` in
+    /// `member`'s chain of keys; `None` if no such chain is shown.
+    fn rotations(&self, member: &str, pinned: &str, now: &HeadPublicKey) -> Option<usize> {
+        let chain = self.chains.get(member)?;
+        let id = AgentId::new(member).ok()?;
+        if chain.clone().valid_prefix(&id).len() != chain.len() {
+            return None;
+        }
+        let keys: Vec<String> = chain.links().iter().map(|l| l.key.to_hex()).collect();
+        let from = keys.iter().position(|k| k == pinned)?;
+        let to = keys.iter().position(|k| *k == now.to_hex())?;
+        to.checked_sub(from).filter(|n| *n > 0)
+    }
 }
 
 /// Runs the audit against `client`; returns the report (the caller exits nonzero unless ok).
@@ -230,8 +259,8 @@ fn short(hash: &str) -> String {
 struct Known<'a> {
     /// The author as last verified, if ever.
     seen: Option<&'a Seen>,
-    /// Every member's enrolled head key.
-    enrolled: &'a BTreeMap<String, String>,
+    /// Every member's enrolled head keys.
+    enrolled: &'a Enrolled,
     /// Witnesses the head needs, at least.
     min_witnesses: usize,
 }
@@ -266,7 +295,7 @@ async fn check_head(
         ));
     }
     let author = head.head.author.as_str();
-    match known.enrolled.get(author) {
+    match known.enrolled.current.get(author) {
         Some(key) if *key != head.key.to_hex() => {
             return Err(format!(
                 "seq {} is signed by {}, not by {}, the key enrolled for {author}",
@@ -282,7 +311,7 @@ async fn check_head(
             ))
         }
     }
-    let witnesses = enrolled_witnesses(&head, known.enrolled);
+    let witnesses = enrolled_witnesses(&head, &known.enrolled.current);
     if witnesses < known.min_witnesses {
         return Err(format!(
             "seq {} has {witnesses} witness(es) with enrolled keys, fewer than the {} asked",
@@ -299,12 +328,25 @@ async fn check_head(
             ),
         ));
     };
+    // A new key counts only through rotations each signed by the key before it.
+    let mut rotated = String::new();
     if head.key.to_hex() != seen.head_key {
-        return Err(format!(
-            "the head key changed: pinned {}, now {}",
-            seen.head_key.get(..16).unwrap_or(""),
-            short_key(&head.key)
-        ));
+        match known.enrolled.rotations(author, &seen.head_key, &head.key) {
+            Some(n) => {
+                rotated = format!(
+                    ", head key rotated from {} ({n} signed rotation(s))",
+                    seen.head_key.get(..16).unwrap_or("")
+                );
+            }
+            None => {
+                return Err(format!(
+                    "the head key changed: pinned {}, now {}, and no rotation signed by the \
+                     pinned key leads to it",
+                    seen.head_key.get(..16).unwrap_or(""),
+                    short_key(&head.key)
+                ))
+            }
+        }
     }
     let old_root = Hash::from_hex(&seen.root).ok_or("the state file's root is malformed")?;
     if head.head.seq < seen.seq {
@@ -317,7 +359,10 @@ async fn check_head(
         return match head.head.root == old_root {
             true => Ok((
                 head,
-                format!("seq {} unchanged, {witnesses} witness(es)", seen.seq),
+                format!(
+                    "seq {} unchanged, {witnesses} witness(es){rotated}",
+                    seen.seq
+                ),
             )),
             false => Err(format!(
                 "two different roots at seq {}: a forked chain",
@@ -343,7 +388,7 @@ async fn check_head(
         )
     })?;
     let detail = format!(
-        "seq {} extends seq {} seen before ({} proof hashes), {witnesses} witness(es)",
+        "seq {} extends seq {} seen before ({} proof hashes), {witnesses} witness(es){rotated}",
         head.head.seq,
         seen.seq,
         proof.path.len()
@@ -435,5 +480,44 @@ mod tests {
         .into();
         assert_eq!(head.witnesses().len(), 2);
         assert_eq!(enrolled_witnesses(&head, &enrolled), 1);
+    }
+
+    #[test]
+    fn a_new_key_counts_only_through_rotations_signed_by_the_pinned_key() {
+        let member = AgentId::new("a").unwrap();
+        let (k0, k1, k2) = (
+            HeadKey::from_bytes([1; 32]),
+            HeadKey::from_bytes([2; 32]),
+            HeadKey::from_bytes([3; 32]),
+        );
+        let chain = HeadKeys::first(k0.public())
+            .rotated(&member, &k0, k1.public())
+            .and_then(|c| c.rotated(&member, &k1, k2.public()))
+            .expect("two rotations");
+        let mut enrolled = Enrolled::default();
+        enrolled.chains.insert("a".into(), chain.clone());
+        let pinned = k0.public().to_hex();
+        assert_eq!(enrolled.rotations("a", &pinned, &k2.public()), Some(2));
+        assert_eq!(
+            enrolled.rotations("a", &k1.public().to_hex(), &k2.public()),
+            Some(1)
+        );
+        // Backwards, to a key not in the chain, or for another member: nothing.
+        assert_eq!(
+            enrolled.rotations("a", &k2.public().to_hex(), &k0.public()),
+            None
+        );
+        let stranger = HeadKey::from_bytes([7; 32]).public();
+        assert_eq!(enrolled.rotations("a", &pinned, &stranger), None);
+        assert_eq!(enrolled.rotations("b", &pinned, &k2.public()), None);
+        // The second rotation's signature altered (as a node lying in its status would show
+        // a key of its choosing): refused.
+        let mut json = serde_json::to_value(&chain).unwrap();
+        let sig = json[2]["signature"].as_str().unwrap().to_string();
+        let flipped = if sig.starts_with('0') { "1" } else { "0" };
+        json[2]["signature"] = Value::String(format!("{flipped}{}", &sig[1..]));
+        let forged: HeadKeys = serde_json::from_value(json).expect("still well-formed");
+        enrolled.chains.insert("a".into(), forged);
+        assert_eq!(enrolled.rotations("a", &pinned, &k2.public()), None);
     }
 }

@@ -230,6 +230,49 @@ fn sapixctl_verify_pins_the_key_follows_growth_and_catches_a_rewritten_history()
     );
 }
 
+/// A key rotated through `POST /v1/cluster/rotate-head-key` is followed by the auditor: the
+/// rotation is signed by the pinned key, shown in the cluster status, and re-pinned; the chain
+/// goes on consistent with what was seen before.
+#[test]
+fn sapixctl_verify_follows_a_signed_rotation_of_the_head_key() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let state = scratch.path().join("audit.json");
+    let agent = Agent::start();
+    let api = agent.api();
+    for n in 0..3 {
+        api.write("orders", &json!({ "n": n }));
+    }
+    let out = verify(&agent, &state, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pinned = own_head(&agent).key.to_hex();
+
+    let r = api
+        .post_with("/v1/cluster/rotate-head-key", Auth::Root, String::new())
+        .assert_status(200)
+        .json();
+    let new_key = r["head_key"].as_str().expect("new key").to_string();
+    assert_ne!(new_key, pinned);
+    let status = api.get("/v1/cluster/status").assert_status(200).json();
+    let chain = status["nodes"][0]["head_keys"].clone();
+    assert_eq!(chain.as_array().map(Vec::len), Some(2), "{status}");
+    assert_eq!(chain[0]["key"], json!(pinned));
+    assert_eq!(chain[1]["key"], json!(new_key));
+    for n in 3..6 {
+        api.write("orders", &json!({ "n": n }));
+    }
+    let out = verify(&agent, &state, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("head key rotated from") && text(&out).contains("1 signed rotation"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        std::fs::read_to_string(&state).unwrap().contains(&new_key),
+        "the new key is pinned"
+    );
+}
+
 const SEED: &str = "17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a17a1";
 
 fn seeded(id: &str) -> Agent {

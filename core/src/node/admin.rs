@@ -118,6 +118,7 @@ impl Node {
             pull_lag_blocks: None,
             head_key: info.head_keys.current().map(|k| k.to_hex()),
             head_keys_enrolled: enrolled(&info.head_keys),
+            head_keys: chain(&info.head_keys),
             head_seq: self.heads.latest(&info.agent_id).map(|h| h.head.seq),
             head_witnesses: self.heads.witnesses(&info.agent_id),
             equivocations: self.heads.equivocations(&info.agent_id),
@@ -149,6 +150,7 @@ impl Node {
                 pull_lag_blocks: self.pulls.get(id).map(Pull::lag),
                 head_key: p.info.head_keys.current().map(|k| k.to_hex()),
                 head_keys_enrolled: enrolled(&p.info.head_keys),
+                head_keys: chain(&p.info.head_keys),
                 head_seq: self.heads.latest(id).map(|h| h.head.seq),
                 head_witnesses: self.heads.witnesses(id),
                 equivocations: self.heads.equivocations(id),
@@ -443,4 +445,8 @@ impl Node {
 /// How many head keys are enrolled, if any.
 fn enrolled(keys: &crate::ledger::HeadKeys) -> Option<usize> {
     (!keys.is_empty()).then(|| keys.len())
+}
+
+fn chain(keys: &crate::ledger::HeadKeys) -> Option<crate::ledger::HeadKeys> {
+    (!keys.is_empty()).then(|| keys.clone())
 }
