@@ -117,3 +117,51 @@ fn a_peer_holding_a_forged_block_of_the_chain_is_not_counted_as_holding_it() {
     assert!(w.events.iter().any(|(_, at, e)| at.as_str() == "a"
         && matches!(e, Event::PeerHoldsForgedBlock { peer, seq: 1 } if peer.as_str() == "b")));
 }
+
+/// Found by the simulator's forging fault (seed 0xf3026c195740a94f): a and b each held a
+/// forged first block of the other, so every push between them was refused (equivocation),
+/// and a refused push marks the peer unreachable. A probe marked the peer reachable again, the
+/// push right after it marked it down before the next tick — and the announcement of c, which
+/// waits for the peer to be reachable at a tick, never went either way: b never learned of c.
+/// Now an announcement a probe's answer shows owed goes at once, while the peer has just
+/// answered.
+#[test]
+fn membership_reaches_a_peer_that_refuses_every_push_over_forged_blocks() {
+    let mut w = World::cluster(&["a", "b"], Consistency::Ap, BackoffPolicy::default());
+    w.tracing = false;
+    w.start_quietly();
+    w.add("c", None);
+    // c never reaches b: only a can tell b of c, and b can only ask a.
+    w.cut("c", "b");
+    for (author, at) in [("a", "b"), ("b", "a")] {
+        let forged = forge(author, 1, sapix_core::block::Hash::ZERO);
+        assert!(
+            matches!(
+                ingest(&mut w, at, forged),
+                Response::Ingested { accepted: 1, .. }
+            ),
+            "{at} cannot tell it from {author}'s own"
+        );
+    }
+    // c is divided in through a while b is cut off from a.
+    w.cut("a", "b");
+    let req = w.ask("a", |request| Input::DivideRequested {
+        request,
+        new: common::info("c", sapix_core::Role::Replica),
+        via: None,
+    });
+    assert!(
+        matches!(w.answer(req), Some(Response::Divided { .. })),
+        "{:?}",
+        w.answer(req)
+    );
+    w.write("a", r#"{"n":1}"#);
+    w.write("b", r#"{"n":1}"#);
+    w.advance(2_000);
+    w.heal("a", "b");
+    w.advance(30_000);
+    assert!(
+        w.node("b").peers().contains_key(&id("c")),
+        "b never learned of c"
+    );
+}

@@ -420,25 +420,39 @@ impl Node {
         if self.admin.writes.retry_due(now) {
             self.persist();
         }
-        for (to, a) in self.admin.announcements.iter_mut() {
-            let down = self
-                .peers
-                .get(to)
-                .is_some_and(|p| p.reach() == Reach::Unreachable);
-            if a.in_flight || down {
-                continue;
-            }
-            a.in_flight = true;
-            let call = self.calls.open(Call::Announce { to: to.clone() });
-            self.outputs.push_back(Output::Announce {
-                call,
-                to: to.clone(),
-                endpoint: a.endpoint.clone(),
-                members: a.members.clone(),
-                your_role: a.your_role,
-                cursors: a.cursors.clone(),
-            });
+        let up: Vec<AgentId> = (self.admin.announcements.keys())
+            .filter(|to| {
+                let down = self.peers.get(*to);
+                !down.is_some_and(|p| p.reach() == Reach::Unreachable)
+            })
+            .cloned()
+            .collect();
+        for to in up {
+            self.announce_to(&to);
         }
+    }
+
+    /// Sends the announcement pending for `to`, unless one is in flight. Called at the tick
+    /// for every member not known to be down, and at once when a peer answers a probe: a
+    /// peer that refuses every push (it holds a forged block of this chain) is marked down by
+    /// the push that follows each probe, so no tick would ever find it up.
+    pub(super) fn announce_to(&mut self, to: &AgentId) {
+        let Some(a) = self.admin.announcements.get_mut(to) else {
+            return;
+        };
+        if a.in_flight {
+            return;
+        }
+        a.in_flight = true;
+        let call = self.calls.open(Call::Announce { to: to.clone() });
+        self.outputs.push_back(Output::Announce {
+            call,
+            to: to.clone(),
+            endpoint: a.endpoint.clone(),
+            members: a.members.clone(),
+            your_role: a.your_role,
+            cursors: a.cursors.clone(),
+        });
     }
 }
 

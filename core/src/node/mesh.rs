@@ -169,6 +169,8 @@ impl Node {
         if digest.is_some_and(|d| d != self.membership.digest()) {
             self.membership_differs(&id);
         }
+        // It has just answered: what it is owed of the membership goes before the push.
+        self.announce_to(&id);
         self.settle_cp(None);
         self.push_one(now, &id);
     }
