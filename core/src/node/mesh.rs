@@ -10,7 +10,7 @@ use super::{Failure, Node, Output, OwnChainUnsafe, Pending, RequestId, Response,
 use crate::block::{Hash, Verified};
 use crate::id::AgentId;
 use crate::node::Event;
-use crate::repl::peer::Change;
+use crate::repl::peer::{Change, Reach};
 use crate::repl::pull::{Fetched, Step};
 use crate::time::Instant;
 
@@ -164,13 +164,17 @@ impl Node {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        let was_down = peer.reach() == Reach::Unreachable;
         let change = peer.probe_answered(now, holds);
         self.reach_changed(&id, change, None);
         if digest.is_some_and(|d| d != self.membership.digest()) {
             self.membership_differs(&id);
         }
-        // It has just answered: what it is owed of the membership goes before the push.
-        self.announce_to(&id);
+        // A peer marked down has just answered: what it is owed of the membership goes before
+        // the push, which may mark it down again (a push it refuses) before any tick.
+        if was_down {
+            self.announce_to(&id);
+        }
         self.settle_cp(None);
         self.push_one(now, &id);
     }
