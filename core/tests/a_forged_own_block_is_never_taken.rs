@@ -8,23 +8,15 @@
 mod common;
 
 use common::{id, World};
-use sapix_core::block::{Block, BlockBody};
+use sapix_core::block::Block;
 use sapix_core::chain::Position;
 use sapix_core::node::{Event, Input, LedgerAnswer, LedgerQuery};
 use sapix_core::repl::backoff::BackoffPolicy;
-use sapix_core::{Collection, Consistency, Response, UnixMillis};
+use sapix_core::{Consistency, Response};
 
 /// `author`'s block `seq` over `prev`, signed with the seed's key: what a forger can make.
 fn forge(author: &str, seq: u64, prev: sapix_core::block::Hash) -> Block {
-    BlockBody {
-        author: id(author),
-        seq,
-        prev,
-        ts: UnixMillis(0),
-        collection: Collection::new("orders").unwrap(),
-        payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
-    }
-    .seal(&common::keys().signing_key(&id(author)))
+    common::forged_chain(author, seq, seq, prev).remove(0)
 }
 
 fn ingest(w: &mut World, at: &str, block: Block) -> Response {

@@ -6,14 +6,13 @@
 mod common;
 
 use common::{head_key, id, World};
-use sapix_core::block::BlockBody;
 use sapix_core::ledger::wire::{ConsistencyProof, InclusionProof};
 use sapix_core::ledger::{SignedHead, Tree};
 use sapix_core::node::{
     Input, LedgerAnswer, LedgerQuery, LedgerRefusal, OwnChainUnsafe, Timer, HEAD_EVERY,
 };
 use sapix_core::repl::backoff::BackoffPolicy;
-use sapix_core::{Collection, Consistency, Response, UnixMillis};
+use sapix_core::{Consistency, Response};
 
 fn one() -> World {
     let mut w = World::cluster(&["a"], Consistency::Ap, BackoffPolicy::default());
@@ -254,22 +253,7 @@ fn an_own_chain_rewritten_under_its_head_refuses_own_writes() {
     w.crash("a");
     // Blocks 3 and 4 replaced by a longer fork, validly signed with the seed's key for a.
     let prev = w.host("a").block(&id("a"), 2).unwrap().hash;
-    let key = common::keys().signing_key(&id("a"));
-    let mut forged = Vec::new();
-    let mut prev = prev;
-    for seq in 3..=6 {
-        let b = BlockBody {
-            author: id("a"),
-            seq,
-            prev,
-            ts: UnixMillis(0),
-            collection: Collection::new("orders").unwrap(),
-            payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
-        }
-        .seal(&key);
-        prev = b.hash;
-        forged.push(b);
-    }
+    let forged = common::forged_chain("a", 3, 6, prev);
     w.host_mut("a").rewrite_tail(2, forged);
     w.restart("a");
     assert_eq!(

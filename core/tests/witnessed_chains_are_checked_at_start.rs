@@ -7,11 +7,10 @@
 mod common;
 
 use common::{id, World};
-use sapix_core::block::BlockBody;
 use sapix_core::ledger::VerifiedHead;
 use sapix_core::node::{Event, Input, LedgerQuery, LedgerRefusal, WitnessedChainUnsafe};
 use sapix_core::repl::backoff::BackoffPolicy;
-use sapix_core::{Collection, Consistency, Response, UnixMillis};
+use sapix_core::{Consistency, Response};
 
 /// a writes five blocks; b (and c) hold them and witnessed a's head at seq 5.
 fn witnessed_five() -> World {
@@ -98,22 +97,8 @@ fn a_witnessed_chain_rewritten_on_disk_is_reported_and_proves_nothing() {
     let mut w = witnessed_five();
     w.crash("b");
     // a/4 and a/5 replaced in b's strand by blocks validly signed with the seed's key for a.
-    let mut prev = w.host("b").block(&id("a"), 3).unwrap().hash;
-    let key = common::keys().signing_key(&id("a"));
-    let mut forged = Vec::new();
-    for seq in 4..=5 {
-        let b = BlockBody {
-            author: id("a"),
-            seq,
-            prev,
-            ts: UnixMillis(0),
-            collection: Collection::new("orders").unwrap(),
-            payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
-        }
-        .seal(&key);
-        prev = b.hash;
-        forged.push(b);
-    }
+    let prev = w.host("b").block(&id("a"), 3).unwrap().hash;
+    let forged = common::forged_chain("a", 4, 5, prev);
     w.host_mut("b").rewrite_tail(2, forged);
     w.restart("b");
     w.advance(1_000);

@@ -48,6 +48,28 @@ pub fn keys() -> KeySchedule {
     KeySchedule::new(MasterSeed::from_bytes([42; 32]))
 }
 
+/// `author`'s blocks `from..=to` chained on `prev`, validly signed with the seed's key for
+/// `author`: what anyone holding the master seed can forge.
+pub fn forged_chain(author: &str, from: u64, to: u64, prev: Hash) -> Vec<Block> {
+    let key = keys().signing_key(&id(author));
+    let mut prev = prev;
+    (from..=to)
+        .map(|seq| {
+            let b = sapix_core::block::BlockBody {
+                author: id(author),
+                seq,
+                prev,
+                ts: UnixMillis(0),
+                collection: sapix_core::Collection::new("orders").unwrap(),
+                payload: format!(r#"{{"forged":{seq}}}"#).into_bytes(),
+            }
+            .seal(&key);
+            prev = b.hash;
+            b
+        })
+        .collect()
+}
+
 pub fn id(s: &str) -> AgentId {
     AgentId::new(s).unwrap()
 }
